@@ -1,0 +1,2 @@
+"""Step 4 backends, one per category route: ``classical`` (OpenCV), ``brushnet``,
+``powerpaint``, ``infedit``, ``instructpix2pix``."""

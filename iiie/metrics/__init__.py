@@ -1,0 +1,1 @@
+"""Per-sample metrics and their aggregation into results tables."""

@@ -1,0 +1,1 @@
+"""Diffusion model code (BrushNet, PowerPaint v2, InfEdit) on current diffusers."""

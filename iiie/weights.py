@@ -1,0 +1,87 @@
+"""Local weights: clear errors for missing files and one load per process.
+
+No code in iiie downloads anything. Paths come from config; a missing folder or file is a
+:class:`MissingWeightsError` that names the file, the config key that points at it and how
+to get it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A weights folder or file that the config points at is not on disk."""
+
+
+def require_files(
+    folder: str | os.PathLike | None,
+    expected: Iterable[str | tuple[str, ...]],
+    config_key: str,
+    hint: str = "",
+) -> Path:
+    """Check ``folder`` holds each expected file (a tuple means "any one of these").
+
+    Returns the folder as a :class:`Path`; raises :class:`MissingWeightsError` naming the
+    config key, the folder and what is missing.
+    """
+    how = f" {hint}" if hint else ""
+    if folder is None or str(folder) in ("", "None", "???"):
+        raise MissingWeightsError(
+            f"no weights folder configured: set `{config_key}=/path/to/folder`.{how}"
+        )
+    path = Path(folder).expanduser()
+    if not path.exists():
+        raise MissingWeightsError(
+            f"weights folder not found: {path} (from `{config_key}`).{how}"
+        )
+    missing = []
+    for item in expected:
+        options = (item,) if isinstance(item, str) else tuple(item)
+        if not any((path / o).exists() for o in options):
+            missing.append(" or ".join(options))
+    if missing:
+        raise MissingWeightsError(
+            f"weights folder {path} (from `{config_key}`) lacks: {', '.join(missing)}.{how}"
+        )
+    return path
+
+
+_CACHE: dict[Any, Any] = {}
+_LOCK = threading.Lock()
+LOAD_COUNTS: dict[str, int] = {}
+
+
+def load_once(key: Any, loader: Callable[[], T], label: str | None = None) -> T:
+    """Return the object cached under ``key``, building it with ``loader`` the first time.
+
+    Editors that serve several category routes with the same weights share one model per
+    process this way. ``LOAD_COUNTS[label]`` counts real loads (for the run manifest).
+    """
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+    obj = loader()
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = obj
+            name = label or str(key[0] if isinstance(key, tuple) else key)
+            LOAD_COUNTS[name] = LOAD_COUNTS.get(name, 0) + 1
+        return _CACHE[key]
+
+
+def clear_loaded() -> None:
+    """Drop every cached model (tests use this to measure loads)."""
+    with _LOCK:
+        _CACHE.clear()
+        LOAD_COUNTS.clear()
