@@ -1,0 +1,83 @@
+"""Reading and writing each stage's per-sample files.
+
+| stage | files |
+|---|---|
+| plan  | ``<id>.json`` (the :class:`Plan` + provenance) |
+| mask  | ``<id>.png`` (white = change) then ``<id>.json`` (boxes, scores, source, reason) |
+| edit  | ``<id>.png`` (the edited image) then ``<id>.json`` (editor, params, seed) |
+| score | ``<id>.json`` (category + metric columns) |
+| any   | ``<id>.error.json`` when the sample failed at that stage |
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from PIL import Image
+
+from iiie.masks import image_to_mask, mask_to_image
+from iiie.pipeline.cache import StageDir, atomic_save_png, atomic_write_json, read_json
+from iiie.types import EditResult, MaskResult, Plan
+
+
+def save_plan(d: StageDir, sample_id: str, plan: Plan, info: dict[str, Any]) -> None:
+    atomic_write_json(d.record(sample_id), {"id": sample_id, "plan": plan.to_dict(), **info})
+
+
+def load_plan(d: StageDir, sample_id: str) -> Plan:
+    return Plan.from_dict(read_json(d.record(sample_id))["plan"])
+
+
+def save_mask(d: StageDir, sample_id: str, result: MaskResult, info: dict[str, Any]) -> None:
+    atomic_save_png(d.file(sample_id, ".png"), mask_to_image(result.mask))
+    record = {
+        "id": sample_id,
+        "boxes": [list(map(float, b)) for b in result.boxes],
+        "scores": [float(s) for s in result.scores],
+        "source": result.source,
+        "reason": result.reason,
+        "area": result.area,
+        **info,
+    }
+    atomic_write_json(d.record(sample_id), record)
+
+
+def load_mask(d: StageDir, sample_id: str) -> MaskResult:
+    rec = read_json(d.record(sample_id))
+    with Image.open(d.file(sample_id, ".png")) as im:
+        mask = image_to_mask(im)
+    boxes = [tuple(b) for b in rec.get("boxes", [])]
+    return MaskResult(mask, boxes, rec.get("scores", []), rec.get("source", ""), rec.get("reason"))
+
+
+def save_edit(d: StageDir, sample_id: str, result: EditResult, info: dict[str, Any]) -> None:
+    atomic_save_png(d.file(sample_id, ".png"), result.image)
+    record = {"id": sample_id, "editor": result.editor, "params": result.params, "seed": result.seed, **info}
+    atomic_write_json(d.record(sample_id), record)
+
+
+def load_edit(d: StageDir, sample_id: str) -> EditResult:
+    rec = read_json(d.record(sample_id))
+    with Image.open(d.file(sample_id, ".png")) as im:
+        image = im.convert("RGB")
+    return EditResult(image, rec.get("editor", ""), rec.get("params", {}), int(rec.get("seed", 0)))
+
+
+def save_error(d: StageDir, sample_id: str, exc: BaseException, extra: dict[str, Any] | None = None) -> None:
+    atomic_write_json(
+        d.error(sample_id),
+        {
+            "id": sample_id,
+            "stage": d.stage,
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "traceback": traceback.format_exception_only(type(exc), exc)[-1].strip(),
+            **(extra or {}),
+        },
+    )
+
+
+def load_error(d: StageDir, sample_id: str) -> dict[str, Any] | None:
+    p = d.error(sample_id)
+    return read_json(p) if p.exists() else None

@@ -1,0 +1,151 @@
+"""Results tables: per-category and overall means, as Markdown, CSV and JSON.
+
+Each metric column is averaged over the samples that have it (a column that does not apply
+to a sample is absent, not zero). ``n`` counts the samples of a category, ``failed`` those
+that stopped before being scored (their error is in ``per_sample.csv``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from iiie.pipeline.cache import atomic_write_bytes, atomic_write_json
+from iiie.types import Category
+
+#: Preferred column order; other metric columns follow alphabetically.
+COLUMN_ORDER = [
+    "category_acc", "object_match", "mask_iou", "l1", "l2", "psnr_in", "ssim_in", "psnr_out", "ssim_out",
+    "edit_faithfulness", "content_preservation", "overall",
+]
+#: What each column means (README and the Markdown table's footer use this).
+COLUMN_DOCS = {
+    "n": "samples in the row",
+    "failed": "samples that stopped with an error before scoring",
+    "category_acc": "planner's category = ground truth (step 1)",
+    "object_match": "planner's object phrase matches the ground-truth object (step 2)",
+    "mask_iou": "IoU of the edit mask with the ground-truth change region (step 3)",
+    "l1": "mean |output - target| on [0,1] RGB, whole image (lower is better)",
+    "l2": "mean (output - target)^2 on [0,1] RGB, whole image (lower is better)",
+    "psnr_in": "PSNR (dB, capped at 100) inside the GT change region vs the target: edit fidelity",
+    "ssim_in": "SSIM inside the GT change region vs the target: edit fidelity",
+    "psnr_out": "PSNR (dB, capped at 100) outside the GT change region vs the source: content preservation",
+    "ssim_out": "SSIM outside the GT change region vs the source: content preservation",
+}
+NON_METRIC = {"id", "category", "plan_category", "failed_stage", "error", "error_type"}
+ROW_ORDER = [c.value for c in Category] + ["unknown"]
+
+
+def metric_columns(rows: Iterable[dict[str, Any]]) -> list[str]:
+    found: set[str] = set()
+    for r in rows:
+        found.update(k for k, v in r.items() if k not in NON_METRIC and isinstance(v, (int, float)))
+    ordered = [c for c in COLUMN_ORDER if c in found]
+    return ordered + sorted(found - set(ordered))
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per category present (ground-truth category when known) plus ``overall``."""
+    cols = metric_columns(rows)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r.get("category") or "unknown", []).append(r)
+    order = [g for g in ROW_ORDER if g in groups] + sorted(set(groups) - set(ROW_ORDER))
+    table = [_summarise(g, groups[g], cols) for g in order]
+    table.append(_summarise("overall", rows, cols))
+    return table
+
+
+def _summarise(name: str, rows: list[dict[str, Any]], cols: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"category": name, "n": len(rows), "failed": sum(1 for r in rows if "failed_stage" in r)}
+    for c in cols:
+        vals = [float(r[c]) for r in rows if isinstance(r.get(c), (int, float)) and math.isfinite(float(r[c]))]
+        out[c] = sum(vals) / len(vals) if vals else None
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.2f}" if abs(v) >= 10 else f"{v:.4f}"
+    return str(v)
+
+
+def to_markdown(table: list[dict[str, Any]], title: str | None = None, key: str = "category") -> str:
+    if not table:
+        return "(no rows)\n"
+    cols = list(table[0].keys())
+    for row in table[1:]:
+        cols += [k for k in row if k not in cols]
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "|".join("---" if c == key else "---:" for c in cols) + "|")
+    for row in table:
+        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _csv_bytes(rows: list[dict[str, Any]]) -> bytes:
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+    return buf.getvalue().encode()
+
+
+def write_results(out_dir: Path, per_sample: list[dict[str, Any]], manifest: dict[str, Any], title: str) -> list[dict[str, Any]]:
+    """Write ``table.md``, ``table.csv``, ``results.json``, ``per_sample.csv``,
+    ``manifest.json`` into ``out_dir``; return the aggregated table."""
+    out_dir = Path(out_dir)
+    table = aggregate(per_sample)
+    md = to_markdown(table, title)
+    legend = [f"- `{c}`: {COLUMN_DOCS[c]}" for c in table[0] if c in COLUMN_DOCS]
+    atomic_write_bytes(out_dir / "table.md", (md + "\n" + "\n".join(legend) + "\n").encode())
+    atomic_write_bytes(out_dir / "table.csv", _csv_bytes(table))
+    atomic_write_bytes(out_dir / "per_sample.csv", _csv_bytes(per_sample))
+    atomic_write_json(out_dir / "results.json", {"title": title, "table": table, "per_sample": per_sample})
+    atomic_write_json(out_dir / "manifest.json", manifest)
+    return table
+
+
+def collect(sweep_dir: Path, out_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Merge the variants of a sweep (``<sweep_dir>/<variant>/results.json``) into one
+    comparison table (overall row of each variant), written as ``comparison.{md,csv,json}``.
+
+    ``planner_calls`` etc. come from each variant's manifest; their sum over the sweep is
+    printed too, so the reuse of cached stages across variants is visible.
+    """
+    sweep_dir = Path(sweep_dir)
+    out_dir = Path(out_dir or sweep_dir)
+    rows: list[dict[str, Any]] = []
+    for res in sorted(sweep_dir.glob("*/results.json")):
+        data = json.loads(res.read_text())
+        overall = next(r for r in data["table"] if r["category"] == "overall")
+        man_path = res.parent / "manifest.json"
+        man = json.loads(man_path.read_text()) if man_path.exists() else {}
+        stages = man.get("stages", {})
+        row = {"variant": res.parent.name}
+        row.update({k: v for k, v in overall.items() if k != "category"})
+        for s in ("plan", "mask", "edit"):
+            row[f"{s}_calls"] = stages.get(s, {}).get("model_calls")
+        rows.append(row)
+    if not rows:
+        raise FileNotFoundError(f"no */results.json under {sweep_dir}: did the sweep run?")
+    totals = {f"{s}_calls": sum(r.get(f"{s}_calls") or 0 for r in rows) for s in ("plan", "mask", "edit")}
+    md = to_markdown(rows, f"Comparison: {sweep_dir.name}", key="variant")
+    md += "\nTotal backend calls over the sweep: " + ", ".join(f"{k}={v}" for k, v in totals.items()) + "\n"
+    atomic_write_bytes(out_dir / "comparison.md", md.encode())
+    atomic_write_bytes(out_dir / "comparison.csv", _csv_bytes(rows))
+    atomic_write_json(out_dir / "comparison.json", {"rows": rows, "totals": totals})
+    return rows

@@ -1,0 +1,379 @@
+"""The run driver: plan -> mask -> edit -> score over a dataset, with cache and resume.
+
+Each stage
+
+* computes its content key (config slice + upstream key) and folder,
+* finds the samples still pending there (upstream done, this stage neither done nor failed),
+* builds its backend only if something is pending (a fully cached re-run loads no model),
+* calls the backend's batch method in chunks, writing one record per sample atomically,
+* records a per-sample failure as ``<id>.error.json`` and goes on.
+
+Errors that make the whole run pointless (server down, weights missing) propagate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from iiie import weights
+from iiie.data.base import Dataset, Sample
+from iiie.errors import BackendUnavailableError
+from iiie.metrics.base import Scored
+from iiie.pipeline import records as R
+from iiie.pipeline.cache import StageDir, plain, stable_hash
+from iiie.seeding import sample_seed
+from iiie.types import Category
+
+#: Exceptions that stop the run instead of being recorded against one sample.
+FATAL = (BackendUnavailableError, weights.MissingWeightsError, KeyboardInterrupt, MemoryError, SystemExit)
+STAGES = ("plan", "mask", "edit", "score")
+
+
+@dataclass
+class StageCounters:
+    pending: int = 0
+    computed: int = 0
+    cached: int = 0
+    errors: int = 0
+    skipped_upstream: int = 0
+    model_calls: int = 0
+    seconds: float = 0.0
+    backend: dict[str, Any] = field(default_factory=dict)
+
+
+def chunks(items: Sequence, size: int) -> list[Sequence]:
+    size = max(1, int(size))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def guarded_batch(fn: Callable[[list], list], items: list, on_ok: Callable, on_error: Callable) -> int:
+    """Run ``fn`` on a batch; if it raises, retry item by item so that one bad sample
+    fails alone. Returns how many items were passed to ``fn`` in total (model calls)."""
+    try:
+        outs = fn(items)
+    except FATAL:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded per sample below
+        if len(items) == 1:
+            on_error(items[0], exc)
+            return 1
+        calls = len(items)
+        for it in items:
+            calls += guarded_batch(fn, [it], on_ok, on_error)
+        return calls
+    if len(outs) != len(items):
+        raise RuntimeError(f"backend returned {len(outs)} results for {len(items)} inputs")
+    for it, out in zip(items, outs, strict=True):
+        on_ok(it, out)
+    return len(items)
+
+
+class Runner:
+    """Runs the four stages for one composed config (one experiment or one sweep variant)."""
+
+    def __init__(self, cfg: DictConfig, dataset: Dataset | None = None, show_progress: bool = True) -> None:
+        self.cfg = cfg
+        self.root = Path(cfg.paths.runs) / str(cfg.experiment_name)
+        self.dataset: Dataset = dataset if dataset is not None else instantiate(cfg.data)
+        self.show_progress = show_progress
+        self.counters = {s: StageCounters() for s in STAGES}
+        self._built: dict[str, Any] = {}
+        self._samples: dict[str, Sample] = {}
+        self.ids = self._shard(self.dataset.ids())
+        self.keys = self._keys()
+
+    # ------------------------------------------------------------------ setup
+
+    def _shard(self, ids: list[str]) -> list[str]:
+        n = int(self.cfg.runtime.get("num_shards", 1) or 1)
+        k = int(self.cfg.runtime.get("shard_index", 0) or 0)
+        if not 0 <= k < n:
+            raise ValueError(f"runtime.shard_index={k} must be in [0, num_shards={n})")
+        return ids[k::n]
+
+    def _keys(self) -> dict[str, Any]:
+        cfg = self.cfg
+        data = stable_hash(self.dataset.fingerprint())
+        plan = stable_hash({"planner": plain(cfg.planner), "data": data})
+        mask = stable_hash({"masker": plain(cfg.masker), "plan": plan})
+        edit = {
+            c.value: stable_hash(
+                {"editor": plain(cfg.editor[c.value]), "seed": int(cfg.seed), "dtype": str(cfg.runtime.dtype), "mask": mask}
+            )
+            for c in Category
+        }
+        score = {c: stable_hash({"metrics": plain(cfg.metrics), "edit": k}) for c, k in edit.items()}
+        return {"data": data, "plan": plan, "mask": mask, "edit": edit, "score": score}
+
+    def stage_dir(self, stage: str, category: Category | None = None) -> StageDir:
+        key = self.keys[stage]
+        if isinstance(key, dict):
+            if category is None:
+                raise ValueError(f"stage {stage!r} is keyed per category route")
+            key = key[category.value]
+        d = StageDir(self.root, stage, key)
+        return d
+
+    def sample(self, sample_id: str) -> Sample:
+        """Load (and keep for this run) one sample; raises for unreadable inputs."""
+        if sample_id not in self._samples:
+            self._samples[sample_id] = self.dataset.load(sample_id)
+        return self._samples[sample_id]
+
+    def component(self, name: str, node: Any) -> Any:
+        """Instantiate a config node once per run (routes with equal configs share one)."""
+        key = stable_hash(plain(node))
+        if key not in self._built:
+            self._built[key] = instantiate(node, _convert_="all")
+        return self._built[key]
+
+    def _bar(self, total: int, desc: str):
+        return tqdm(total=total, desc=desc, disable=not self.show_progress or total == 0, leave=False)
+
+    # ------------------------------------------------------------------ stages
+
+    def run(self) -> dict[str, Any]:
+        started = time.time()
+        for stage in STAGES:
+            t0 = time.perf_counter()
+            getattr(self, f"run_{stage}")()
+            self.counters[stage].seconds = round(time.perf_counter() - t0, 3)
+        return self.manifest(started)
+
+    def plan_of(self, sample_id: str):
+        return R.load_plan(self.stage_dir("plan"), sample_id)
+
+    def run_plan(self) -> None:
+        d = self.stage_dir("plan")
+        d.write_meta({"planner": plain(self.cfg.planner), "data": self.dataset.fingerprint()})
+        d.clean_tmp()
+        c = self.counters["plan"]
+        pending = [i for i in self.ids if not (d.is_done(i) or d.is_failed(i))]
+        c.cached = len(self.ids) - len(pending)
+        c.pending = len(pending)
+        if not pending:
+            return
+        planner = self.component("planner", self.cfg.planner)
+        bar = self._bar(len(pending), "plan")
+        for chunk in chunks(pending, self.cfg.runtime.plan_batch_size):
+            loaded = []
+            for sid in chunk:
+                try:
+                    loaded.append(self.sample(sid))
+                except FATAL:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    R.save_error(d, sid, exc)
+                    c.errors += 1
+                    bar.update(1)
+
+            def ok(sample, plan):
+                R.save_plan(d, sample.request.id, plan, {"planner": getattr(planner, "name", "?"), "instruction": sample.request.instruction})
+                c.computed += 1
+                bar.update(1)
+
+            def err(sample, exc):
+                R.save_error(d, sample.request.id, exc, {"instruction": sample.request.instruction})
+                c.errors += 1
+                bar.update(1)
+
+            if loaded:
+                c.model_calls += guarded_batch(lambda items: planner.plan_batch([s.request for s in items]), loaded, ok, err)
+        bar.close()
+        c.backend = _stats(planner)
+
+    def run_mask(self) -> None:
+        d, up = self.stage_dir("mask"), self.stage_dir("plan")
+        d.write_meta({"masker": plain(self.cfg.masker), "plan": self.keys["plan"]})
+        d.clean_tmp()
+        c = self.counters["mask"]
+        ready = [i for i in self.ids if up.is_done(i)]
+        c.skipped_upstream = len(self.ids) - len(ready)
+        pending = [i for i in ready if not (d.is_done(i) or d.is_failed(i))]
+        c.cached, c.pending = len(ready) - len(pending), len(pending)
+        if not pending:
+            return
+        masker = self.component("masker", self.cfg.masker)
+        bar = self._bar(len(pending), "mask")
+        for chunk in chunks(pending, self.cfg.runtime.mask_batch_size):
+            items = [(self.sample(i), self.plan_of(i)) for i in chunk]
+
+            def ok(item, result):
+                R.save_mask(d, item[0].request.id, result, {"masker": getattr(masker, "name", "?"), "category": item[1].category.value})
+                c.computed += 1
+                bar.update(1)
+
+            def err(item, exc):
+                R.save_error(d, item[0].request.id, exc, {"category": item[1].category.value, "object": item[1].object})
+                c.errors += 1
+                bar.update(1)
+
+            c.model_calls += guarded_batch(
+                lambda its: masker.mask_batch([s.request for s, _ in its], [p for _, p in its]), items, ok, err
+            )
+        bar.close()
+        c.backend = _stats(masker)
+
+    def run_edit(self) -> None:
+        up = self.stage_dir("mask")
+        c = self.counters["edit"]
+        ready = [i for i in self.ids if up.is_done(i)]
+        c.skipped_upstream = len(self.ids) - len(ready)
+        by_route: dict[Category, list[str]] = {}
+        for i in ready:
+            by_route.setdefault(self.plan_of(i).category, []).append(i)
+        todo: dict[Category, list[str]] = {}
+        for cat, ids in by_route.items():
+            d = self.stage_dir("edit", cat)
+            d.write_meta({"editor": plain(self.cfg.editor[cat.value]), "mask": self.keys["mask"], "seed": int(self.cfg.seed)})
+            d.clean_tmp()
+            pend = [i for i in ids if not (d.is_done(i) or d.is_failed(i))]
+            c.cached += len(ids) - len(pend)
+            if pend:
+                todo[cat] = pend
+        c.pending = sum(len(v) for v in todo.values())
+        if not todo:
+            return
+        bar = self._bar(c.pending, "edit")
+        for cat in Category:
+            if cat not in todo:
+                continue
+            d = self.stage_dir("edit", cat)
+            editor = self.component(f"editor.{cat.value}", self.cfg.editor[cat.value])
+            for chunk in chunks(todo[cat], self.cfg.runtime.edit_batch_size):
+                items = [(self.sample(i), self.plan_of(i), R.load_mask(up, i)) for i in chunk]
+
+                def ok(item, result, _d=d):
+                    R.save_edit(_d, item[0].request.id, result, {"route": item[1].category.value})
+                    c.computed += 1
+                    bar.update(1)
+
+                def err(item, exc, _d=d):
+                    R.save_error(_d, item[0].request.id, exc, {"route": item[1].category.value})
+                    c.errors += 1
+                    bar.update(1)
+
+                def call(its, _editor=editor):
+                    seeds = [sample_seed(int(self.cfg.seed), s.request.id) for s, _, _ in its]
+                    return _editor.edit_batch([s.request for s, _, _ in its], [p for _, p, _ in its], [m for _, _, m in its], seeds)
+
+                c.model_calls += guarded_batch(call, items, ok, err)
+            c.backend[cat.value] = _stats(editor)
+        bar.close()
+
+    def run_score(self) -> None:
+        c = self.counters["score"]
+        mask_dir = self.stage_dir("mask")
+        pending: dict[Category, list[str]] = {}
+        for i in self.ids:
+            if not mask_dir.is_done(i):
+                continue
+            cat = self.plan_of(i).category
+            ed = self.stage_dir("edit", cat)
+            if not ed.is_done(i):
+                continue
+            d = self.stage_dir("score", cat)
+            if d.is_done(i) or d.is_failed(i):
+                c.cached += 1
+            else:
+                pending.setdefault(cat, []).append(i)
+        c.pending = sum(len(v) for v in pending.values())
+        if not pending:
+            return
+        metrics = self.metrics()
+        bar = self._bar(c.pending, "score")
+        for cat, ids in pending.items():
+            d, ed = self.stage_dir("score", cat), self.stage_dir("edit", cat)
+            d.write_meta({"metrics": plain(self.cfg.metrics), "edit": self.keys["edit"][cat.value]})
+            d.clean_tmp()
+            for chunk in chunks(ids, self.cfg.runtime.score_batch_size):
+                items = [Scored(self.sample(i), self.plan_of(i), R.load_mask(mask_dir, i), R.load_edit(ed, i)) for i in chunk]
+
+                def ok(item: Scored, row: dict, _d=d):
+                    truth = item.sample.truth.category
+                    R.atomic_write_json(
+                        _d.record(item.sample.request.id),
+                        {
+                            "id": item.sample.request.id,
+                            "category": (truth or item.plan.category).value,
+                            "plan_category": item.plan.category.value,
+                            "scores": row,
+                        },
+                    )
+                    c.computed += 1
+                    bar.update(1)
+
+                def err(item: Scored, exc, _d=d):
+                    R.save_error(_d, item.sample.request.id, exc)
+                    c.errors += 1
+                    bar.update(1)
+
+                def call(its):
+                    rows = [dict() for _ in its]
+                    for metric in metrics:
+                        for row, extra in zip(rows, metric.score_batch(its), strict=True):
+                            row.update(extra)
+                    return rows
+
+                c.model_calls += guarded_batch(call, items, ok, err)
+        bar.close()
+
+    def metrics(self) -> list[Any]:
+        """``metrics`` is either one component (has ``_target_``) or a dict of them."""
+        node = self.cfg.metrics
+        if "_target_" in node:
+            return [self.component("metrics", node)]
+        return [self.component(f"metrics.{k}", v) for k, v in node.items() if v is not None and "_target_" in v]
+
+    # ------------------------------------------------------------------ results
+
+    def sample_status(self, sample_id: str) -> dict[str, Any]:
+        """Where one sample ended: its score row, or the stage and error that stopped it."""
+        plan_dir = self.stage_dir("plan")
+        err = R.load_error(plan_dir, sample_id)
+        if err or not plan_dir.is_done(sample_id):
+            row = {"id": sample_id, "failed_stage": "plan"}
+            try:  # keep the ground-truth category in the table when the input is readable
+                truth = self.sample(sample_id).truth.category
+                if truth is not None:
+                    row["category"] = truth.value
+            except Exception:  # noqa: BLE001 - the input itself is what failed
+                pass
+            if err:
+                return {**row, "error": err["message"], "error_type": err["type"]}
+            return {**row, "error": "not run", "error_type": "Pending"}
+        plan = self.plan_of(sample_id)
+        base = {"id": sample_id, "plan_category": plan.category.value}
+        for stage, d in (("mask", self.stage_dir("mask")), ("edit", self.stage_dir("edit", plan.category)), ("score", self.stage_dir("score", plan.category))):
+            err = R.load_error(d, sample_id)
+            if err:
+                return {**base, "failed_stage": stage, "error": err["message"], "error_type": err["type"]}
+            if not d.is_done(sample_id):
+                return {**base, "failed_stage": stage, "error": "not run", "error_type": "Pending"}
+        rec = R.read_json(self.stage_dir("score", plan.category).record(sample_id))
+        return {**base, "category": rec["category"], **rec["scores"]}
+
+    def manifest(self, started: float) -> dict[str, Any]:
+        return {
+            "experiment": str(self.cfg.experiment_name),
+            "samples": len(self.ids),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "seconds": round(time.time() - started, 3),
+            "keys": self.keys,
+            "stages": {s: asdict(c) for s, c in self.counters.items()},
+            "model_loads": dict(weights.LOAD_COUNTS),
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+        }
+
+
+def _stats(component: Any) -> dict[str, Any]:
+    fn = getattr(component, "stats", None)
+    return dict(fn()) if callable(fn) else {}
