@@ -111,7 +111,8 @@ def feather(mask: np.ndarray, blur_radius: int) -> np.ndarray:
     """The paste-back weight ``m' = 1 - (1 - m)(1 - blur(m))`` in ``[0, 1]``.
 
     ``m'`` is exactly 1 inside the mask and exactly 0 farther than ``blur_radius`` pixels
-    from it (the box blur has finite support), so content outside is preserved bit for bit.
+    from it in the max-norm (the blur has finite support), so content outside is preserved
+    bit for bit.
     """
     m = np.asarray(mask, dtype=np.float32)
     r = int(blur_radius)

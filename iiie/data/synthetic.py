@@ -401,7 +401,9 @@ class SyntheticDataset(Dataset):
             target = render_scene(new_backdrop, objects)
             instruction = str(rng.choice(TEMPLATES["background"])).format(obj=subject.phrase, scene=scene_name)
             gt_mask = ~objects_meta[subject.phrase]
-            truth = GroundTruth(category, subject.phrase, gt_mask, target)
+            # The subject to keep is named only by some templates; "" = not named.
+            named = subject.phrase if subject.phrase in instruction else ""
+            truth = GroundTruth(category, named, gt_mask, target)
             extra["new_backdrop"] = scene_name
         elif category is Category.ADDITION:
             region = str(rng.choice(list(REGIONS)))

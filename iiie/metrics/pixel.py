@@ -85,9 +85,7 @@ def object_matches(predicted: str, truth: str) -> bool:
     """Phrases match after normalisation, or one contains the other ("red circle" ~
     "the small red circle")."""
     p, t = normalise_phrase(predicted), normalise_phrase(truth)
-    if not t:
-        return True  # nothing to name (global edits): any answer is fine
-    return bool(p) and (p == t or t in p or p in t)
+    return bool(p) and bool(t) and (p == t or t in p or p in t)
 
 
 def _put(row: dict[str, float], key: str, value: float | None) -> None:
@@ -107,7 +105,7 @@ class PlanAccuracy:
             truth = it.sample.truth
             if truth.category is not None:
                 row["category_acc"] = float(it.plan.category == truth.category)
-            if truth.object is not None and truth.category not in (None, Category.GLOBAL):
+            if truth.object and truth.category is not Category.GLOBAL:
                 row["object_match"] = float(object_matches(it.plan.object, truth.object))
             rows.append(row)
         return rows

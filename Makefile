@@ -1,0 +1,62 @@
+# iiie — the whole setup is two commands on a fresh machine:
+#   make reproduce   # installs what it needs into .venv, runs the default experiment (CPU)
+#   make test        # installs the dev extras too, runs the test suite (incl. notebooks)
+# Variables: EXPERIMENT=smoke|tiny|..., ARGS="hydra overrides", PYTEST_ARGS="-k ...".
+
+PYTHON_BOOT ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CONSTRAINTS := requirements/constraints.txt
+EXPERIMENT ?= smoke
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install install-dev reproduce test ablate lint serve-vlm parity clean help
+
+help:
+	@echo "make reproduce [EXPERIMENT=smoke|tiny] [ARGS='overrides']  run an experiment, write results/<experiment>/"
+	@echo "make test [PYTEST_ARGS=...]                                 run the test suite"
+	@echo "make ablate                                                 the smoke ablation sweep -> results/ablate_smoke/comparison.md"
+	@echo "make parity                                                 BrushNet / PowerPaint / InfEdit against ../shared/golden"
+	@echo "make serve-vlm [ARGS='vlm=...']                             start vLLM's OpenAI server for planner=vlm (GPU)"
+	@echo "make lint                                                   ruff"
+
+$(VENV)/bin/python:
+	$(PYTHON_BOOT) -m venv $(VENV)
+
+# torch first, from the pins in $(CONSTRAINTS), so nothing else can pull another build.
+$(VENV)/.installed-base: $(VENV)/bin/python pyproject.toml $(CONSTRAINTS)
+	$(PIP) install -q -c $(CONSTRAINTS) torch torchvision
+	$(PIP) install -q -c $(CONSTRAINTS) -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-base
+	$(PIP) install -q -c $(CONSTRAINTS) -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed-base
+install-dev: $(VENV)/.installed-dev
+
+reproduce: install
+	$(PY) -m iiie.run experiment=$(EXPERIMENT) $(ARGS)
+
+test: install-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+ablate: install
+	$(PY) -m iiie.run experiment=ablate_smoke $(ARGS)
+
+parity: install
+	$(PY) -m iiie.parity brushnet ../shared/golden/brushnet
+	$(PY) -m iiie.parity powerpaint ../shared/golden/powerpaint
+	$(PY) -m iiie.parity infedit ../shared/golden/infedit
+
+lint: install-dev
+	$(VENV)/bin/ruff check iiie tests benchmarks
+
+serve-vlm: install
+	$(PY) -m iiie.vlm.serve $(ARGS)
+
+clean:
+	rm -rf runs results outputs multirun .cache/iiie

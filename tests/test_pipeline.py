@@ -1,0 +1,167 @@
+"""The four stages end to end on the smoke profile: cache, resume, errors, routing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from iiie.masks import dilate
+from iiie.pipeline.runner import Runner
+from iiie.run import execute
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _counts(runner: Runner) -> dict[str, tuple[int, int, int]]:
+    return {s: (c.computed, c.cached, c.errors) for s, c in runner.counters.items()}
+
+
+def test_smoke_run_writes_tables_and_second_run_recomputes_nothing(make_cfg, tmp_path, capsys):
+    cfg = make_cfg("data.n=15", "data.odd_inputs=true")
+    table1 = execute(cfg)
+    out = tmp_path / "results" / "smoke"
+    for name in ("table.md", "table.csv", "results.json", "per_sample.csv", "manifest.json"):
+        assert (out / name).exists(), name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"]["plan"]["computed"] + manifest["stages"]["plan"]["errors"] == 19
+    # the truncated PNG and the empty instruction fail at the plan stage, the run goes on
+    per_sample = (out / "per_sample.csv").read_text()
+    assert "odd_truncated" in per_sample and "ImageLoadError" in per_sample
+    assert "InstructionError" in per_sample
+    overall = table1[-1]
+    assert overall["category"] == "overall" and overall["n"] == 19 and overall["failed"] == 2
+
+    first_md = (out / "table.md").read_text()
+    runner = Runner(cfg, show_progress=False)
+    runner.run()
+    assert all(c.computed == 0 for c in runner.counters.values()), _counts(runner)
+    assert runner.counters["edit"].cached == 17
+    table2 = execute(cfg)
+    assert table2 == table1
+    assert (out / "table.md").read_text() == first_md
+
+
+def test_outputs_preserve_content_outside_masks(make_cfg, tmp_path):
+    cfg = make_cfg("data.n=10")
+    runner = Runner(cfg, show_progress=False)
+    runner.run()
+    from iiie.pipeline import records as R
+
+    checked = 0
+    for sid in runner.ids:
+        plan = runner.plan_of(sid)
+        mask = R.load_mask(runner.stage_dir("mask"), sid)
+        edit = R.load_edit(runner.stage_dir("edit", plan.category), sid)
+        src = np.asarray(runner.sample(sid).request.image)
+        out = np.asarray(edit.image)
+        assert out.shape == src.shape
+        far = ~dilate(mask.mask, 8)
+        assert (out[far] == src[far]).all(), sid
+        checked += 1
+    assert checked == 10
+
+
+def test_changing_one_route_recomputes_only_that_route(make_cfg):
+    Runner(make_cfg("data.n=10"), show_progress=False).run()
+    runner = Runner(make_cfg("data.n=10", "editor.remove.method=ns"), show_progress=False)
+    runner.run()
+    assert runner.counters["plan"].computed == 0 and runner.counters["mask"].computed == 0
+    n_remove = sum(runner.plan_of(i).category.value == "remove" for i in runner.ids)
+    assert runner.counters["edit"].computed == n_remove > 0
+    assert runner.counters["edit"].cached == 10 - n_remove
+
+
+def test_masker_change_reuses_plans(make_cfg):
+    Runner(make_cfg("data.n=10"), show_progress=False).run()
+    runner = Runner(make_cfg("data.n=10", "masker.categories.remove.dilate=0.1"), show_progress=False)
+    runner.run()
+    assert runner.counters["plan"].cached == 10 and runner.counters["plan"].computed == 0
+    assert runner.counters["mask"].computed == 10
+
+
+def test_per_sample_backend_failure_is_recorded_and_run_continues(make_cfg, tmp_path):
+    # An addition without a box cannot be masked: with a planner that never gives boxes,
+    # every addition sample fails at the mask stage and all others finish.
+    cfg = make_cfg("data.n=10", "masker.categories.addition.shape=box")
+    runner = Runner(cfg, show_progress=False)
+    from iiie.pipeline import records as R
+
+    runner.run_plan()  # then overwrite the addition plans with box-less ones
+    d = runner.stage_dir("plan")
+    broken = []
+    for sid in runner.ids:
+        plan = runner.plan_of(sid)
+        if plan.category.value == "addition":
+            plan.add_box = None
+            R.save_plan(d, sid, plan, {"planner": "test"})
+            broken.append(sid)
+    assert broken
+    runner.run_mask()
+    runner.run_edit()
+    runner.run_score()
+    assert runner.counters["mask"].errors == len(broken)
+    for sid in runner.ids:
+        status = runner.sample_status(sid)
+        if sid in broken:
+            assert status["failed_stage"] == "mask" and "add_box" in status["error"]
+        else:
+            assert "failed_stage" not in status
+
+
+def _stage_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_finishes_each_sample_once(tmp_path):
+    """Kill the real CLI with SIGKILL while it writes, re-run, and check the folders."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    args = [
+        sys.executable, "-m", "iiie.run", "experiment=smoke", "data.n=400", "data.odd_inputs=false",
+        "data.width=256", "data.height=192", "runtime.progress=false",
+        f"paths.runs={tmp_path / 'runs'}", f"paths.results={tmp_path / 'results'}",
+        f"hydra.run.dir={tmp_path / 'out'}",
+    ]
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    runs = tmp_path / "runs" / "smoke"
+    deadline = time.time() + 300
+    killed_in = None
+    while time.time() < deadline and proc.poll() is None:
+        edits = list((runs / "edit").rglob("*.png")) if (runs / "edit").exists() else []
+        if len(edits) >= 40:
+            proc.send_signal(signal.SIGKILL)
+            killed_in = "edit"
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert killed_in == "edit", f"run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    assert not (tmp_path / "results" / "smoke" / "table.md").exists()
+
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "results" / "smoke" / "table.md").exists()
+    # every sample exactly once per stage, every file complete, no temp files left
+    for stage in ("plan", "mask", "score"):
+        records = [p for p in (runs / stage).rglob("*.json") if not p.name.startswith("_")]
+        ids = [p.name.removesuffix(".error.json").removesuffix(".json") for p in records]
+        assert len(ids) == len(set(ids)) == 400, stage
+        for p in records:
+            json.loads(p.read_text())
+    edit_pngs = list((runs / "edit").rglob("*.png"))
+    assert len(edit_pngs) == 400
+    for p in edit_pngs:
+        with Image.open(p) as im:
+            im.load()
+    assert not [p for p in _stage_files(runs) if p.name.endswith(".tmp")]
+    results = json.loads((tmp_path / "results" / "smoke" / "results.json").read_text())
+    assert len(results["per_sample"]) == 400
+    assert all("failed_stage" not in r for r in results["per_sample"])
