@@ -1,0 +1,255 @@
+"""Steps 1+2 by a VLM behind an OpenAI-compatible server (vLLM): ``planner=vlm``.
+
+For each request the planner preprocesses the image on the qwen-vl-utils grid, runs the
+configured prompt strategy (:mod:`iiie.vlm.dialogue`) with structured output, converts the
+box to original pixels, and returns a :class:`~iiie.types.Plan`. Many samples are in flight
+at once (``vlm.concurrency``); ``plan_batch`` is synchronous for the stages and also works
+inside a running event loop (Jupyter), see :mod:`iiie.vlm.aio`.
+
+Fault policy (never a silent wrong plan): a sample the VLM cannot plan is planned by the
+``fallback`` planner (the rule planner by default) and ``Plan.fallback_reason`` records
+why: a transport reason after retries (``timeout``, ``connection``, ``http_429``,
+``http_500``, ...), ``schema`` after a failed repair, ``image`` for an image the VLM grid
+rejects. An addition whose box stays unusable after a repair keeps the VLM's category,
+object and prompt and takes only the box from the fallback (reason ``box_degenerate``,
+``box_outside_image`` or ``box_invalid``). :meth:`VLMPlanner.stats` counts it all for the
+run manifest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from iiie.errors import BackendUnavailableError
+from iiie.seeding import sample_seed
+from iiie.types import Category, EditRequest, Plan
+from iiie.vlm.aio import BackgroundLoop
+from iiie.vlm.client import RequestFailed, VLMClient
+from iiie.vlm.dialogue import Outcome, PlanDialogue
+from iiie.vlm.images import prepare_image
+from iiie.vlm.prompts import load_prompts
+from iiie.vlm.settings import VLMSettings
+from iiie.vlm.stats import Stats
+
+
+def default_fallback() -> Any:
+    """The rule planner (imported lazily: it is another module's job)."""
+    from iiie.planners.rules import RulePlanner
+
+    return RulePlanner()
+
+
+class VLMPlannerBase:
+    """What the server and offline planners share: settings, prompts, images, fallback."""
+
+    name = "vlm"
+
+    def __init__(
+        self,
+        vlm: Mapping[str, Any] | VLMSettings | None = None,
+        strategy: str = "multi_turn",
+        prompt_version: str = "v1",
+        prompts_dir: str | None = None,
+        fallback: Any = None,
+    ) -> None:
+        self.settings = vlm if isinstance(vlm, VLMSettings) else VLMSettings.from_config(vlm)
+        self.prompts = load_prompts(strategy, prompt_version, prompts_dir)
+        self.coords = self.settings.coord_convention
+        self.fallback = fallback if fallback is not None else default_fallback()
+        if not hasattr(self.fallback, "plan_batch"):
+            raise TypeError(f"fallback planner {self.fallback!r} has no plan_batch()")
+        self._stats = Stats()
+
+    # ----------------------------------------------------------------- shared steps
+
+    def stats(self) -> dict[str, int]:
+        """Counters for the run manifest: samples, requests, retries (per reason), repairs,
+        fallbacks (per reason)."""
+        return self._stats.snapshot()
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "planner": self.name,
+            "model": self.settings.model,
+            "strategy": self.prompts.strategy,
+            "prompt_version": self.prompts.version,
+            "prompts_sha": self.prompts.sha,
+        }
+
+    def request_seed(self, request: EditRequest) -> int | None:
+        if self.settings.seed is None:
+            return None
+        return sample_seed(int(self.settings.seed), request.id)
+
+    def start_dialogue(self, request: EditRequest) -> PlanDialogue:
+        """Preprocess the image and open the conversation; ``ValueError`` for a bad image."""
+        s = self.settings
+        image = prepare_image(
+            request.image,
+            s.min_pixels,
+            s.max_pixels,
+            s.vision_patch_size,
+            s.image_format,
+            s.image_quality,
+        )
+        return PlanDialogue(request, self.prompts, image, self.coords)
+
+    def finish(
+        self, requests: Sequence[EditRequest], outcomes: Sequence[Outcome]
+    ) -> list[Plan]:
+        """Apply the fault policy: fallback plans (or boxes) where the VLM failed."""
+        failed = [i for i, o in enumerate(outcomes) if o.plan is None]
+        fallback_plans: dict[int, Plan] = {}
+        if failed:
+            planned = self.fallback.plan_batch([requests[i] for i in failed])
+            fallback_plans = dict(zip(failed, planned, strict=True))
+        plans: list[Plan] = []
+        self._stats.add("samples", len(outcomes))
+        for i, outcome in enumerate(outcomes):
+            if outcome.plan is not None:
+                plans.append(outcome.plan)
+                continue
+            reason = outcome.failure or "unknown"
+            self._stats.add("fallbacks")
+            self._stats.add(f"fallback.{reason}")
+            plans.append(self._fallback_plan(outcome, fallback_plans[i]))
+        return plans
+
+    @staticmethod
+    def _fallback_plan(outcome: Outcome, backup: Plan) -> Plan:
+        reason = outcome.failure or "unknown"
+        raw = {"vlm": {**outcome.raw, "failure": reason, "detail": outcome.detail}}
+        answers = outcome.answers
+        if reason.startswith("box_") and answers.get("category") is Category.ADDITION:
+            box = backup.add_box if backup.category is Category.ADDITION else None
+            raw["fallback"] = {"field": "add_box", "planner_raw": backup.raw}
+            return Plan(
+                category=Category.ADDITION,
+                object=answers.get("object", ""),
+                target_prompt=answers.get("target_prompt", ""),
+                add_box=box,
+                raw=raw,
+                fallback_reason=reason,
+            )
+        raw["fallback"] = {"field": "plan", "planner_raw": backup.raw}
+        return Plan(
+            category=backup.category,
+            object=backup.object,
+            target_prompt=backup.target_prompt,
+            source_caption=backup.source_caption,
+            target_caption=backup.target_caption,
+            add_box=backup.add_box,
+            raw=raw,
+            fallback_reason=reason,
+        )
+
+    def count(self, key: str, n: int = 1) -> None:
+        self._stats.add(key, n)
+
+
+class VLMPlanner(VLMPlannerBase):
+    """``planner=vlm``: an async OpenAI-protocol client with many requests in flight."""
+
+    name = "vlm"
+
+    def __init__(
+        self,
+        vlm: Mapping[str, Any] | VLMSettings | None = None,
+        strategy: str = "multi_turn",
+        prompt_version: str = "v1",
+        prompts_dir: str | None = None,
+        fallback: Any = None,
+        health_check: bool = True,
+    ) -> None:
+        super().__init__(vlm, strategy, prompt_version, prompts_dir, fallback)
+        self.health_check = health_check
+        self._loop = BackgroundLoop()
+        self._client: VLMClient | None = None
+        self._served: list[str] | None = None
+
+    # ----------------------------------------------------------------- public API
+
+    def check(self) -> list[str]:
+        """Run the health check now (it also runs before the first batch); returns the
+        served model ids or raises :class:`BackendUnavailableError`."""
+        return self._loop.run(self._ensure_healthy(force=True))
+
+    def plan(self, request: EditRequest) -> Plan:
+        return self.plan_batch([request])[0]
+
+    def plan_batch(self, requests: Sequence[EditRequest]) -> list[Plan]:
+        """Plan all ``requests`` concurrently; blocks until every plan is ready."""
+        if not requests:
+            return []
+        return self._loop.run(self._plan_all(list(requests)))
+
+    async def aplan_batch(self, requests: Sequence[EditRequest]) -> list[Plan]:
+        """``await planner.aplan_batch(...)`` from an async caller (e.g. a notebook)."""
+        if not requests:
+            return []
+        return await self._loop.arun(self._plan_all(list(requests)))
+
+    def close(self) -> None:
+        """Close the HTTP client and stop the private event loop."""
+        if self._client is not None:
+            try:
+                self._loop.run(self._client.aclose())
+            except RuntimeError:
+                pass
+            self._client = None
+        self._loop.close()
+
+    def __enter__(self) -> VLMPlanner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # best effort; the loop thread is a daemon anyway
+        try:
+            self._loop.close()
+        except Exception:
+            pass
+
+    # ----------------------------------------------------------------- internals
+
+    @property
+    def client(self) -> VLMClient:
+        if self._client is None:
+            self._client = VLMClient(self.settings, self._stats)
+        return self._client
+
+    async def _ensure_healthy(self, force: bool = False) -> list[str]:
+        if self._served is None or force:
+            try:
+                self._served = await self.client.health_check()
+            except BackendUnavailableError:
+                self.count("health_check_failures")
+                raise
+        return self._served
+
+    async def _plan_all(self, requests: list[EditRequest]) -> list[Plan]:
+        if self.health_check:
+            await self._ensure_healthy()
+        outcomes = await asyncio.gather(*(self._plan_one(r) for r in requests))
+        return self.finish(requests, outcomes)
+
+    async def _plan_one(self, request: EditRequest) -> Outcome:
+        provenance = self.provenance()
+        try:
+            dialogue = await asyncio.to_thread(self.start_dialogue, request)
+        except (ValueError, OSError) as exc:
+            return Outcome(None, "image", f"{type(exc).__name__}: {exc}", {}, provenance)
+        seed = self.request_seed(request)
+        while (call := dialogue.next_call()) is not None:
+            if call.repair:
+                self.count("repairs")
+            try:
+                result = await self.client.chat(call.messages, call.response_format, seed)
+            except RequestFailed as exc:
+                dialogue.fail(exc.reason, exc.detail)
+                break
+            dialogue.feed(result)
+        return dialogue.outcome(provenance)
