@@ -1,0 +1,95 @@
+"""The command lines a researcher types: plan, edit and the ablation sweep."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from iiie.data.synthetic import SyntheticDataset
+from iiie.masks import mask_to_image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(args: list[str], tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def test_plan_cli_prints_accuracy_and_keeps_going(tmp_path):
+    img = tmp_path / "imgs" / "a.png"
+    img.parent.mkdir()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(img)
+    lines = [
+        {"id": "1", "instruction": "remove the red circle", "category": "remove", "image": "imgs/a.png"},
+        {"id": "2", "instruction": "", "category": "local"},
+        {"id": "3", "instruction": "make the photo black and white", "category": "global"},
+        {"id": "4", "instruction": "add a cat in the top left", "category": "addition", "image": "imgs/missing.png"},
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    dst = tmp_path / "out.jsonl"
+    res = _run(["iiie.plan", f"input={src}", f"output={dst}", "runtime.progress=false"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = [json.loads(x) for x in dst.read_text().splitlines()]
+    assert [o["id"] for o in out] == ["1", "2", "3", "4", "line5"]
+    assert out[0]["category"] == "remove" and out[0]["gold_category"] == "remove"
+    assert "error" in out[1] and "error" in out[3] and "error" in out[4]
+    assert out[2]["category"] == "global"
+    assert "overall accuracy" in res.stdout and "| remove |" in res.stdout
+
+
+def test_plan_cli_missing_input_is_one_clear_error(tmp_path):
+    res = _run(["iiie.plan", f"input={tmp_path / 'nope.jsonl'}", f"output={tmp_path / 'o.jsonl'}"], tmp_path)
+    assert res.returncode == 2 and "input file not found" in res.stderr
+
+
+def test_edit_cli_writes_result_and_mask(tmp_path):
+    sample = SyntheticDataset(n=2).load("syn0000")  # a removal
+    src, mask = tmp_path / "in.png", tmp_path / "mask.png"
+    sample.request.image.save(src)
+    mask_to_image(sample.truth.mask).save(mask)
+    out = tmp_path / "res" / "out.png"
+    res = _run(
+        ["iiie.edit", f"image={src}", f"instruction={sample.request.instruction}", f"output={out}", f"mask={mask}"],
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    assert '"category": "remove"' in res.stdout
+    result, written_mask = Image.open(out), Image.open(tmp_path / "res" / "out_mask.png")
+    assert result.size == sample.request.image.size
+    assert (np.asarray(written_mask) > 0).sum() == sample.truth.mask.sum()
+    far = ~np.asarray(Image.open(mask).convert("L")).astype(bool)
+    from iiie.masks import dilate
+
+    far = ~dilate(~far, 4)
+    assert (np.asarray(result)[far] == np.asarray(sample.request.image)[far]).all()
+
+
+def test_edit_cli_bad_image_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    res = _run(["iiie.edit", f"image={bad}", "instruction=remove the dog", f"output={tmp_path / 'o.png'}"], tmp_path)
+    assert res.returncode == 2 and "cannot read image" in res.stderr
+
+
+def test_ablation_sweep_plans_once_and_collects(tmp_path):
+    res = _run(
+        [
+            "iiie.run", "experiment=ablate_smoke", "data.n=10", "runtime.progress=false",
+            f"paths.runs={tmp_path / 'runs'}", f"paths.results={tmp_path / 'results'}",
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        ],
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    sweep = tmp_path / "results" / "ablate_smoke"
+    data = json.loads((sweep / "comparison.json").read_text())
+    assert len(data["rows"]) == 6  # 3 dilations x 2 inpainting methods
+    assert data["totals"]["plan_calls"] == 10  # the planner ran once per sample over the sweep
+    assert data["totals"]["mask_calls"] == 30  # masks once per dilation value
+    assert "Comparison: ablate_smoke" in (sweep / "comparison.md").read_text()
