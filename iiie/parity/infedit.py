@@ -1,0 +1,225 @@
+"""``python -m iiie.parity infedit GOLDEN_DIR``: InfEdit against the reference's recordings.
+
+Loads ``GOLDEN_DIR/tiny_lcm_sd15`` through :class:`InfEditPipeline`, checks the plain
+modules, then replays every run in ``run_meta.json`` with the recorded noise injected and
+compares every recorded tensor, step 0 first. Tolerances (max abs): modules 1e-5, per-step
+latents and noise predictions 1e-4, images 1e-3; masks must be equal except pixels whose
+recorded pre-threshold map lies within 1e-4 of the threshold (counted and reported). Such
+near-threshold pixels take the recorded value so that one rounding-level tie does not
+derail every later step. Exit code 1 when anything is over tolerance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from iiie.parity.common import Check, Report
+
+MODULE_TOL = 1e-5
+STEP_TOL = 1e-4
+IMAGE_TOL = 1e-3
+MASK_BAND = 1e-4
+
+SHARED_KEYS = ("vae_posterior_mean", "vae_posterior_std", "vae_posterior_sample", "clean_latents",
+               "source_prompt_embeds")
+# keys that are exact data (ids, timesteps) or handled specially
+_SKIP = {"target_input_ids"}
+
+
+def _settings(meta: dict):
+    from iiie.models.infedit import InfEditSettings
+
+    variant = "mutual" if "pie" in meta.get("controller_source_file", "") else "source"
+    return InfEditSettings(
+        num_inference_steps=int(meta["num_inference_steps"]),
+        original_inference_steps=int(meta.get("original_inference_steps", 50)),
+        guidance_s=float(meta["guidance_s"]),
+        guidance_t=float(meta["guidance_t"]),
+        eta=float(meta["eta"]),
+        cross_replace_steps=float(meta["cross_replace_steps"]),
+        self_replace_steps=float(meta["self_replace_steps"]),
+        replace_with=variant,
+        local=meta.get("local", ""),
+        mutual=meta.get("mutual", ""),
+        thresh_e=float(meta["thresh_e"]),
+        thresh_m=float(meta["thresh_m"]),
+        temperature=float(meta.get("localblend_temperature", 0.15)),
+        denoise_model=bool(meta["denoise_model"]),
+        strength=float(meta.get("strength_arg", 1.0)),
+        positive_prompt=meta.get("positive_prompt", ""),
+        negative_prompt=meta.get("negative_prompt", ""),
+    )
+
+
+def _step_key_order(key: str) -> tuple:
+    m = re.match(r"step(\d+)\.(.*)", key)
+    if m:
+        return (1, int(m.group(1)), m.group(2))
+    return (0 if key != "pred_x0_final" else 2, 0, key)
+
+
+class _MaskTies:
+    """Counts mask pixels that differ from the reference, split by closeness to threshold."""
+
+    def __init__(self, golden: dict[str, torch.Tensor]):
+        self.golden = golden
+        self.ties: dict[str, int] = {}
+        self.hard: dict[str, int] = {}
+
+    def __call__(self, step, name, mask, wmap, thresh):
+        key = f"step{step}.blend.{name}"
+        ref = self.golden.get(key)
+        if ref is None:
+            return mask
+        ref = ref.to(mask.device).bool()
+        diff = mask != ref
+        ref_map = self.golden.get(f"{key}_map")
+        if ref_map is None:
+            ref_map = wmap
+        near = (ref_map.to(wmap.device, torch.float64) - float(thresh)).abs() <= MASK_BAND
+        self.ties[key] = int((diff & near).sum())
+        self.hard[key] = int((diff & ~near).sum())
+        return torch.where(diff & near, ref, mask)
+
+
+def check_modules(pipe, golden_dir: Path, report: Report) -> None:
+    path = golden_dir / "modules.safetensors"
+    if not path.exists():
+        return
+    g = load_file(str(path))
+    with torch.no_grad():
+        if "sample" in g:
+            from diffusers.models.attention_processor import AttnProcessor
+
+            previous = dict(pipe.unet.attn_processors)
+            pipe.unet.set_attn_processor(AttnProcessor())
+            try:
+                t = g["timestep"]
+                out = pipe.unet(g["sample"], t, encoder_hidden_states=g["encoder_hidden_states"]).sample
+                report.compare("modules.unet_out", out, g["unet_out"], MODULE_TOL)
+                if "timestep_cond" in g:
+                    out = pipe.unet(g["sample"], t, encoder_hidden_states=g["encoder_hidden_states"],
+                                    timestep_cond=g["timestep_cond"]).sample
+                    report.compare("modules.unet_out_with_timestep_cond", out,
+                                   g["unet_out_with_timestep_cond"], MODULE_TOL)
+            finally:
+                pipe.unet.set_attn_processor(previous)
+        if "text_input_ids" in g:
+            out = pipe.text_encoder(g["text_input_ids"])[0]
+            report.compare("modules.text_encoder", out, g["text_encoder_last_hidden_state"], MODULE_TOL)
+        if "vae_decode_in" in g:
+            out = pipe.vae.decode(g["vae_decode_in"], return_dict=False)[0]
+            report.compare("modules.vae_decode", out, g["vae_decode_out"], MODULE_TOL)
+
+
+def _tol(key: str) -> float:
+    return IMAGE_TOL if key == "output" else STEP_TOL
+
+
+def run_one(pipe, name: str, meta: dict, inputs: dict, golden_dir: Path, image: torch.Tensor,
+            report: Report) -> None:
+    from iiie.models.infedit import InfEditNoise
+
+    path = golden_dir / f"{name}.safetensors"
+    golden = load_file(str(path)) if path.exists() else {}
+    out_path = golden_dir / f"{name}_output.npy"
+    steps = [inputs[f"step{k}.noise"] for k in range(meta["num_inference_steps"]) if f"step{k}.noise" in inputs]
+    noise = InfEditNoise(vae_eps=inputs["vae_posterior_eps"], initial=inputs["initial_noise"], steps=steps)
+    ties = _MaskTies(golden)
+    trace: dict[str, torch.Tensor] = {}
+    pipe.edit(image, meta["source_prompt"], meta["target_prompt"], _settings(meta), noise=noise,
+              trace=trace, mask_hook=ties)
+    if out_path.exists():
+        golden = dict(golden)
+        golden["output"] = torch.from_numpy(np.load(out_path))
+    # the reference's last-step x_t_next is after the blend; ours is named the same
+    for key in sorted(golden, key=_step_key_order):
+        if key in _SKIP:
+            continue
+        ref = golden[key]
+        if key.endswith(("_map",)) and key in trace:
+            # NaN maps (no words) must be NaN in both; compare finite values
+            ours = trace[key].float().cpu()
+            nan_ok = bool(torch.equal(torch.isnan(ours), torch.isnan(ref)))
+            finite = ~torch.isnan(ref)
+            if not nan_ok:
+                report.add(Check(f"{name}.{key}", float("inf"), float("inf"), STEP_TOL, "abs",
+                                 tuple(ref.shape), "NaN pattern differs"))
+                continue
+            a = torch.where(finite, ours, torch.zeros_like(ours))
+            b = torch.where(finite, ref, torch.zeros_like(ref))
+            report.compare(f"{name}.{key}", a, b, STEP_TOL)
+            continue
+        if re.search(r"blend\.mask_(e|m|me)$", key):
+            n_ties, n_hard = ties.ties.get(key, 0), ties.hard.get(key, 0)
+            ours = trace.get(key)
+            if ours is None:
+                report.add(Check(f"{name}.{key}", float("inf"), float("inf"), 0, "abs", tuple(ref.shape),
+                                 "not produced"))
+                continue
+            err = float(n_hard)
+            report.add(Check(f"{name}.{key}", err, err, 0.0, "abs", tuple(ref.shape),
+                             f"{int(ref.sum())} px set; {n_ties} near-threshold px differ, {n_hard} others"))
+            continue
+        if key not in trace:
+            report.add(Check(f"{name}.{key}", float("inf"), float("inf"), _tol(key), "abs", tuple(ref.shape),
+                             "not produced by our pipeline"))
+            continue
+        ours = trace[key]
+        if ref.dtype in (torch.int64, torch.int32, torch.uint8):
+            ours = ours.to(ref.dtype).cpu() if isinstance(ours, torch.Tensor) else torch.as_tensor(ours)
+        report.compare(f"{name}.{key}", ours, ref, _tol(key))
+    return trace
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m iiie.parity infedit")
+    parser.add_argument("golden_dir")
+    parser.add_argument("--runs", nargs="*", help="only these runs (default: all stored)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (the reference was recorded with 1; 0: leave as is)")
+    parser.add_argument("--model-dir", help="default: GOLDEN_DIR/tiny_lcm_sd15")
+    args = parser.parse_args(argv)
+
+    from diffusers.image_processor import VaeImageProcessor
+
+    from iiie.models.infedit import InfEditPipeline
+
+    golden_dir = Path(args.golden_dir)
+    meta_all = json.loads((golden_dir / "run_meta.json").read_text())
+    torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if meta_all.get("deterministic_algorithms"):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    model_dir = Path(args.model_dir) if args.model_dir else golden_dir / "tiny_lcm_sd15"
+    pipe = InfEditPipeline.from_pretrained(model_dir)
+    report = Report(f"InfEdit parity vs {golden_dir}")
+    first = True
+    check_modules(pipe, golden_dir, report)
+
+    inputs = load_file(str(golden_dir / "inputs.safetensors"))
+    pil = Image.open(golden_dir / "image_source.png").convert("RGB")
+    image = VaeImageProcessor(vae_scale_factor=pipe.latent_factor).preprocess(pil)
+    for name, meta in meta_all["runs"].items():
+        if args.runs and name not in args.runs:
+            continue
+        stored = (golden_dir / f"{name}.safetensors").exists() or (golden_dir / f"{name}_output.npy").exists()
+        if not stored:
+            continue
+        trace = run_one(pipe, name, meta, inputs, golden_dir, image, report)
+        if first:  # the shared inputs (source latent, prompts) once, from the first run
+            for key in SHARED_KEYS:
+                if key in inputs and key in trace:
+                    report.compare(f"inputs.{key}", trace[key], inputs[key], STEP_TOL)
+            first = False
+    report.print()
+    return report.exit_code()
