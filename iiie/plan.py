@@ -103,7 +103,7 @@ def run_plan_cli(cfg: DictConfig) -> list[dict[str, Any]]:
         except (IIIEError, OSError) as exc:
             row["error"] = str(exc)
 
-    def ok(item, plan):
+    def ok(item, plan, _seconds):
         item[0].update(plan.to_dict())
 
     def err(item, exc):

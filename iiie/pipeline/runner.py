@@ -56,7 +56,9 @@ def chunks(items: Sequence, size: int) -> list[Sequence]:
 
 def guarded_batch(fn: Callable[[list], list], items: list, on_ok: Callable, on_error: Callable) -> int:
     """Run ``fn`` on a batch; if it raises, retry item by item so that one bad sample
-    fails alone. Returns how many items were passed to ``fn`` in total (model calls)."""
+    fails alone. ``on_ok(item, output, seconds)`` gets the batch time divided by its size.
+    Returns how many items were passed to ``fn`` in total (backend calls)."""
+    t0 = time.perf_counter()
     try:
         outs = fn(items)
     except FATAL:
@@ -71,8 +73,9 @@ def guarded_batch(fn: Callable[[list], list], items: list, on_ok: Callable, on_e
         return calls
     if len(outs) != len(items):
         raise RuntimeError(f"backend returned {len(outs)} results for {len(items)} inputs")
+    seconds = (time.perf_counter() - t0) / max(len(items), 1)
     for it, out in zip(items, outs, strict=True):
-        on_ok(it, out)
+        on_ok(it, out, seconds)
     return len(items)
 
 
@@ -175,8 +178,9 @@ class Runner:
                     c.errors += 1
                     bar.update(1)
 
-            def ok(sample, plan):
-                R.save_plan(d, sample.request.id, plan, {"planner": getattr(planner, "name", "?"), "instruction": sample.request.instruction})
+            def ok(sample, plan, seconds):
+                info = {"planner": getattr(planner, "name", "?"), "instruction": sample.request.instruction, "seconds": round(seconds, 4)}
+                R.save_plan(d, sample.request.id, plan, info)
                 c.computed += 1
                 bar.update(1)
 
@@ -206,8 +210,9 @@ class Runner:
         for chunk in chunks(pending, self.cfg.runtime.mask_batch_size):
             items = [(self.sample(i), self.plan_of(i)) for i in chunk]
 
-            def ok(item, result):
-                R.save_mask(d, item[0].request.id, result, {"masker": getattr(masker, "name", "?"), "category": item[1].category.value})
+            def ok(item, result, seconds):
+                info = {"masker": getattr(masker, "name", "?"), "category": item[1].category.value, "seconds": round(seconds, 4)}
+                R.save_mask(d, item[0].request.id, result, info)
                 c.computed += 1
                 bar.update(1)
 
@@ -251,8 +256,8 @@ class Runner:
             for chunk in chunks(todo[cat], self.cfg.runtime.edit_batch_size):
                 items = [(self.sample(i), self.plan_of(i), R.load_mask(up, i)) for i in chunk]
 
-                def ok(item, result, _d=d):
-                    R.save_edit(_d, item[0].request.id, result, {"route": item[1].category.value})
+                def ok(item, result, seconds, _d=d):
+                    R.save_edit(_d, item[0].request.id, result, {"route": item[1].category.value, "seconds": round(seconds, 4)})
                     c.computed += 1
                     bar.update(1)
 
@@ -297,7 +302,7 @@ class Runner:
             for chunk in chunks(ids, self.cfg.runtime.score_batch_size):
                 items = [Scored(self.sample(i), self.plan_of(i), R.load_mask(mask_dir, i), R.load_edit(ed, i)) for i in chunk]
 
-                def ok(item: Scored, row: dict, _d=d):
+                def ok(item: Scored, row: dict, seconds: float, _d=d):
                     truth = item.sample.truth.category
                     R.atomic_write_json(
                         _d.record(item.sample.request.id),
