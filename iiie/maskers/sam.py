@@ -1,0 +1,205 @@
+"""SAM behind one small interface: boxes in original pixels -> one mask per box.
+
+Two implementations, chosen by ``impl``:
+
+* ``transformers``: ``SamModel`` + ``SamProcessor`` from a local HF folder (``sam-vit-huge``).
+  Image embeddings for a batch of images are computed in one forward pass.
+* ``original``: the ``segment-anything`` package as is (``SamPredictor``) on an original
+  ``sam_vit_*.pth``, read with ``torch.load(weights_only=True)``. The ViT size is read from
+  the checkpoint's shapes, so vit_h/l/b and tiny test checkpoints use the same code.
+
+Both compute the image embedding once per image and decode all of that image's boxes
+against it, ask for SAM's three candidate masks per box and keep the one with the highest
+predicted IoU (the single-mask output is tuned for ambiguous point prompts, not boxes).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from iiie.types import Box
+from iiie.weights import MissingWeightsError, load_once, require_files
+
+
+@dataclass
+class Segment:
+    """SAM's chosen mask for one box (``True`` = object) and its predicted IoU."""
+
+    mask: np.ndarray
+    score: float
+
+
+def choose_by_iou(masks: np.ndarray, ious: np.ndarray) -> list[Segment]:
+    """From ``(boxes, k, H, W)`` candidates and ``(boxes, k)`` predicted IoUs keep the best per box."""
+    out = []
+    for cand, score in zip(masks, ious, strict=True):
+        j = int(np.argmax(score))
+        out.append(Segment(np.asarray(cand[j], dtype=bool), float(score[j])))
+    return out
+
+
+class HFSam:
+    """``SamModel`` from a local transformers folder."""
+
+    def __init__(self, path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 config_key: str = "masker.sam", embed_batch_size: int = 4) -> None:
+        from transformers import SamModel, SamProcessor
+
+        folder = require_files(path, ["config.json", ("model.safetensors", "pytorch_model.bin"), ("preprocessor_config.json", "processor_config.json")],
+                               config_key, hint="A local copy of facebook/sam-vit-huge (transformers layout).")
+        self.device, self.dtype = torch.device(device), dtype
+        self.model, self.processor = load_once(
+            ("sam-hf", str(folder), str(device), str(dtype)),
+            lambda: (SamModel.from_pretrained(folder, torch_dtype=dtype).to(device).eval(), SamProcessor.from_pretrained(folder)),
+            label="sam",
+        )
+        self.embed_batch_size = max(1, int(embed_batch_size))
+
+    @torch.no_grad()
+    def segment_batch(self, images: Sequence[Image.Image], boxes: Sequence[Sequence[Box]]) -> list[list[Segment]]:
+        """For each image, one :class:`Segment` per box (images without boxes are skipped)."""
+        todo = [i for i, b in enumerate(boxes) if len(b)]
+        results: list[list[Segment]] = [[] for _ in images]
+        for start in range(0, len(todo), self.embed_batch_size):
+            idx = todo[start : start + self.embed_batch_size]
+            imgs = [images[i].convert("RGB") for i in idx]
+            enc = self.processor(images=imgs, return_tensors="pt")
+            pixels = enc["pixel_values"].to(self.device, self.dtype)
+            embeddings = self.model.get_image_embeddings(pixels)  # once per image
+            for j, i in enumerate(idx):
+                prompt = self.processor(images=imgs[j], input_boxes=[[list(map(float, b)) for b in boxes[i]]], return_tensors="pt")
+                out = self.model(
+                    image_embeddings=embeddings[j : j + 1],
+                    input_boxes=prompt["input_boxes"].to(self.device, self.dtype),
+                    multimask_output=True,
+                )
+                masks = self.processor.image_processor.post_process_masks(
+                    out.pred_masks.float().cpu(), prompt["original_sizes"], prompt["reshaped_input_sizes"]
+                )[0].numpy()
+                results[i] = choose_by_iou(masks, out.iou_scores[0].float().cpu().numpy())
+        return results
+
+
+def _sam_architecture(sd: dict[str, torch.Tensor]) -> dict:
+    """Read the SAM ViT and decoder sizes from an original checkpoint's shapes."""
+    try:
+        patch = sd["image_encoder.patch_embed.proj.weight"]
+        embed_dim, patch_size = int(patch.shape[0]), int(patch.shape[-1])
+        grid = int(sd["image_encoder.pos_embed"].shape[1])
+        depth = len({k.split(".")[2] for k in sd if k.startswith("image_encoder.blocks.")})
+        globals_, windows, head_dim = [], set(), None
+        for i in range(depth):
+            rel = sd[f"image_encoder.blocks.{i}.attn.rel_pos_h"]
+            head_dim = int(rel.shape[1])
+            size = (int(rel.shape[0]) + 1) // 2
+            if size == grid:
+                globals_.append(i)
+            else:
+                windows.add(size)
+        prompt_dim = int(sd["prompt_encoder.no_mask_embed.weight"].shape[1])
+        mask_in = int(sd["prompt_encoder.mask_downscaling.3.weight"].shape[0])
+        mlp_dim = int(sd["mask_decoder.transformer.layers.0.mlp.lin1.weight"].shape[0])
+        dec_depth = len({k.split(".")[3] for k in sd if k.startswith("mask_decoder.transformer.layers.")})
+        iou_hidden = int(sd["mask_decoder.iou_prediction_head.layers.0.weight"].shape[0])
+        iou_depth = len({k.split(".")[3] for k in sd if k.startswith("mask_decoder.iou_prediction_head.layers.")})
+        n_masks = int(sd["mask_decoder.mask_tokens.weight"].shape[0]) - 1
+    except KeyError as e:
+        raise ValueError(f"not an original SAM checkpoint: missing {e.args[0]!r}") from None
+    if len(windows) > 1:
+        raise ValueError(f"SAM blocks disagree on the window size: {sorted(windows)}")
+    return dict(
+        embed_dim=embed_dim, patch_size=patch_size, image_size=grid * patch_size, depth=depth,
+        num_heads=embed_dim // head_dim, global_attn_indexes=globals_, window_size=windows.pop() if windows else 0,
+        prompt_dim=prompt_dim, mask_in_chans=mask_in, mlp_dim=mlp_dim, decoder_depth=dec_depth,
+        iou_hidden=iou_hidden, iou_depth=iou_depth, num_multimask_outputs=n_masks,
+    )
+
+
+def build_original_sam(checkpoint: str | os.PathLike):
+    """``segment_anything.modeling.Sam`` sized from the checkpoint and loaded strictly."""
+    from segment_anything.modeling import (
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        Sam,
+        TwoWayTransformer,
+    )
+
+    sd = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
+    if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
+        sd = sd["model"]
+    a = _sam_architecture(sd)
+    grid = a["image_size"] // a["patch_size"]
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            depth=a["depth"], embed_dim=a["embed_dim"], img_size=a["image_size"], mlp_ratio=4,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=a["num_heads"], patch_size=a["patch_size"],
+            qkv_bias=True, use_rel_pos=True, global_attn_indexes=tuple(a["global_attn_indexes"]),
+            window_size=a["window_size"], out_chans=a["prompt_dim"],
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=a["prompt_dim"], image_embedding_size=(grid, grid),
+            input_image_size=(a["image_size"], a["image_size"]), mask_in_chans=a["mask_in_chans"],
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=a["num_multimask_outputs"],
+            transformer=TwoWayTransformer(depth=a["decoder_depth"], embedding_dim=a["prompt_dim"], mlp_dim=a["mlp_dim"], num_heads=8),
+            transformer_dim=a["prompt_dim"], iou_head_depth=a["iou_depth"], iou_head_hidden_dim=a["iou_hidden"],
+        ),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
+    sam.load_state_dict(sd, strict=True)
+    return sam.eval()
+
+
+class OriginalSam:
+    """``segment_anything.SamPredictor`` on an original checkpoint (vit_h/l/b)."""
+
+    def __init__(self, checkpoint: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 config_key: str = "masker.sam_checkpoint") -> None:
+        from segment_anything import SamPredictor
+
+        path = Path(str(checkpoint)).expanduser()
+        if str(checkpoint) in ("", "None", "???") or not path.is_file():
+            raise MissingWeightsError(
+                f"SAM checkpoint not found: {path} (from `{config_key}`). Get sam_vit_h_4b8939.pth from "
+                "facebookresearch/segment-anything and put it there."
+            )
+        if dtype != torch.float32:
+            dtype = torch.float32  # SamPredictor feeds float32 tensors; keep the model in float32
+        self.device = torch.device(device)
+        sam = load_once(("sam-original", str(path), str(device)), lambda: build_original_sam(path).to(device), label="sam")
+        self.predictor = SamPredictor(sam)
+
+    @torch.no_grad()
+    def segment_batch(self, images: Sequence[Image.Image], boxes: Sequence[Sequence[Box]]) -> list[list[Segment]]:
+        results: list[list[Segment]] = [[] for _ in images]
+        for i, (image, bxs) in enumerate(zip(images, boxes, strict=True)):
+            if not len(bxs):
+                continue
+            arr = np.asarray(image.convert("RGB"))
+            self.predictor.set_image(arr)  # image embedding once per image
+            t = torch.as_tensor(np.asarray(bxs, dtype=np.float32), device=self.predictor.device)
+            t = self.predictor.transform.apply_boxes_torch(t, arr.shape[:2])
+            masks, ious, _ = self.predictor.predict_torch(None, None, boxes=t, multimask_output=True)
+            results[i] = choose_by_iou(masks.cpu().numpy(), ious.float().cpu().numpy())
+            self.predictor.reset_image()
+        return results
+
+
+def build_segmenter(impl: str, path: str, device, dtype, config_key: str):
+    """``HFSam`` for ``impl=transformers``, ``OriginalSam`` for ``impl=original``."""
+    if impl == "transformers":
+        return HFSam(path, device, dtype, config_key=config_key)
+    if impl == "original":
+        return OriginalSam(path, device, dtype, config_key=config_key)
+    raise ValueError(f"unknown SAM impl {impl!r}; expected 'transformers' or 'original'")
