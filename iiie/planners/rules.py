@@ -1,0 +1,1179 @@
+"""The rule planner (``planner=rules``): an instruction parser with no model.
+
+It is the no-VLM baseline of the step-1/2 ablations and the fallback when the VLM fails,
+so it has to handle the way people actually phrase edits ("get rid of the background
+behind the woman", "what if the man had a hat", "let's see it in winter").
+
+How it works (one pass, no scoring of keywords):
+
+1. **normalise** — lower case, quotes and punctuation, contractions, frequent typos;
+2. **split clauses** — on sentence marks and on "and/but/then" that start a new command;
+   a "keep X" clause names the subject to keep for a background edit;
+3. **strip lead-ins** — "could you", "please", "let's", "i want you to", ...;
+4. **match a frame** — an ordered grammar of sentence shapes, each binding slots:
+   removal ("remove X", "take X out", "X should be gone", "no X", "without X"),
+   giving ("give X Y"), causatives and counterfactuals ("make/have/let X <verb>",
+   "what if X had Y", "i want X to be Y"), addition ("add/put/place X <location>"),
+   change ("change/turn/replace X to/into/with Y", "make X Y"), seeing ("let's see it
+   in winter"), existentials ("there should be X", "a bird on the branch"), plain
+   statements ("the dog should be a cat"), adjustments ("increase the contrast");
+5. **decide the category from the slots' meaning** — the same frame yields different
+   categories depending on what fills it: "remove the yellow cast" (an image artefact:
+   global), "remove the background behind the woman" (background, keep the woman),
+   "remove the lamp" (remove); "put the dog on a beach" (a definite subject moved into a
+   scene: background) vs "put a cat on the sofa" (addition);
+6. **build prompts** — target prompt, global captions, and for additions a box
+   (:mod:`iiie.planners.rules_boxes`).
+
+Conventions for ambiguous phrasings, applied consistently:
+
+* the sky counts as background: "make the sky cloudy", "replace the sky with a sunset"
+  are background edits (the subject is kept, the backdrop changes). Things *in* the sky
+  ("add a bird in the sky") are additions/removals;
+* weather, season and time of day of the whole scene are global ("make it winter");
+* "blur the background" is background; "blur the image" is global;
+* styles and media of the whole picture are global; a style on one object is local
+  ("make the car look like a cartoon");
+* a multi-clause instruction is categorised by its first actionable clause.
+
+Instructions that match no frame still get a best guess from word meaning, marked
+``confidence: "low"`` in ``Plan.raw``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from iiie.errors import InstructionError
+from iiie.planners import rules_lexicon as lex
+from iiie.planners.rules_boxes import locate
+from iiie.protocols import BasePlanner
+from iiie.types import Category, EditRequest, Plan
+
+MAX_INSTRUCTION_CHARS = 2000
+DEFAULT_SUBJECT = "main subject"
+REMOVE_PROMPT = "empty background, nothing there, seamless surroundings"
+SOURCE_CAPTION = "a photo"
+
+# --------------------------------------------------------------------------------------------
+# normalisation and clause splitting
+# --------------------------------------------------------------------------------------------
+
+_PHRASE_FIXES = (
+    (r"\bcolou?r[- ]correct\b", "color-correct"),
+    (r"\bblack ?& ?white\b", "black and white"),
+    (r"\bb ?& ?w\b", "black and white"),
+    (r"\bhow about\b", "how about"),
+    (r"\bget ride of\b", "get rid of"),
+    (r"\bgetrid of\b", "get rid of"),
+    (r"\bback ground\b", "background"),
+    (r"\bin to\b", "into"),
+    (r"\bonto\b", "on"),
+    (r"\bnight time\b", "nighttime"),
+    (r"\bday time\b", "daytime"),
+)
+
+_NEW_COMMAND = (
+    "add remove delete erase change make turn replace put place insert swap switch give "
+    "keep get take have let transform convert blur paint recolor color move set apply "
+    "increase decrease reduce lower raise include draw also".split()
+)
+
+
+def normalise(text: str) -> str:
+    """Lower-case, expand contractions, fix frequent typos, tidy punctuation."""
+    t = text.lower()
+    t = t.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"')
+    t = t.replace("\u201d", '"').replace("`", "'")
+    t = re.sub(r"[\"]", " ", t)
+    t = re.sub(r"(?<=\w)'(?=\s|$)", "", t)  # dogs' -> dogs
+    t = re.sub(r"(?<=\s)'|^'", "", t)  # opening single quotes
+    words = []
+    for w in re.findall(r"[a-z0-9][a-z0-9'&\-]*|[.,;:!?()/]|->|=>", t):
+        w = lex.CONTRACTIONS.get(w, w)
+        w = lex.TYPOS.get(w, w)
+        words.append(w)
+    t = " ".join(words)
+    for pattern, repl in _PHRASE_FIXES:
+        t = re.sub(pattern, repl, t)
+    t = re.sub(r"\s*(->|=>)\s*", " to ", t)
+    return re.sub(r"\s+", " ", t).strip()
+
+
+def split_clauses(text: str) -> list[str]:
+    """Split on sentence marks, and on "and/but/then/," when a new command starts."""
+    parts = re.split(r"\s*[.;!?]+\s*|\s*\(\s*|\s*\)\s*", text)
+    clauses: list[str] = []
+    verbs = "|".join(_NEW_COMMAND)
+    joiner = re.compile(
+        rf"\s*(?:,\s*)?(?:\b(?:and then|and also|and|but|then|while|after that|plus)\b\s+|,\s+)"
+        rf"(?=(?:please\s+|also\s+|then\s+)?(?:{verbs})\b)"
+    )
+    for part in parts:
+        part = part.strip(" ,")
+        if not part:
+            continue
+        for piece in joiner.split(part):
+            piece = piece.strip(" ,")
+            if piece:
+                clauses.append(re.sub(r"\s*,\s*", " ", piece))
+    return clauses
+
+
+def strip_lead_ins(clause: str) -> str:
+    """Remove politeness and hedges from both ends ("could you please ... thanks")."""
+    c = clause.strip()
+    changed = True
+    while changed and c:
+        changed = False
+        for lead in lex.LEAD_INS:
+            if c == lead:
+                break
+            if c.startswith(lead + " "):
+                c = c[len(lead) + 1:].strip()
+                changed = True
+                break
+        for tail in lex.TAIL_OUTS:
+            if c.endswith(" " + tail):
+                c = c[: -len(tail) - 1].strip()
+                changed = True
+                break
+    c = re.sub(r"^(?:i want|i would like) (?:you )?to ", "", c)
+    return c
+
+
+# --------------------------------------------------------------------------------------------
+# noun phrases
+# --------------------------------------------------------------------------------------------
+
+_PREPOSITIONS = frozenset(
+    "in on at from to into with behind beside besides near next under below above over "
+    "inside outside underneath beneath across along around through between among against "
+    "off out onto toward towards by for like as so that which who whose where while "
+    "because instead than but except without within atop upon until".split()
+)
+_ING_NOUNS = frozenset(
+    "painting building ceiling clothing king ring wing string thing something nothing "
+    "anything everything swing evening morning frosting icing pudding sibling earring "
+    "earrings bedding stuffing railing lightning sling awning living dining wedding "
+    "ceiling stocking stockings wedding sibling duckling dumpling ping bling spring "
+    "sapling viking pudding painting paintings buildings drawing drawings sing".split()
+)
+_QUANT_PREFIXES = ("all of the ", "one of the ", "some of the ", "both of the ", "each of the ",
+                   "any of the ", "all the ", "both the ", "a couple of ", "a pair of ",
+                   "a bunch of ", "a lot of ", "lots of ", "a few ", "a group of ",
+                   "a set of ")
+_NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten".split())
+
+
+def split_np(text: str) -> tuple[str, str]:
+    """Split ``text`` into a leading noun phrase and the rest (location, relative clause).
+
+    ``of`` stays inside the noun phrase ("a vase of flowers", "the color of the car").
+    """
+    tokens = text.split()
+    for i, tok in enumerate(tokens):
+        if i == 0:
+            continue
+        prev = tokens[i - 1]
+        if tok in _PREPOSITIONS and not (tok == "for" and prev in ("ready",)):
+            return " ".join(tokens[:i]), " ".join(tokens[i:])
+        if tok == "and" and i + 1 < len(tokens) and tokens[i + 1] in _NEW_COMMAND:
+            return " ".join(tokens[:i]), " ".join(tokens[i:])
+        if (
+            tok.endswith("ing") and len(tok) > 4 and tok not in _ING_NOUNS
+            and prev not in lex.DETERMINERS and not prev.endswith("'s")
+        ):
+            return " ".join(tokens[:i]), " ".join(tokens[i:])
+        if tok in ("is", "are", "was", "were", "should", "must", "has", "have", "had"):
+            return " ".join(tokens[:i]), " ".join(tokens[i:])
+    return text, ""
+
+
+def clean_np(np_text: str) -> str:
+    """A groundable object phrase: no determiners, possessors, quantities or particles."""
+    t = " " + np_text.strip() + " "
+    t = re.sub(r"^ (?:up|down|out|away|off) ", " ", t)
+    t = t.strip()
+    for q in _QUANT_PREFIXES:
+        if t.startswith(q):
+            t = t[len(q):]
+    words = t.split()
+    if len(words) == 1 and words[0] in lex.PRONOUN_OBJECTS:
+        return lex.PRONOUN_OBJECTS[words[0]]
+    # drop a possessor: "the man's shirt" -> "shirt"; keep "the man's" alone as "man"
+    for i in range(len(words) - 1, -1, -1):
+        if words[i].endswith("'s") and i < len(words) - 1:
+            words = words[i + 1:]
+            break
+    words = [w[:-2] if w.endswith("'s") else w for w in words]
+    while words and (words[0] in lex.DETERMINERS or words[0] in _NUMBER_WORDS
+                     or words[0] in ("of", "other", "more", "extra", "new", "own")):
+        if words[0] in ("new",) and len(words) == 1:
+            break
+        words = words[1:]
+    while words and words[-1] in ("too", "also", "please", "again", "here", "there"):
+        words = words[:-1]
+    # first conjunct of "the cup and the plate", but not "black and white cat"
+    if "and" in words:
+        i = words.index("and")
+        if 0 < i < len(words) - 1 and words[i - 1] not in lex.COLORS:
+            words = words[:i]
+    return " ".join(words)
+
+
+def _head(np_clean: str) -> str:
+    words = np_clean.split()
+    return words[-1] if words else ""
+
+
+def _is_indefinite(np_raw: str) -> bool:
+    first = np_raw.split()[0] if np_raw.split() else ""
+    return first in lex.INDEFINITE or first in _NUMBER_WORDS
+
+
+def _is_definite(np_raw: str) -> bool:
+    words = np_raw.split()
+    if not words:
+        return False
+    return words[0] in ("the", "this", "that", "these", "those", "his", "her", "their",
+                        "its", "my", "our", "your") or words[0].endswith("'s") or (
+        len(words) == 1 and words[0] in lex.PRONOUN_OBJECTS)
+
+
+def _property_of(np_clean: str) -> tuple[str, str]:
+    """"color of the car" -> ("color", "car"); "sky color" -> ("color", "sky")."""
+    m = re.match(r"^(?P<prop>[a-z]+(?: [a-z]+)?) of (?P<obj>.+)$", np_clean)
+    if m and m.group("prop").split()[-1] in lex.OBJECT_PROPERTIES:
+        return m.group("prop"), clean_np(m.group("obj"))
+    words = np_clean.split()
+    if len(words) >= 2 and words[-1] in lex.OBJECT_PROPERTIES:
+        return words[-1], " ".join(words[:-1])
+    return "", np_clean
+
+
+def _has_phrase(text: str, vocab: frozenset[str]) -> str:
+    """The first vocabulary entry (word or phrase) that occurs in ``text``."""
+    padded = f" {text} "
+    for entry in vocab:
+        if f" {entry} " in padded:
+            return entry
+    return ""
+
+
+def np_kind(np_clean: str) -> str:
+    """Meaning class of an object phrase: image, background, global, time, or thing."""
+    if not np_clean:
+        return "none"
+    words = np_clean.split()
+    head = words[-1]
+    if np_clean in lex.WHOLE_IMAGE or words[0] in ("whole", "entire", "overall", "full") and (
+        head in lex.WHOLE_IMAGE
+    ):
+        return "image"
+    if head in lex.WHOLE_IMAGE and len(words) <= 2 and head not in ("painting", "frame"):
+        return "image"
+    if np_clean in lex.BACKGROUND_NOUNS or head in lex.BACKGROUND_NOUNS or re.search(
+        r"\b(?:behind|around)\b", np_clean
+    ) and words[0] in ("everything", "area", "wall", "room", "space", "scenery", "stuff"):
+        return "background"
+    if np_clean in lex.GLOBAL_PROPERTIES or head in lex.GLOBAL_PROPERTIES:
+        return "global"
+    if np_clean in lex.TIME_WEATHER or (head in ("day", "night", "season", "weather")):
+        return "time"
+    return "thing"
+
+
+def _scene_in(text: str) -> str:
+    """A place a subject could be moved to, if ``text`` names one."""
+    return _has_phrase(text, lex.SCENE_NOUNS)
+
+
+def _is_adjectival(words: list[str]) -> bool:
+    vocab = lex.COLORS | lex.MATERIALS | lex.ADJECTIVES | lex.GLOBAL_ADJECTIVES
+    return bool(words) and all(
+        w in vocab or w in ("and", "or", "with", "more", "less", "very", "really", "too")
+        or w.endswith(("ish", "ful", "ous", "ic", "ed", "ier", "est")) and len(w) > 4
+        for w in words
+    )
+
+
+def _gerund(verb: str) -> str:
+    if verb.endswith("ing"):
+        return verb
+    if verb in ("sit", "run", "swim", "get", "put", "cut", "hit", "spin", "shop"):
+        return verb + verb[-1] + "ing"
+    if verb.endswith("ie"):
+        return verb[:-2] + "ying"
+    if verb.endswith("e") and verb not in ("be", "see", "flee"):
+        return verb[:-1] + "ing"
+    return verb + "ing"
+
+
+# --------------------------------------------------------------------------------------------
+# parse result
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Parse:
+    """What one clause says, before prompts and boxes are built."""
+
+    category: Category
+    frame: str
+    obj: str = ""
+    comp: str = ""
+    location: str = ""
+    anchor: str = ""
+    verb: str = ""
+    confidence: str = "high"
+    cues: list[str] = field(default_factory=list)
+
+
+def _strip_comp(comp: str) -> str:
+    c = comp.strip()
+    c = re.sub(r"^(?:to be|to|into|be|being|become|becomes|look like|looks like|look|"
+               r"like|as|with|for|by|so that it is|so it is|so it looks like|"
+               r"so that it looks like)\s+", "", c)
+    c = re.sub(r"\s+(?:instead|now|too|please|again)$", "", c)
+    c = re.sub(r"^(?:instead of \w+ )", "", c)
+    return c.strip()
+
+
+# --------------------------------------------------------------------------------------------
+# deciding the category from the filled slots
+# --------------------------------------------------------------------------------------------
+
+
+def _anchor_from(tail: str) -> str:
+    """Subject named in "behind the woman", "around the dog", "of the cat"."""
+    m = re.search(r"\b(?:behind|around|of|from|surrounding|near)\s+(?P<s>.+)$", tail)
+    if not m:
+        return ""
+    s = clean_np(split_np(m.group("s"))[0])
+    return "" if np_kind(s) in ("image", "background", "none") else s
+
+
+def _decide_remove(obj_raw: str, verb: str = "remove") -> _Parse:
+    np_text, tail = split_np(obj_raw)
+    obj = clean_np(np_text)
+    kind = np_kind(obj)
+    head = _head(obj)
+    if kind == "global" or obj in lex.ARTIFACTS or head in ("cast", "tint", "noise", "grain"):
+        return _Parse(Category.GLOBAL, "remove_artifact", comp=obj, verb=verb,
+                      cues=[f"artifact:{obj}"])
+    if kind == "background":
+        return _Parse(Category.BACKGROUND, "remove_background", obj=_anchor_from(tail),
+                      comp="", verb=verb, cues=["background-noun"])
+    if kind == "image":
+        return _Parse(Category.GLOBAL, "remove_image", comp=obj, confidence="low")
+    return _Parse(Category.REMOVE, "remove", obj=obj, location=tail, verb=verb)
+
+
+def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> _Parse:
+    np_text, tail = split_np(obj_raw)
+    if not np_text.strip():
+        np_text = "it"
+    obj = clean_np(np_text)
+    prop, obj = _property_of(obj)
+    kind = np_kind(obj)
+    comp = _strip_comp(comp)
+    cues = [f"verb:{verb}"] + ([f"property:{prop}"] if prop else [])
+    # "make it look like the man is in tokyo": a subject placed in a scene
+    m = re.match(r"^(?:like )?(?P<s>.+?) (?:is|are|was|were|be) (?:\w+ing )?"
+                 r"(?:in|on|at|inside|under) (?P<p>.+)$", comp)
+    if m and _scene_in(m.group("p")) and np_kind(clean_np(m.group("s"))) == "thing":
+        return _Parse(Category.BACKGROUND, "subject_in_scene", obj=clean_np(m.group("s")),
+                      comp=m.group("p"), verb=verb, cues=cues + ["scene"])
+    if kind == "background" or (tail and re.match(r"^(?:behind|around)\b", tail)
+                                and obj in ("wall", "room", "area", "everything")):
+        anchor = _anchor_from(tail)
+        return _Parse(Category.BACKGROUND, "change_background", obj=anchor, comp=comp,
+                      verb=verb, cues=cues + ["background-noun"],
+                      anchor=_head(obj) if kind == "background" else "background")
+    if comp in ("nothing", "empty", "empty space", "nothing at all") or comp.startswith(
+        "nothing"
+    ):
+        return _Parse(Category.REMOVE, "replace_with_nothing", obj=obj, verb=verb)
+    if kind in ("image", "global", "time"):
+        return _Parse(Category.GLOBAL, "change_image", obj="", comp=comp or obj, verb=verb,
+                      cues=cues + [f"whole-image:{obj}"])
+    if kind == "none":
+        return _Parse(Category.GLOBAL, "change_image", comp=comp, verb=verb,
+                      confidence="low")
+    return _Parse(Category.LOCAL, "change", obj=obj, comp=comp, verb=verb, cues=cues)
+
+
+def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> _Parse:
+    if not tail:
+        np_raw, tail = split_np(np_raw)
+    obj = clean_np(np_raw)
+    kind = np_kind(obj)
+    head = _head(obj)
+    cues = [f"verb:{verb}"]
+    if kind == "background":
+        return _Parse(Category.BACKGROUND, "add_background", obj=_anchor_from(tail),
+                      comp=np_raw, verb=verb, cues=cues + ["background-noun"],
+                      anchor=head)
+    if re.search(r"\bin the (?:background|distance|back)\b", tail) and (
+        _scene_in(obj) or head in ("scenery", "landscape", "view", "skyline")
+    ):
+        return _Parse(Category.BACKGROUND, "scene_in_background", comp=np_raw, verb=verb,
+                      cues=cues + ["scene"])
+    if head in lex.GLOBAL_ADDABLES or kind == "global" or obj in lex.STYLE_WORDS:
+        return _Parse(Category.GLOBAL, "add_filter", comp=np_raw, verb=verb,
+                      cues=cues + [f"filter:{obj}"])
+    if obj in ("rain", "fog", "mist", "haze", "a storm", "storm", "snowfall", "snow") and (
+        not tail or re.match(r"^(?:to|in|on) (?:the )?(?:image|photo|picture|scene|it)$", tail)
+    ):
+        return _Parse(Category.GLOBAL, "add_weather", comp=obj, verb=verb,
+                      cues=cues + ["weather"])
+    moving = verb in ("put", "place", "set", "move", "transport", "teleport", "send",
+                      "relocate", "bring", "seat", "position", "drop", "take")
+    if moving and not _is_indefinite(np_raw) and _scene_in(tail) and kind == "thing":
+        return _Parse(Category.BACKGROUND, "move_subject", obj=obj, comp=_place(tail),
+                      verb=verb, cues=cues + [f"scene:{_scene_in(tail)}"])
+    if verb in ("move", "relocate", "shift") and not _is_indefinite(np_raw):
+        return _Parse(Category.LOCAL, "move_object", obj=obj, comp=tail, verb=verb,
+                      cues=cues)
+    return _Parse(Category.ADDITION, "add", obj=obj, comp=np_raw, location=tail,
+                  anchor=anchor, verb=verb, cues=cues)
+
+
+def _place(tail: str) -> str:
+    """The scene in "on a beach", "in front of the eiffel tower" -> "a beach"."""
+    t = re.sub(r"^(?:\w+ing )?(?:in front of|on top of|next to|inside|in|on|at|into|to|"
+               r"under|near|by|among|onto)\s+", "", tail.strip())
+    t = re.sub(r"\s+(?:instead|now)$", "", t)
+    return t
+
+
+def _decide_statement(subj_raw: str, verb: str, rest: str) -> _Parse:
+    """"the dog should be a cat", "the man had a hat", "the girl standing in a field"."""
+    subj_raw = subj_raw.strip()
+    if subj_raw == "there":
+        return _decide_existential(rest)
+    subj = clean_np(subj_raw)
+    prop, subj = _property_of(subj)
+    kind = np_kind(subj)
+    rest = rest.strip()
+    cues = [f"statement:{verb}"]
+    be = verb in ("be", "is", "are", "was", "were", "been", "become", "becomes", "became",
+                  "being", "get", "gets", "got", "turn", "turns", "look", "looks", "seem",
+                  "seems", "appear", "appears")
+    if be:
+        # "standing in a field", "holding a balloon", "made of brick"
+        m = re.match(r"^(?P<v>\w+ing)\b\s*(?P<r>.*)$", rest)
+        if m and m.group("v") in lex.POSSESSION_VERBS:
+            return _decide_statement(subj_raw, m.group("v"), m.group("r"))
+        if m and m.group("v") in lex.POSTURE_VERBS:
+            rest = m.group("r")
+        if re.match(r"^(?:gone|removed|deleted|erased|missing|absent|invisible)\b", rest):
+            return _Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
+        if re.match(r"^(?:in|on|at|inside|into|under|in front of|among|by|near|surrounded "
+                    r"by|located in|placed in|set in)\b", rest) and _scene_in(rest) and (
+                        kind == "thing"):
+            return _Parse(Category.BACKGROUND, "subject_in_scene", obj=subj,
+                          comp=_place(rest), cues=cues + [f"scene:{_scene_in(rest)}"])
+        if kind == "background":
+            return _Parse(Category.BACKGROUND, "background_is", obj="", comp=_strip_comp(rest),
+                          anchor=_head(subj), cues=cues + ["background-noun"])
+        if kind in ("image", "global", "time", "none"):
+            return _Parse(Category.GLOBAL, "image_is", comp=_strip_comp(rest), cues=cues)
+        return _Parse(Category.LOCAL, "thing_is", obj=subj, comp=_strip_comp(rest),
+                      cues=cues + ([f"property:{prop}"] if prop else []))
+    if verb in lex.POSSESSION_VERBS:
+        thing_raw, tail = split_np(rest)
+        thing = clean_np(thing_raw)
+        twords = thing.split()
+        if kind == "background":
+            return _Parse(Category.BACKGROUND, "background_has", comp=rest,
+                          anchor=_head(subj), cues=cues + ["background-noun"])
+        if kind in ("image", "none") and (_head(thing) in lex.GLOBAL_ADDABLES
+                                          or _has_phrase(thing, lex.STYLE_WORDS)):
+            return _Parse(Category.GLOBAL, "image_has", comp=thing_raw, cues=cues)
+        if twords and twords[-1] in lex.BODY_PARTS and len(twords) > 1 and not \
+                _is_indefinite(thing_raw) and _is_adjectival(twords[:-1]):
+            part = twords[-1]
+            target = part if part in ("hair", "eyes", "skin", "fur", "lips", "beard") else subj
+            return _Parse(Category.LOCAL, "has_attribute", obj=target, comp=thing, cues=cues)
+        return _Parse(Category.ADDITION, "has_item", obj=thing, comp=thing_raw,
+                      location=tail, anchor=subj if kind == "thing" else "", verb=verb,
+                      cues=cues)
+    if verb in lex.VANISH_VERBS:
+        return _Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
+    if verb in lex.POSTURE_VERBS and _scene_in(rest) and kind == "thing":
+        return _Parse(Category.BACKGROUND, "subject_in_scene", obj=subj, comp=_place(rest),
+                      cues=cues + [f"scene:{_scene_in(rest)}"])
+    if kind in ("image", "none", "time") or subj in ("it", "everything"):
+        return _Parse(Category.GLOBAL, "image_action", comp=f"{verb} {rest}".strip(),
+                      cues=cues)
+    if kind == "background":
+        return _Parse(Category.BACKGROUND, "background_action", comp=f"{verb} {rest}".strip(),
+                      anchor=_head(subj), cues=cues)
+    return _Parse(Category.LOCAL, "action", obj=subj, comp=f"{_gerund(verb)} {rest}".strip(),
+                  verb=verb, cues=cues)
+
+
+def _decide_existential(np_text: str) -> _Parse:
+    """"there should be a boat in the water", "i want a snowy background"."""
+    np_text = np_text.strip()
+    m = re.match(r"^(?:no|none of the|zero|not any)\s+(?:more\s+)?(?P<o>.+)$", np_text)
+    if m:
+        return _decide_remove(m.group("o"), "no")
+    np_raw, tail = split_np(np_text)
+    p = _decide_add("exist", np_raw, tail)
+    p.cues.append("existential")
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# the grammar: ordered frames over a normalised clause
+# --------------------------------------------------------------------------------------------
+
+_REMOVE_VERBS = (
+    r"remove|delete|erase|eliminate|ditch|lose|hide|exclude|omit|scrub|cut out|cut away|"
+    r"cut down|chop down|clean up|clean off|clean out|clean away|clear away|clear out|"
+    r"clear off|wipe out|wipe away|wipe off|get rid of|do away with|take out|take away|"
+    r"take off|take down|pull out|rip out|strip away|strip off|edit out|crop out|"
+    r"paint out|photoshop out|rid (?:it|the image|the picture|the photo|this) of|"
+    r"free (?:it|the image) of|knock down|tear down|erase away|extract|throw away|"
+    r"throw out|discard|kill|destroy|vanish|unclutter|declutter|clear"
+)
+_CHANGE_VERBS = (
+    r"change|turn|transform|convert|switch|swap|replace|morph|alter|modify|recolor|"
+    r"color|paint|dye|render|edit|update|set|upgrade|exchange|substitute|redo|restyle|"
+    r"reshape|resize|shrink|enlarge|make|recreate|redraw|reimagine|rework|re-color|"
+    r"tint|stain|fill|cover|dress up|age|evolve|mutate|adjust|fix|give"
+)
+_ADD_VERBS = (
+    r"add|insert|include|draw|put|place|stick|hang|put up|build|attach|plant|sketch|"
+    r"create|introduce|generate|spawn|position|install|mount|sprinkle|scatter|stack|park|"
+    r"paste|overlay|superimpose|drop|lay|seat|bring|move|transport|teleport|send|"
+    r"relocate|pop|throw in|carve|write|get|set|paint|grow|station|land|release|toss|"
+    r"float|fly|shift"
+)
+_BE = (r"(?:(?:should|must|would|could|can|will|shall|might|may|needs? to|has to|have to|"
+       r"ought to|to|is going to|are going to)\s+)?(?:(?:not|never)\s+)?")
+
+
+def _match_remove(c: str) -> _Parse | None:
+    m = re.match(rf"^(?:{_REMOVE_VERBS})\s+(?P<obj>.+)$", c)
+    if m and not re.match(r"^(?:up|down)$", m.group("obj")):
+        verb = c[: m.start("obj")].strip()
+        if verb == "cover":
+            return None
+        return _decide_remove(m.group("obj"), verb)
+    m = re.match(r"^(?P<v>take|get|clear|wipe|pull|cut|clean|rip|strip|edit|crop|photoshop|"
+                 r"paint|knock|throw|toss|kick|chase|erase|delete|remove|move|brush|scrub)\s+"
+                 r"(?P<obj>.+?)\s+(?:out of|off of|away from|out|away|off|from)(?:\s+(?P<r>.*))?$",
+                 c)
+    if m and not (m.group("v") == "move" and not re.search(r"\b(?:out|away)\b", c)):
+        return _decide_remove(m.group("obj"), m.group("v"))
+    m = re.match(r"^(?:make|let|have)\s+(?P<obj>.+?)\s+(?:disappear|vanish|go away|"
+                 r"invisible|gone|leave)\b", c)
+    if m:
+        return _decide_remove(m.group("obj"), "make-disappear")
+    m = re.match(rf"^(?P<obj>.+?)\s+{_BE}(?:be\s+|get\s+|being\s+)?(?:gone|removed|deleted|"
+                 r"erased|eliminated|taken out|taken away|cleared|wiped out|disappear|"
+                 r"disappears|disappeared|vanish|vanishes|vanished|go away|missing|absent)\b",
+                 c)
+    if m and not re.match(r"^(?:there|it)$", m.group("obj")):
+        return _decide_remove(m.group("obj"), "gone")
+    m = re.match(r"^(?P<obj>.+?)\s+(?:\w+\s+){0,2}?(?:not|never)\s+(?:be\s+)?(?:there|here|"
+                 r"in (?:the|this) (?:picture|image|photo|scene|shot|frame)|visible|present|"
+                 r"exist|appear|be seen|show)\b", c)
+    if m:
+        obj = re.sub(r"\s+(?:was|were|is|are|should|would|could|must|does|did|do)$", "",
+                     m.group("obj"))
+        return _decide_remove(obj, "not-there")
+    m = re.match(r"^(?:(?:there (?:should|must|can|would|will) be|there is|there are|"
+                 r"there was|there were|let there be|i want|i would like|have|leave|with|"
+                 r"show) )?(?:no|none of the|zero)\s+(?:more\s+)?(?P<obj>.+)$", c)
+    if m:
+        return _decide_remove(m.group("obj"), "no")
+    m = re.match(r"^(?:without|minus|sans)\s+(?:any\s+)?(?P<obj>.+)$", c)
+    if m:
+        return _decide_remove(m.group("obj"), "without")
+    return None
+
+
+def _split_give(rest: str) -> tuple[str, str]:
+    """"the cat a crown" -> ("the cat", "a crown"); "her sunglasses" -> ("her", "sunglasses")."""
+    words = rest.split()
+    if not words:
+        return "", ""
+    if words[0] in lex.PRONOUN_OBJECTS or words[0] in ("it", "this", "me", "us", "everyone"):
+        return words[0], " ".join(words[1:])
+    for i in range(1, len(words)):
+        if words[i] in lex.INDEFINITE or words[i] in _NUMBER_WORDS:
+            return " ".join(words[:i]), " ".join(words[i:])
+    if words[0] in lex.DETERMINERS or words[0].endswith("'s"):
+        return " ".join(words[:2]), " ".join(words[2:])
+    return words[0], " ".join(words[1:])
+
+
+def _match_give(c: str) -> _Parse | None:
+    m = re.match(r"^give\s+(?P<rest>.+)$", c)
+    if not m:
+        return None
+    rest = m.group("rest")
+    mt = re.match(r"^(?P<thing>.+?)\s+to\s+(?P<who>.+)$", rest)  # "give a hat to the dog"
+    if mt and _is_indefinite(mt.group("thing")):
+        who, thing = mt.group("who"), mt.group("thing")
+    else:
+        who, thing = _split_give(rest)
+    if not thing:
+        return None
+    if np_kind(clean_np(who)) in ("image", "none") or who in ("it", "this"):
+        return _decide_statement(who, "have", thing)
+    return _decide_statement(who, "have", thing)
+
+
+_CAUSE_VERB_SET = (lex.POSSESSION_VERBS | lex.ACTION_VERBS | lex.POSTURE_VERBS
+                   | lex.VANISH_VERBS) - {"look", "looking", "turn", "face", "show", "with"}
+
+
+def _split_subject_verb(text: str) -> tuple[str, str, str] | None:
+    """"the dog wear a hat" -> ("the dog", "wear", "a hat"); first verb after a noun."""
+    words = text.split()
+    for i in range(1, len(words)):
+        w = words[i]
+        if w in ("be", "become", "look", "looks", "seem") or w in _CAUSE_VERB_SET:
+            if words[i - 1] in lex.DETERMINERS:
+                continue
+            return " ".join(words[:i]), w, " ".join(words[i + 1:])
+    return None
+
+
+def _match_causative(c: str) -> _Parse | None:
+    """make/have/let/get X <verb> ...; what if ...; i want X to ...; can X be ..."""
+    m = re.match(r"^(?:what if|imagine if|imagine|suppose|pretend|how about if|what would "
+                 r"happen if|i wish|if only)\s+(?P<s>.+)$", c)
+    if m:
+        return _parse_statement(m.group("s"), lenient=True)
+    m = re.match(r"^(?:i want|i would like|i need|we want|i would love|i wish|i prefer|"
+                 r"i would prefer|i want to see|i would like to see|id like)\s+"
+                 r"(?P<s>.+?)\s+to\s+(?P<v>be|look|have|wear|hold|become|\w+)\b\s*(?P<r>.*)$", c)
+    if m and m.group("v") not in ("the", "a", "an"):
+        subj, verb, rest = m.group("s"), m.group("v"), m.group("r")
+        if verb in ("look", "become", "seem", "appear"):
+            return _decide_change(subj, rest, verb)
+        if verb == "be":
+            return _decide_statement(subj, "be", rest)
+        return _decide_statement(subj, verb, rest)
+    m = re.match(r"^(?:can|could|should|would|will|may|might|does|is|are)\s+(?P<s>.+)$", c)
+    if m and not re.match(r"^(?:you|we|i|u)\b", m.group("s")):
+        p = _parse_statement(m.group("s"), lenient=True)
+        if p is not None:
+            return p
+    m = re.match(r"^(?P<cause>make|have|let|get)\s+(?P<s>.+)$", c)
+    if m:
+        s = m.group("s")
+        if re.match(r"^there\s+(?:be|is|are)\s+", s):
+            return _decide_existential(re.sub(r"^there\s+(?:be|is|are)\s+", "", s))
+        sv = _split_subject_verb(s)
+        if sv is not None:
+            subj, verb, rest = sv
+            if verb in ("look", "looks", "seem", "become"):
+                return _decide_change(subj, rest, "look")
+            if verb == "be":
+                return _decide_statement(subj, "be", rest)
+            if m.group("cause") == "make" and verb in ("with",):
+                return None
+            return _decide_statement(subj, verb, rest)
+    return None
+
+
+def _parse_statement(s: str, lenient: bool = False) -> _Parse | None:
+    """A declarative clause: "<subject> (modal) <verb> <rest>"."""
+    s = re.sub(r"^(?:only|just)\s+", "", s)
+    m = re.match(r"^there\s+(?:(?:should|must|could|would|will|can|might|needs to)\s+be|"
+                 r"is|are|was|were|be)\s+(?P<r>.+)$", s)
+    if m:
+        return _decide_existential(m.group("r"))
+    m = re.match(rf"^(?P<s>.+?)\s+{_BE}(?P<v>be|become|becomes|became|is|are|was|were|been|"
+                 r"being|gets|got|turns|turned|look|looks|looked|seem|seems|appears|had|has|"
+                 r"have|having|wore|wears|wear|wearing|held|holds|hold|holding|carry|carries|"
+                 r"carrying|carried|with|sporting|sat|sits|sitting|stood|stands|standing|"
+                 r"lay|lies|lying|disappear|disappears|vanish|vanishes)\b\s*(?P<r>.*)$", s)
+    if m and not re.match(r"^(?:it|this|that)\s+(?:look|looks)$", m.group("s") + " " +
+                          m.group("v")):
+        subj, verb, rest = m.group("s"), m.group("v"), m.group("r")
+        if verb in ("look", "looks", "looked", "seem", "seems", "appears", "turns", "turned",
+                    "gets", "got", "becomes", "became", "become"):
+            return _decide_change(subj, rest, "look")
+        base = {"had": "have", "has": "have", "having": "have", "wore": "wear",
+                "wears": "wear", "held": "hold", "holds": "hold", "carries": "carry",
+                "carried": "carry", "sat": "sit", "sits": "sit", "stood": "stand",
+                "stands": "stand", "lies": "lie"}.get(verb, verb)
+        if base in ("is", "are", "was", "were", "been", "being"):
+            base = "be"
+        return _decide_statement(subj, base, rest)
+    if lenient:
+        sv = _split_subject_verb(s)
+        if sv is not None:
+            return _decide_statement(*sv)
+    return None
+
+
+def _match_add(c: str) -> _Parse | None:
+    m = re.match(rf"^(?P<v>{_ADD_VERBS})\s+(?:in\s+|up\s+|down\s+)?(?P<rest>.+)$", c)
+    if not m:
+        return None
+    verb, rest = m.group("v"), m.group("rest")
+    np_raw, tail = split_np(rest)
+    definite = _is_definite(np_raw) or not _is_indefinite(np_raw)
+    # verbs that also mean "change": "paint the wall yellow", "set the background to x"
+    if verb in ("paint", "set", "get", "turn", "fly", "float", "shift", "grow", "land") and \
+            not _is_indefinite(np_raw):
+        if verb in ("paint", "set", "grow") or np_kind(clean_np(np_raw)) != "thing":
+            return None
+        if verb in ("get",):
+            return None
+    if verb in ("put", "place", "set") and np_kind(clean_np(np_raw)) == "background":
+        m2 = re.match(r"^(?P<o>.+?)\s+(?:to|as)\s+(?P<c>.+)$", rest)
+        if m2:
+            return _decide_change(m2.group("o"), m2.group("c"), verb)
+    if verb == "write" or (verb == "add" and re.match(r"^(?:the\s+)?(?:text|words?|caption)"
+                                                       r"\b", rest)):
+        return _Parse(Category.ADDITION, "add_text", obj="text", comp=rest, location=tail,
+                      verb=verb, cues=["text"])
+    p = _decide_add(verb, np_raw, tail)
+    if not definite and p.category == Category.ADDITION:
+        p.confidence = "high"
+    return p
+
+
+def _match_change(c: str) -> _Parse | None:
+    m = re.match(rf"^(?P<v>{_CHANGE_VERBS})\s+(?P<rest>.+)$", c)
+    if not m:
+        m = re.match(r"^(?P<v>convert|change|turn|switch|transform|make)\s*(?P<rest>.*)$", c)
+        if not m:
+            return None
+    verb, rest = m.group("v"), m.group("rest").strip()
+    rest = re.sub(r"^(?:up|down)\s+", "", rest)
+    # "convert to sepia", "turn into a cartoon": no object named
+    m0 = re.match(r"^(?:to|into|in)\s+(?P<c>.+)$", rest)
+    if m0:
+        return _decide_change("it", m0.group("c"), verb)
+    if verb in ("replace", "swap", "switch", "exchange", "substitute"):
+        m1 = re.match(r"^(?P<o>.+?)\s+(?:with|for|by|to|into|and)\s+(?P<c>.+)$", rest)
+        if m1:
+            return _decide_change(m1.group("o"), m1.group("c"), verb)
+        return _decide_change(rest, "", verb)
+    if verb != "make":
+        m1 = re.match(r"^(?P<o>.+?)\s+(?:into|to be|to look like|to|as|so that|so|with)\s+"
+                      r"(?P<c>.+)$", rest)
+        if m1:
+            return _decide_change(m1.group("o"), m1.group("c"), verb)
+    # "make X look like Y", "make X into Y"
+    m1 = re.match(r"^(?P<o>.+?)\s+(?:look like|looks like|look|seem|appear|into|like|become)"
+                  r"\s+(?P<c>.+)$", rest)
+    if m1:
+        return _decide_change(m1.group("o"), m1.group("c"), verb)
+    obj, comp = _split_object_complement(rest)
+    return _decide_change(obj, comp, verb)
+
+
+def _split_object_complement(rest: str) -> tuple[str, str]:
+    """"the blue square green" -> ("the blue square", "green"); "the dog a wolf"."""
+    words = rest.split()
+    if not words:
+        return "", ""
+    if words[0] in ("it", "this", "that", "him", "her", "them", "everything", "everyone") \
+            and len(words) > 1 and not (words[0] == "her" and len(words) > 2
+                                        and words[1] not in lex.INDEFINITE):
+        return words[0], " ".join(words[1:])
+    for i in range(1, len(words)):
+        if words[i] in ("a", "an") and i > 0:
+            return " ".join(words[:i]), " ".join(words[i:])
+    # longest adjectival suffix that leaves a noun phrase in front
+    start = len(words)
+    for i in range(len(words) - 1, 0, -1):
+        if _is_adjectival(words[i:]) and words[i - 1] not in ("and", "more", "less", "very"):
+            start = i
+    if start < len(words):
+        return " ".join(words[:start]), " ".join(words[start:])
+    if len(words) >= 2:
+        return " ".join(words[:-1]), words[-1]
+    return rest, ""
+
+
+def _match_see(c: str) -> _Parse | None:
+    m = re.match(r"^(?:let (?:us|me) )?(?:see|show|view|show me|picture|imagine)\s+"
+                 r"(?P<o>it|this|that|the (?:image|photo|picture|scene|view)|everything)"
+                 r"\s+(?P<c>.+)$", c)
+    if not m:
+        m = re.match(r"^(?:what|how)\s+(?:would|will|does|might|could|should)\s+"
+                     r"(?P<o>.+?)\s+look(?:\s+like)?\s*(?P<c>.*)$", c)
+    if not m:
+        return None
+    return _decide_change(m.group("o"), m.group("c"), "see")
+
+
+def _match_adjust(c: str) -> _Parse | None:
+    """"increase the contrast", "blur the background", "sharpen", "more saturation"."""
+    words = c.split()
+    if not words:
+        return None
+    verb = words[0]
+    if verb not in lex.GLOBAL_VERBS and verb not in lex.ADJUST_VERBS and verb != "apply":
+        return None
+    rest = " ".join(words[1:])
+    rest = re.sub(r"^(?:up|down|out|in)\s+", "", rest)
+    np_raw, tail = split_np(rest)
+    obj = clean_np(np_raw)
+    prop, inner = _property_of(obj)
+    kind = np_kind(obj)
+    if kind == "background":
+        return _Parse(Category.BACKGROUND, "adjust_background", obj=_anchor_from(tail),
+                      comp=verb, anchor=_head(obj), verb=verb, cues=[f"verb:{verb}"])
+    if not obj or kind in ("image", "global", "time") or _head(obj) in lex.GLOBAL_ADDABLES:
+        return _Parse(Category.GLOBAL, "adjust", comp=obj, verb=verb, cues=[f"verb:{verb}"])
+    if verb in lex.GLOBAL_VERBS:
+        return _Parse(Category.LOCAL, "adjust_object", obj=inner, comp=verb, verb=verb,
+                      cues=[f"verb:{verb}"])
+    return None
+
+
+def _match_global_phrase(c: str) -> _Parse | None:
+    """Bare style/adjustment requests: "in the style of monet", "grayscale", "sepia tone"."""
+    if re.match(r"^(?:in|as|into|like|with)\s+", c) and (
+        _has_phrase(c, lex.STYLE_WORDS) or _has_phrase(c, lex.TIME_WEATHER)
+    ):
+        return _Parse(Category.GLOBAL, "style_phrase", comp=c, cues=["style"])
+    words = c.split()
+    vocab = (lex.STYLE_WORDS | lex.GLOBAL_ADJECTIVES | lex.TIME_WEATHER | lex.GLOBAL_VERBS
+             | lex.GLOBAL_PROPERTIES | {"more", "less", "and", "a", "an", "the", "style",
+                                        "effect", "version", "filter", "look", "mode", "tone",
+                                        "toned", "please", "very", "much", "of", "in",
+                                        "image", "photo", "picture"})
+    if words and all(w in vocab for w in words) and len(words) <= 6:
+        return _Parse(Category.GLOBAL, "style_words", comp=c, cues=["style"])
+    return None
+
+
+def _match_bare(c: str) -> _Parse | None:
+    """Verbless requests: "a bird on the branch", "dog on a beach", "background to a city"."""
+    m = re.match(r"^(?P<o>.+?)\s+(?:to|into|as|should be|:)\s+(?P<c>.+)$", c)
+    if m and np_kind(clean_np(m.group("o"))) in ("background", "image", "time"):
+        return _decide_change(m.group("o"), m.group("c"), "bare")
+    np_raw, tail = split_np(c)
+    obj = clean_np(np_raw)
+    if not obj:
+        return None
+    kind = np_kind(obj)
+    if kind == "background":
+        return _Parse(Category.BACKGROUND, "bare_background", comp=c, anchor=_head(obj),
+                      obj=_anchor_from(tail), cues=["background-noun"])
+    if _is_indefinite(np_raw):
+        return _decide_add("bare", np_raw, tail)
+    if re.match(r"^(?:\w+ing\s+)?(?:in|on|at|inside|in front of)\b", tail) and _scene_in(tail):
+        return _Parse(Category.BACKGROUND, "subject_in_scene", obj=obj, comp=_place(tail),
+                      cues=[f"scene:{_scene_in(tail)}"])
+    if tail:
+        return _decide_add("bare", np_raw, tail)
+    return None
+
+
+def _fallback(c: str) -> _Parse:
+    """No frame matched: guess from word meaning, flagged as low confidence."""
+    cues = ["fallback"]
+    if _has_phrase(c, lex.STYLE_WORDS) or _has_phrase(c, lex.TIME_WEATHER):
+        return _Parse(Category.GLOBAL, "fallback", comp=c, confidence="low", cues=cues)
+    if re.search(r"\b(?:background|backdrop|surroundings|scenery|sky)\b", c):
+        return _Parse(Category.BACKGROUND, "fallback", comp=c, confidence="low", cues=cues)
+    if re.search(r"\b(?:remove|gone|delete|erase|rid|without|no)\b", c):
+        obj = clean_np(split_np(re.sub(r"^.*?\b(?:remove|delete|erase|rid of|without|no)\s+",
+                                       "", c))[0])
+        return _Parse(Category.REMOVE, "fallback", obj=obj, confidence="low", cues=cues)
+    if re.search(r"\b(?:add|put|place|insert|there)\b", c):
+        obj = clean_np(split_np(re.sub(r"^.*?\b(?:add|put|place|insert|be)\s+", "", c))[0])
+        return _Parse(Category.ADDITION, "fallback", obj=obj, comp=obj, confidence="low",
+                      cues=cues)
+    obj = clean_np(split_np(c)[0])
+    if np_kind(obj) in ("image", "none"):
+        return _Parse(Category.GLOBAL, "fallback", comp=c, confidence="low", cues=cues)
+    return _Parse(Category.LOCAL, "fallback", obj=obj, comp="", confidence="low", cues=cues)
+
+
+_FRAMES = (
+    ("global_phrase", _match_global_phrase),
+    ("remove", _match_remove),
+    ("give", _match_give),
+    ("causative", _match_causative),
+    ("see", _match_see),
+    ("adjust", _match_adjust),
+    ("add", _match_add),
+    ("change", _match_change),
+    ("statement", lambda c: _parse_statement(c)),
+    ("bare", _match_bare),
+)
+
+
+def parse_clause(clause: str) -> _Parse:
+    """Parse one normalised clause with the first frame that matches."""
+    for name, matcher in _FRAMES:
+        p = matcher(clause)
+        if p is not None:
+            p.cues.insert(0, f"frame:{name}")
+            return p
+    return _fallback(clause)
+
+
+# --------------------------------------------------------------------------------------------
+# prompts and captions
+# --------------------------------------------------------------------------------------------
+
+_TIME_PHRASES = {
+    "winter": "in winter, snowy", "snowy": "in winter, snowy", "snow": "covered in snow",
+    "summer": "in summer, sunny", "spring": "in spring, blooming flowers",
+    "autumn": "in autumn, fall foliage", "fall": "in autumn, fall foliage",
+    "night": "at night", "nighttime": "at night", "evening": "in the evening",
+    "sunset": "at sunset", "sunrise": "at sunrise", "dusk": "at dusk", "dawn": "at dawn",
+    "rain": "on a rainy day, raining", "rainy": "on a rainy day, raining",
+    "raining": "on a rainy day, raining", "fog": "in thick fog", "foggy": "in thick fog",
+    "storm": "during a storm", "stormy": "during a storm", "daytime": "in daytime",
+    "morning": "in the morning",
+}
+_ADJUST_CAPTION = {
+    "blur": "a blurry photo", "sharpen": "a sharp, crisp photo",
+    "desaturate": "a desaturated photo", "saturate": "a saturated, vivid photo",
+    "invert": "a photo with inverted colors", "grayscale": "a grayscale photo",
+    "brighten": "a bright photo", "darken": "a dark photo", "lighten": "a bright photo",
+    "cartoonize": "a cartoon", "cartoonify": "a cartoon", "colorize": "a color photo",
+    "denoise": "a clean, noise-free photo", "enhance": "a high quality photo",
+    "pixelate": "a pixelated image", "posterize": "a posterized image",
+    "stylize": "a stylized artwork", "vignette": "a photo with a vignette",
+    "color-correct": "a photo with natural, balanced colors",
+}
+_MORE = ("increase", "raise", "boost", "more", "up", "amp", "crank", "bump")
+_LESS = ("decrease", "reduce", "lower", "less", "down", "dial", "tone")
+
+
+def _article(phrase: str) -> str:
+    if not phrase or phrase.split()[0] in lex.DETERMINERS or phrase.endswith("s"):
+        return phrase
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+def _global_captions(p: _Parse, clause: str) -> tuple[str, str]:
+    comp = _strip_comp(p.comp)
+    comp = re.sub(r"^(?:it|this|the (?:image|photo|picture))\s+(?:was|is|were)\s+", "a photo ",
+                  comp)
+    if p.frame == "remove_artifact":
+        obj = comp or "color cast"
+        return (f"a photo with {_article(obj)}", "a photo with natural, balanced colors")
+    if p.frame in ("adjust",) or p.verb in _ADJUST_CAPTION:
+        if p.verb in _ADJUST_CAPTION and not comp:
+            return SOURCE_CAPTION, _ADJUST_CAPTION[p.verb]
+        prop = comp or "colors"
+        if p.verb in _MORE:
+            return SOURCE_CAPTION, f"a photo with higher {prop}"
+        if p.verb in _LESS:
+            return SOURCE_CAPTION, f"a photo with lower {prop}"
+        if p.verb in ("fix", "correct", "balance", "improve"):
+            return f"a photo with bad {prop}", f"a photo with corrected {prop}"
+        if p.verb in _ADJUST_CAPTION:
+            return SOURCE_CAPTION, _ADJUST_CAPTION[p.verb]
+        if p.verb == "apply":
+            return SOURCE_CAPTION, f"a photo with {_article(prop)}"
+    text = comp or clause
+    words = text.split()
+    for w in words:
+        if w in _TIME_PHRASES and not _has_phrase(text, lex.STYLE_WORDS):
+            return SOURCE_CAPTION, f"a photo {_TIME_PHRASES[w]}"
+    if text.startswith("the style of") or text.startswith("in the style of"):
+        return SOURCE_CAPTION, f"a painting {text if text.startswith('in ') else 'in ' + text}"
+    if words and words[0] in ("a", "an"):
+        return SOURCE_CAPTION, text
+    if _is_adjectival(words) or (len(words) <= 3 and _has_phrase(text, lex.STYLE_WORDS)):
+        return SOURCE_CAPTION, f"a {text} photo"
+    if p.frame == "add_filter":
+        return SOURCE_CAPTION, f"a photo with {_article(text)}"
+    return SOURCE_CAPTION, f"a photo, {text}"
+
+
+def _local_target(p: _Parse) -> str:
+    comp = _strip_comp(p.comp)
+    obj = p.obj
+    if not comp:
+        return obj
+    if p.frame == "action":
+        return f"{obj} {comp}".strip()
+    m = re.match(r"^made (?:of|from|out of)\s+(?P<m>.+)$", comp)
+    if m:
+        return f"{obj} made of {m.group('m')}"
+    words = comp.split()
+    if words[0] in ("a", "an", "the", "some") or not _is_adjectival(words):
+        if p.frame == "has_attribute":
+            return comp
+        return comp
+    # adjectival: replace adjectives of the same kind on the object ("blue square" -> green)
+    ow = obj.split()
+    if any(w in lex.COLORS for w in words):
+        ow = [w for w in ow if w not in lex.COLORS] or ow
+    if any(w in lex.MATERIALS for w in words):
+        ow = [w for w in ow if w not in lex.MATERIALS] or ow
+    return f"{comp} {' '.join(ow)}".strip()
+
+
+def _background_target(p: _Parse) -> str:
+    comp = _strip_comp(p.comp)
+    bg = p.anchor if p.anchor in lex.BACKGROUND_NOUNS else "background"
+    if p.frame == "remove_background" or not comp:
+        return "plain white background" if bg == "background" else f"plain {bg}"
+    if p.frame == "adjust_background":
+        verb = p.comp
+        word = {"blur": "blurred", "darken": "dark", "brighten": "bright",
+                "desaturate": "desaturated", "sharpen": "sharp"}.get(verb, verb + "ed")
+        return f"{word} {bg}"
+    words = comp.split()
+    if _is_adjectival(words) or words[-1] in lex.TIME_WEATHER or (
+        len(words) <= 2 and words[0] not in lex.DETERMINERS and not _scene_in(comp)
+        and bg == "sky"
+    ):
+        return f"{comp} {bg}"
+    return comp
+
+
+def _object_or_default(obj: str, category: Category) -> str:
+    if category == Category.BACKGROUND:
+        if not obj or np_kind(obj) in ("image", "background", "none"):
+            return DEFAULT_SUBJECT
+        return obj
+    if category == Category.GLOBAL:
+        return ""
+    return obj
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------
+
+
+def _validate(instruction: Any) -> str:
+    if not isinstance(instruction, str):
+        raise InstructionError(
+            f"instruction must be text, got {type(instruction).__name__}"
+        )
+    if not instruction.strip():
+        raise InstructionError("instruction is empty")
+    if len(instruction) > MAX_INSTRUCTION_CHARS:
+        raise InstructionError(
+            f"instruction is {len(instruction)} characters long; the limit is "
+            f"{MAX_INSTRUCTION_CHARS}"
+        )
+    if not re.search(r"[A-Za-z]", instruction):
+        raise InstructionError(f"instruction has no words: {instruction[:80]!r}")
+    return instruction
+
+
+def parse_instruction(
+    instruction: str,
+    size: tuple[int, int] = (512, 512),
+    objects: Mapping[str, np.ndarray] | None = None,
+    default_add_box_frac: float = 0.3,
+) -> Plan:
+    """Turn an editing instruction into a :class:`Plan` without any model.
+
+    ``size`` is the image's (width, height), used for the addition box; ``objects``
+    (phrase -> HxW bool mask, e.g. ``request.meta["objects"]``) lets a location like
+    "right of the dog" be placed relative to the dog.
+
+    Raises :class:`InstructionError` for empty, non-text or over-long instructions.
+    """
+    text = _validate(instruction)
+    norm = normalise(text)
+    clauses = [strip_lead_ins(c) for c in split_clauses(norm)]
+    clauses = [c for c in clauses if c]
+    if not clauses:
+        raise InstructionError(f"instruction has no content: {instruction[:80]!r}")
+    keep = ""
+    parses: list[tuple[str, _Parse]] = []
+    for clause in clauses:
+        mk = re.match(r"^(?:keep|leave|preserve|retain|don't change|do not change|"
+                      r"do not touch|don't touch)\s+(?P<s>.+?)(?:\s+(?:as it is|as is|the same|"
+                      r"unchanged|intact|untouched))?$", clause)
+        if mk and not keep:
+            keep = clean_np(split_np(mk.group("s"))[0])
+            continue
+        parses.append((clause, parse_clause(clause)))
+    if not parses:
+        clause = clauses[0]
+        parses.append((clause, _fallback(clause)))
+    # first confident clause decides; otherwise the first clause
+    clause, p = next(((c, q) for c, q in parses if q.confidence == "high"), parses[0])
+    category = p.category
+    if keep and category == Category.BACKGROUND and not p.obj:
+        p.obj = keep
+    obj = _object_or_default(p.obj, category)
+    plan = Plan(category=category, object=obj)
+    if category == Category.LOCAL:
+        plan.target_prompt = _local_target(p)
+    elif category == Category.REMOVE:
+        plan.target_prompt = REMOVE_PROMPT
+    elif category == Category.BACKGROUND:
+        plan.target_prompt = _background_target(p)
+    elif category == Category.ADDITION:
+        target = _strip_comp(p.comp) if p.frame != "add_text" else p.comp
+        plan.target_prompt = target if target else obj
+        box, trace = locate(p.location, obj, size, dict(objects) if objects else None,
+                            anchor_hint=p.anchor, default_frac=default_add_box_frac)
+        plan.add_box = box
+        p.cues.append(f"box:{trace.rule}")
+        box_trace = trace.to_dict()
+    else:
+        plan.source_caption, plan.target_caption = _global_captions(p, clause)
+        plan.target_prompt = plan.target_caption
+    plan.raw = {
+        "planner": "rules",
+        "normalised": norm,
+        "clause": clause,
+        "frame": p.frame,
+        "cues": p.cues,
+        "confidence": p.confidence,
+        "n_clauses": len(clauses),
+    }
+    if keep:
+        plan.raw["keep"] = keep
+    if p.location:
+        plan.raw["location"] = p.location
+    if category == Category.ADDITION:
+        plan.raw["box"] = box_trace
+    return plan
+
+
+class RulePlanner(BasePlanner):
+    """Planner backed by :func:`parse_instruction` (no model, no network, pure Python).
+
+    ``default_add_box_frac``: side of an addition box as a fraction of the image's sides
+    (also the scale of boxes placed from location phrases).
+    ``use_object_masks``: read ``request.meta["objects"]`` to place boxes relative to
+    named objects (turn off to measure the phrase-only behaviour).
+    """
+
+    name = "rules"
+
+    def __init__(self, default_add_box_frac: float = 0.3, use_object_masks: bool = True) -> None:
+        if not 0.0 < float(default_add_box_frac) <= 1.0:
+            raise ValueError(
+                f"default_add_box_frac must be in (0, 1], got {default_add_box_frac}"
+            )
+        self.default_add_box_frac = float(default_add_box_frac)
+        self.use_object_masks = bool(use_object_masks)
+
+    def plan(self, request: EditRequest) -> Plan:
+        objects = request.meta.get("objects") if self.use_object_masks else None
+        return parse_instruction(
+            request.instruction,
+            size=request.size,
+            objects=objects,
+            default_add_box_frac=self.default_add_box_frac,
+        )
