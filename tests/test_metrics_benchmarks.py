@@ -1,0 +1,418 @@
+"""Benchmark metrics: hand-computed pixel values, and tiny random CLIP / DINO / SqueezeNet
+models of the real classes saved to disk, loaded through the metric code, and checked
+against a direct computation written independently here."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from iiie.data.base import GroundTruth, Sample
+from iiie.metrics.backbones import load_clip, load_dino, vit_blocks
+from iiie.metrics.base import Scored
+from iiie.metrics.distances import l1_l2_resized, psnr
+from iiie.metrics.emu_edit import EmuEditMetric
+from iiie.metrics.magicbrush import MagicBrushMetric
+from iiie.metrics.pie_bench import PIEBenchMetric
+from iiie.types import Category, EditRequest, EditResult, MaskResult, Plan
+from iiie.weights import MissingWeightsError
+
+CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
+CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711])
+IMNET_MEAN = np.array([0.485, 0.456, 0.406])
+IMNET_STD = np.array([0.229, 0.224, 0.225])
+
+
+# ------------------------------------------------------------------ tiny models on disk
+
+
+def _byte_chars() -> list[str]:
+    keep = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    extra = [b for b in range(256) if b not in keep]
+    return [chr(b) for b in keep] + [chr(256 + i) for i in range(len(extra))]
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    from transformers import CLIPConfig, CLIPModel
+
+    d = tmp_path_factory.mktemp("tiny_clip")
+    chars = _byte_chars()
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (d / "vocab.json").write_text(json.dumps(vocab))
+    (d / "merges.txt").write_text("#version: 0.2\n")
+    eos = vocab["<|endoftext|>"]
+    torch.manual_seed(0)
+    cfg = CLIPConfig(
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=eos,
+            pad_token_id=eos,
+        ),
+        vision_config=dict(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=8,
+    )
+    CLIPModel(cfg).eval().save_pretrained(d)
+    return d
+
+
+def _vit_dir(tmp_path_factory, name, patch, layers):
+    from transformers import ViTConfig, ViTModel
+
+    d = tmp_path_factory.mktemp(name)
+    torch.manual_seed(1)
+    cfg = ViTConfig(
+        hidden_size=24,
+        num_hidden_layers=layers,
+        num_attention_heads=3,
+        intermediate_size=32,
+        image_size=224,
+        patch_size=patch,
+        qkv_bias=True,
+    )
+    ViTModel(cfg, add_pooling_layer=False).eval().save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def dino16_dir(tmp_path_factory):
+    return _vit_dir(tmp_path_factory, "tiny_dino_s16", 16, 2)
+
+
+@pytest.fixture(scope="module")
+def dino8_dir(tmp_path_factory):
+    return _vit_dir(tmp_path_factory, "tiny_dino_b8", 8, 3)
+
+
+@pytest.fixture(scope="module")
+def squeeze_dir(tmp_path_factory):
+    from torchvision.models import squeezenet1_1
+
+    d = tmp_path_factory.mktemp("lpips")
+    torch.manual_seed(2)
+    torch.save(squeezenet1_1(weights=None).state_dict(), d / "squeezenet1_1-b8a52dc0.pth")
+    return d
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _scored(image, edited, truth: GroundTruth) -> Scored:
+    return Scored(
+        sample=Sample(EditRequest("s", image, "edit it"), truth),
+        plan=Plan(category=Category.LOCAL),
+        mask=MaskResult(mask=np.zeros((image.size[1], image.size[0]), bool)),
+        edit=EditResult(image=edited, editor="test"),
+    )
+
+
+def _rand_img(seed, size=(40, 30)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def _center_crop(arr: np.ndarray, size: int) -> np.ndarray:
+    h, w = arr.shape[:2]
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return arr[top : top + size, left : left + size]
+
+
+def _resize_short(img: Image.Image, short: int) -> Image.Image:
+    w, h = img.size
+    if w <= h:
+        return img.resize((short, int(short * h / w)), Image.BICUBIC)
+    return img.resize((int(short * w / h), short), Image.BICUBIC)
+
+
+def _direct_clip_image(model, img: Image.Image, size: int) -> np.ndarray:
+    arr = np.asarray(_resize_short(img, size), dtype=np.float64) / 255.0
+    arr = (_center_crop(arr, size) - CLIP_MEAN) / CLIP_STD
+    x = torch.tensor(arr.transpose(2, 0, 1)[None], dtype=torch.float32)
+    with torch.no_grad():
+        out = model.get_image_features(pixel_values=x)
+    return getattr(out, "pooler_output", out)[0].double().numpy()
+
+
+def _direct_clip_text(model, tok, text: str) -> np.ndarray:
+    enc = tok([text], return_tensors="pt")
+    with torch.no_grad():
+        out = model.get_text_features(**enc)
+    return getattr(out, "pooler_output", out)[0].double().numpy()
+
+
+def _direct_dino_cls(model, img: Image.Image) -> np.ndarray:
+    arr = np.asarray(_resize_short(img, 256), dtype=np.float64) / 255.0
+    arr = (_center_crop(arr, 224) - IMNET_MEAN) / IMNET_STD
+    x = torch.tensor(arr.transpose(2, 0, 1)[None], dtype=torch.float32)
+    with torch.no_grad():
+        return model(pixel_values=x).last_hidden_state[0, 0].double().numpy()
+
+
+def _cos(a, b) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# ------------------------------------------------------------------ pixel arithmetic by hand
+
+
+def test_l1_l2_by_hand_with_resize():
+    out = Image.new("RGB", (8, 6), (10, 20, 30))  # resized to 4x3: a constant stays constant
+    ref = Image.new("RGB", (4, 3), (13, 20, 30))
+    l1, l2 = l1_l2_resized(out, ref)
+    assert l1 == pytest.approx((3 / 255) / 3, rel=1e-6)
+    assert l2 == pytest.approx((3 / 255) ** 2 / 3, rel=1e-6)
+    assert l1_l2_resized(ref, ref) == (0.0, 0.0)
+
+
+def test_psnr_by_hand_and_cap():
+    a = np.zeros((2, 2, 3), np.float32)
+    b = np.full((2, 2, 3), 0.1, np.float32)
+    assert psnr(a, b) == pytest.approx(20.0, abs=1e-4)  # 10 log10(1 / 0.01)
+    assert psnr(a, a) == 100.0
+    assert math.isinf(psnr(a, a, cap=None))
+
+
+# ------------------------------------------------------------------ loaders and errors
+
+
+def test_missing_folders_name_the_config_key(tmp_path, clip_dir, dino16_dir):
+    with pytest.raises(MissingWeightsError, match="metrics.magicbrush.clip"):
+        MagicBrushMetric(clip=str(tmp_path / "nope"), dino=str(dino16_dir))
+    with pytest.raises(MissingWeightsError, match="metrics.magicbrush.dino"):
+        MagicBrushMetric(clip=str(clip_dir), dino=None)
+    with pytest.raises(MissingWeightsError, match="metrics.pie_bench.lpips"):
+        PIEBenchMetric(clip=str(clip_dir), dino=str(dino16_dir), lpips=str(tmp_path))
+
+
+def test_clip_and_dino_features_match_direct_computation(clip_dir, dino16_dir):
+    from transformers import CLIPModel, CLIPTokenizer, ViTModel
+
+    clip = load_clip(str(clip_dir), "k", "cpu")
+    dino = load_dino(str(dino16_dir), "k", "cpu")
+    ref_clip = CLIPModel.from_pretrained(str(clip_dir)).eval()
+    tok = CLIPTokenizer.from_pretrained(str(clip_dir))
+    ref_dino = ViTModel.from_pretrained(str(dino16_dir), add_pooling_layer=False).eval()
+    img = _rand_img(3, (50, 37))  # not square: exercises the short-side resize and crop
+    got = clip.image_features([img])[0].double().numpy()
+    np.testing.assert_allclose(got, _direct_clip_image(ref_clip, img, 32), rtol=1e-4, atol=1e-5)
+    got_t = clip.text_features(["a red cat"])[0].double().numpy()
+    np.testing.assert_allclose(
+        got_t, _direct_clip_text(ref_clip, tok, "a red cat"), rtol=1e-4, atol=1e-5
+    )
+    got_d = dino.cls_features([img])[0].double().numpy()
+    np.testing.assert_allclose(got_d, _direct_dino_cls(ref_dino, img), rtol=1e-4, atol=1e-5)
+
+
+def test_magicbrush_metric(clip_dir, dino16_dir):
+    from transformers import CLIPModel, CLIPTokenizer, ViTModel
+
+    m = MagicBrushMetric(clip=str(clip_dir), dino=str(dino16_dir), device="cpu")
+    src, out, tgt = _rand_img(1), _rand_img(2, (80, 60)), _rand_img(3)
+    rows = m.score_batch(
+        [
+            _scored(src, out, GroundTruth(target=tgt, target_caption="a dog on grass")),
+            _scored(src, out, GroundTruth()),  # no target: no columns
+        ]
+    )
+    assert rows[1] == {}
+    r = rows[0]
+    l1, l2 = l1_l2_resized(out, tgt)
+    assert r["mb_l1"] == l1 and r["mb_l2"] == l2
+    ref_clip = CLIPModel.from_pretrained(str(clip_dir)).eval()
+    tok = CLIPTokenizer.from_pretrained(str(clip_dir))
+    ref_dino = ViTModel.from_pretrained(str(dino16_dir), add_pooling_layer=False).eval()
+    e_out, e_tgt = _direct_clip_image(ref_clip, out, 32), _direct_clip_image(ref_clip, tgt, 32)
+    assert r["mb_clip_i"] == pytest.approx(_cos(e_out, e_tgt), abs=1e-5)
+    assert r["mb_clip_t"] == pytest.approx(
+        _cos(e_out, _direct_clip_text(ref_clip, tok, "a dog on grass")), abs=1e-5
+    )
+    assert r["mb_dino"] == pytest.approx(
+        _cos(_direct_dino_cls(ref_dino, out), _direct_dino_cls(ref_dino, tgt)), abs=1e-5
+    )
+
+
+def test_emu_edit_metric(clip_dir, dino16_dir):
+    from transformers import CLIPModel, CLIPTokenizer
+
+    m = EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), device="cpu")
+    src, out = _rand_img(4), _rand_img(5)
+    truth = GroundTruth(source_caption="a cat", target_caption="a cat wearing a hat")
+    r = m.score_batch([_scored(src, out, truth)])[0]
+    ref = CLIPModel.from_pretrained(str(clip_dir)).eval()
+    tok = CLIPTokenizer.from_pretrained(str(clip_dir))
+    i0, i1 = _direct_clip_image(ref, src, 32), _direct_clip_image(ref, out, 32)
+    t0, t1 = (
+        _direct_clip_text(ref, tok, "a cat"),
+        _direct_clip_text(ref, tok, "a cat wearing a hat"),
+    )
+
+    def unit(v):
+        return v / np.linalg.norm(v)
+
+    assert r["emu_clip_i"] == pytest.approx(_cos(i0, i1), abs=1e-5)
+    assert r["emu_clip_out"] == pytest.approx(_cos(i1, t1), abs=1e-5)
+    assert r["emu_clip_dir"] == pytest.approx(
+        _cos(unit(i1) - unit(i0), unit(t1) - unit(t0)), abs=1e-4
+    )
+    assert r["emu_l1"] == pytest.approx(
+        np.abs(np.asarray(out, np.float64) - np.asarray(src, np.float64)).mean() / 255, abs=1e-6
+    )
+    assert -1 <= r["emu_dino"] <= 1
+    # no captions: only the image columns
+    r2 = m.score_batch([_scored(src, out, GroundTruth())])[0]
+    assert set(r2) == {"emu_l1", "emu_clip_i", "emu_dino"}
+
+
+# ------------------------------------------------------------------ PIE-Bench
+
+
+def _direct_keys_selfsim(model, img255: np.ndarray, layer: int) -> np.ndarray:
+    """Keys of block ``layer`` from the hidden state entering it, computed by hand."""
+    x = torch.tensor(img255.transpose(2, 0, 1)[None], dtype=torch.float32)
+    x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
+    mean = torch.tensor(IMNET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(IMNET_STD, dtype=torch.float32).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    with torch.no_grad():
+        hs = model(pixel_values=x, output_hidden_states=True).hidden_states[layer]
+        block = vit_blocks(model)[layer]
+        attn = block.attention
+        k_lin = attn.k_proj if hasattr(attn, "k_proj") else attn.attention.key
+        keys = k_lin(block.layernorm_before(hs))[0].double().numpy()
+    norms = np.linalg.norm(keys, axis=1, keepdims=True)
+    return (keys @ keys.T) / np.maximum(norms @ norms.T, 1e-8)
+
+
+def _direct_lpips(state_path, a: np.ndarray, b: np.ndarray) -> float:
+    """LPIPS(squeeze) written out: torchvision features, unit-normalised, squared diff,
+    1x1 linear heads (torchmetrics' shipped weights), spatial mean, sum."""
+    import inspect
+    from pathlib import Path
+
+    import torchmetrics.functional.image.lpips as tm_lpips
+    from torchvision.models import squeezenet1_1
+
+    net = squeezenet1_1(weights=None)
+    net.load_state_dict(torch.load(state_path, weights_only=True))
+    net.eval()
+    heads = torch.load(
+        Path(inspect.getfile(tm_lpips)).parent / "lpips_models" / "squeeze.pth",
+        map_location="cpu",
+        weights_only=True,
+    )
+    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+    taps = [1, 4, 7, 9, 10, 11, 12]
+
+    def feats(x):
+        x = (torch.tensor(x.transpose(2, 0, 1)[None]) * 2 - 1 - shift) / scale
+        out = []
+        for i, layer in enumerate(net.features):
+            x = layer(x)
+            if i in taps:
+                out.append(x)
+        return out
+
+    total = 0.0
+    with torch.no_grad():
+        for k, (fa, fb) in enumerate(zip(feats(a), feats(b), strict=True)):
+            na = fa / torch.sqrt(1e-8 + (fa**2).sum(1, keepdim=True))
+            nb = fb / torch.sqrt(1e-8 + (fb**2).sum(1, keepdim=True))
+            w = heads[f"lin{k}.model.1.weight"]
+            total += float(torch.nn.functional.conv2d((na - nb) ** 2, w).mean())
+    return total
+
+
+def test_pie_bench_metric(clip_dir, dino8_dir, squeeze_dir):
+    from transformers import CLIPModel, CLIPTokenizer, ViTModel
+
+    m = PIEBenchMetric(
+        clip=str(clip_dir),
+        dino=str(dino8_dir),
+        lpips=str(squeeze_dir),
+        device="cpu",
+        structure_layer=2,
+    )
+    size = 64
+    src = _rand_img(6, (size, size))
+    out_arr = np.asarray(src).copy()
+    out_arr[8:40, 8:40] = np.asarray(_rand_img(7, (32, 32)))  # edit inside the mask...
+    out_arr[50:60, 50:60] = 0  # ...and some damage outside it
+    out = Image.fromarray(out_arr)
+    mask = np.zeros((size, size), bool)
+    mask[8:40, 8:40] = True
+    r = m.score_batch([_scored(src, out, GroundTruth(mask=mask, target_caption="a dog"))])[0]
+
+    s = np.asarray(src, np.float64) / 255
+    o = np.asarray(out, np.float64) / 255
+    keep = (~mask)[..., None]
+    mse = float((((o - s) * keep) ** 2).mean())
+    assert r["pie_mse"] == pytest.approx(mse, rel=1e-5)
+    assert r["pie_psnr"] == pytest.approx(10 * math.log10(1 / mse), rel=1e-5)
+    assert 0 < r["pie_ssim"] < 1
+    assert r["pie_lpips"] == pytest.approx(
+        _direct_lpips(
+            squeeze_dir / "squeezenet1_1-b8a52dc0.pth",
+            (s * keep).astype(np.float32),
+            (o * keep).astype(np.float32),
+        ),
+        rel=1e-4,
+        abs=1e-6,
+    )
+
+    dino = ViTModel.from_pretrained(str(dino8_dir), add_pooling_layer=False).eval()
+    a = _direct_keys_selfsim(dino, np.asarray(src, np.float32), 2)
+    b = _direct_keys_selfsim(dino, np.asarray(out, np.float32), 2)
+    assert r["pie_structure_distance"] == pytest.approx(float(((a - b) ** 2).mean()), rel=1e-4)
+
+    clip = CLIPModel.from_pretrained(str(clip_dir)).eval()
+    tok = CLIPTokenizer.from_pretrained(str(clip_dir))
+    t = _direct_clip_text(clip, tok, "a dog")
+    whole = max(100 * _cos(_direct_clip_image(clip, out, 32), t), 0.0)
+    masked = Image.fromarray(np.uint8(np.asarray(out) * mask[..., None]))
+    edited = max(100 * _cos(_direct_clip_image(clip, masked, 32), t), 0.0)
+    assert r["pie_clip_whole"] == pytest.approx(whole, abs=1e-3)
+    assert r["pie_clip_edited"] == pytest.approx(edited, abs=1e-3)
+
+
+def test_pie_bench_constant_images_ssim_by_hand(clip_dir, dino8_dir, squeeze_dir):
+    m = PIEBenchMetric(
+        clip=str(clip_dir),
+        dino=str(dino8_dir),
+        lpips=str(squeeze_dir),
+        device="cpu",
+        structure_layer=0,
+    )
+    src = Image.new("RGB", (48, 48), (51, 51, 51))  # 0.2
+    out = Image.new("RGB", (48, 48), (102, 102, 102))  # 0.4
+    r = m.score_batch([_scored(src, out, GroundTruth(mask=np.zeros((48, 48), bool)))])[0]
+    c1 = 0.01**2
+    assert r["pie_ssim"] == pytest.approx((2 * 0.2 * 0.4 + c1) / (0.2**2 + 0.4**2 + c1), rel=1e-4)
+    assert r["pie_mse"] == pytest.approx(0.04, rel=1e-5)
+    assert "pie_clip_whole" not in r  # no caption
+    full = m.score_batch([_scored(src, src, GroundTruth(mask=np.ones((48, 48), bool)))])[0]
+    assert "pie_psnr" not in full and "pie_lpips" not in full  # no background left
+    same = m.score_batch([_scored(src, src, GroundTruth(mask=np.zeros((48, 48), bool)))])[0]
+    assert same["pie_psnr"] == 100.0 and same["pie_mse"] == 0.0
+    assert same["pie_structure_distance"] == pytest.approx(0.0, abs=1e-10)
