@@ -1,0 +1,185 @@
+"""``editor=brushnet``: BrushNet (SD1.5) inpainting for the local, background and addition
+routes.
+
+For each sample the prompt is ``plan.target_prompt`` (what the masked region should show;
+falls back to ``plan.object``, then the instruction) and the region is the masker's mask
+(True = change). The image and mask are resized to the model resolution (long side
+``resolution``, multiples of 8), the hole is blacked out as in the reference's example
+script (done inside :class:`~iiie.models.brushnet.pipeline.BrushNetInpaintPipeline`,
+``blackout_hole=True``), the pipeline runs on batches of equal resolution with one seeded
+generator per sample, and the result is mapped back to the input size and pasted into the
+input with :func:`iiie.masks.paste_back` (feather ``blur`` pixels), so everything outside the
+feathered mask is the input, bit for bit.
+
+Weights are read from local folders (``base_path``: SD1.5 diffusers folder such as
+realisticVisionV60B1_v51VAE; ``brushnet_path``: ``segmentation_mask_brushnet_ckpt`` or
+``random_mask_brushnet_ckpt``) and loaded once per process: the SD1.5 base is shared by
+every route and editor on it, each branch checkpoint is loaded once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iiie.editors import diffusion_common as dc
+from iiie.types import EditRequest, EditResult, MaskResult, Plan
+from iiie.weights import LOAD_COUNTS, load_once, require_files
+
+_HINT = (
+    "BrushNet needs an SD1.5 base in diffusers layout (e.g. realisticVisionV60B1_v51VAE) and a "
+    "BrushNet checkpoint folder (segmentation_mask_brushnet_ckpt or random_mask_brushnet_ckpt "
+    "from the BrushNet release); see README 'Weights'. For a CPU smoke run use experiment=tiny."
+)
+
+
+class BrushNetEditor:
+    """Inpaint the mask with BrushNet, guided by the plan's target prompt."""
+
+    name = "brushnet"
+
+    def __init__(
+        self,
+        base_path: str,
+        brushnet_path: str,
+        steps: int = 50,
+        guidance_scale: float = 7.5,
+        conditioning_scale: float = 1.0,
+        negative_prompt: str = "ugly, low quality",
+        resolution: int = 512,
+        blur: int = 10,
+        scheduler: str = "UniPCMultistepScheduler",
+        device: str = "auto",
+        dtype: str = "float32",
+        config_key: str = "editor.<route>",
+    ) -> None:
+        from iiie.models.brushnet.pipeline import BASE_FILES, BRUSHNET_FILES
+
+        self.base_path = require_files(base_path, BASE_FILES, f"{config_key}.base_path", _HINT)
+        self.brushnet_path = require_files(brushnet_path, BRUSHNET_FILES, f"{config_key}.brushnet_path", _HINT)
+        if int(steps) < 1:
+            raise ValueError(f"{config_key}.steps must be >= 1, got {steps}")
+        if int(resolution) < 8:
+            raise ValueError(f"{config_key}.resolution must be >= 8, got {resolution}")
+        self.steps, self.guidance_scale = int(steps), float(guidance_scale)
+        self.conditioning_scale, self.negative_prompt = float(conditioning_scale), negative_prompt
+        self.resolution, self.blur, self.scheduler = int(resolution), int(blur), scheduler
+        self.device = dc.resolve_device(device)
+        self.dtype = dc.resolve_dtype(dtype, self.device)
+        self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0, "prompt_fallbacks": 0}
+
+    # ------------------------------------------------------------------ models
+    def pipeline(self):
+        """The pipeline for this (base, branch, scheduler, device, dtype), built once per process."""
+        from iiie.models.brushnet.model import BrushNetModel
+        from iiie.models.brushnet.pipeline import BrushNetInpaintPipeline, scheduler_from_config
+
+        def load_branch():
+            model = BrushNetModel.from_pretrained(self.brushnet_path, torch_dtype=self.dtype)
+            return model.to(self.device).eval().requires_grad_(False)
+
+        def build():
+            import json
+
+            base = dc.load_sd15_base(str(self.base_path), self.device, self.dtype)
+            branch = load_once(("brushnet-branch", str(self.brushnet_path), str(self.device), str(self.dtype)),
+                               load_branch, label="brushnet")
+            config = json.loads((self.base_path / "scheduler" / "scheduler_config.json").read_text())
+            pipe = BrushNetInpaintPipeline(brushnet=branch, scheduler=scheduler_from_config(self.scheduler, config),
+                                           **base)
+            pipe.set_progress_bar_config(disable=True)
+            return pipe
+
+        key = ("brushnet-pipeline", str(self.base_path), str(self.brushnet_path), self.scheduler,
+               str(self.device), str(self.dtype))
+        return load_once(key, build, label="brushnet-pipeline")
+
+    # ------------------------------------------------------------------ editing
+    def _prompt(self, request: EditRequest, plan: Plan) -> str:
+        for text in (plan.target_prompt, plan.object, request.instruction):
+            if text and text.strip():
+                if text is not plan.target_prompt:
+                    self._counts["prompt_fallbacks"] += 1
+                return text.strip()
+        return ""
+
+    def edit_batch(
+        self,
+        requests: Sequence[EditRequest],
+        plans: Sequence[Plan],
+        masks: Sequence[MaskResult],
+        seeds: Sequence[int],
+    ) -> list[EditResult]:
+        n = len(requests)
+        if not (len(plans) == len(masks) == len(seeds) == n):
+            raise ValueError(f"batch lengths differ: {n} requests, {len(plans)} plans, "
+                             f"{len(masks)} masks, {len(seeds)} seeds")
+        results: list[EditResult | None] = [None] * n
+        todo: list[int] = []
+        inputs: list[dc.ModelInput] = []
+        prompts: list[str] = []
+        for i, (req, plan, mres) in enumerate(zip(requests, plans, masks, strict=True)):
+            self._counts["samples"] += 1
+            if not np.asarray(mres.mask, bool).any():
+                self._counts["empty_masks"] += 1
+                results[i] = EditResult(req.image.convert("RGB").copy(), self.name,
+                                        self._params("", None, note="empty mask: input returned"), int(seeds[i]))
+                continue
+            todo.append(i)
+            inputs.append(dc.to_model_input(req.image, mres.mask, self.resolution))
+            prompts.append(self._prompt(req, plan))
+        if todo:
+            pipe = self.pipeline()
+            for size, members in dc.group_by_size(inputs).items():
+                out = pipe(
+                    prompt=[prompts[k] for k in members],
+                    image=[inputs[k].image for k in members],
+                    mask_image=[inputs[k].mask for k in members],
+                    height=size[1], width=size[0],
+                    num_inference_steps=self.steps,
+                    guidance_scale=self.guidance_scale,
+                    negative_prompt=[self.negative_prompt] * len(members),
+                    brushnet_conditioning_scale=self.conditioning_scale,
+                    generator=dc.generators([seeds[todo[k]] for k in members]),
+                    blackout_hole=True,
+                    output_type="pil",
+                ).images
+                self._counts["model_batches"] += 1
+                for k, edited in zip(members, out, strict=True):
+                    i = todo[k]
+                    image = dc.finish(requests[i].image, edited, masks[i].mask, self.blur)
+                    results[i] = EditResult(image, self.name, self._params(prompts[k], size), int(seeds[i]))
+        return [r for r in results if r is not None]
+
+    def edit(self, request: EditRequest, plan: Plan, mask: MaskResult, seed: int) -> EditResult:
+        """One sample (convenience wrapper of :meth:`edit_batch`)."""
+        return self.edit_batch([request], [plan], [mask], [seed])[0]
+
+    def _params(self, prompt: str, size: tuple[int, int] | None, note: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "prompt": prompt,
+            "negative_prompt": self.negative_prompt,
+            "steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+            "conditioning_scale": self.conditioning_scale,
+            "scheduler": self.scheduler,
+            "resolution": list(size) if size else None,
+            "blur": self.blur,
+            "base": Path(self.base_path).name,
+            "brushnet": Path(self.brushnet_path).name,
+            "dtype": str(self.dtype).replace("torch.", ""),
+        }
+        if note:
+            params["note"] = note
+        return params
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the run manifest (samples, model batches, empty masks, loads)."""
+        loads = {k: v for k, v in LOAD_COUNTS.items() if k.startswith(("brushnet", "sd15"))}
+        return {**self._counts, "loads": loads}
+
+
+__all__ = ["BrushNetEditor"]

@@ -1,0 +1,126 @@
+"""Helpers shared by the diffusion editors (BrushNet, PowerPaint, ...).
+
+Each does one small job so that an editor's ``edit_batch`` reads as: resolve device/dtype
+once, bring each (image, mask) to the model's resolution, run the model on batches of equal
+size, map the result back and paste it into the original with :func:`iiie.masks.paste_back`
+(pixels outside the feathered mask stay bit-identical to the input).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+from iiie import masks as M
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/``None`` -> CUDA if available, else CPU; anything else as given."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available (set runtime=cpu)")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """Parse ``runtime.dtype``. Half precision on the CPU is slow or unsupported for some
+    ops, so it falls back to float32 there (logged)."""
+    if isinstance(dtype, torch.dtype):
+        out = dtype
+    else:
+        key = "float32" if dtype in (None, "auto") else str(dtype).lower()
+        if key not in _DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(set(_DTYPES))}")
+        out = _DTYPES[key]
+    if device.type == "cpu" and out != torch.float32:
+        log.info("dtype %s on CPU: using float32", out)
+        return torch.float32
+    return out
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of at most ``size`` items."""
+    size = max(1, int(size))
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+@dataclass
+class ModelInput:
+    """One sample at model resolution (``size`` = (w, h), multiples of 8)."""
+
+    image: Image.Image
+    mask: np.ndarray  # HxW bool at model resolution, True = change
+    size: tuple[int, int]
+
+
+def to_model_input(image: Image.Image, mask: np.ndarray, long_side: int, multiple: int = 8) -> ModelInput:
+    """Resize image (Lanczos) and mask (area-weighted, then >= 0.5, so thin regions are
+    not lost to nearest-neighbour sampling) to the model resolution."""
+    image = image.convert("RGB")
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != (image.height, image.width):
+        raise ValueError(f"mask shape {mask.shape} does not match image size {image.size}")
+    size = M.model_resolution(image.size, long_side, multiple)
+    img = image if image.size == size else image.resize(size, Image.LANCZOS)
+    if mask.shape[::-1] == size:
+        m = mask.copy()
+    else:
+        m_img = Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.BOX)
+        m = np.asarray(m_img) >= 128
+        if mask.any() and not m.any():  # a region smaller than one model pixel
+            m = np.asarray(m_img) > 0
+    return ModelInput(img, m, size)
+
+
+def group_by_size(inputs: Sequence[ModelInput]) -> dict[tuple[int, int], list[int]]:
+    """Indices of inputs that share a model resolution (one pipeline batch each)."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, x in enumerate(inputs):
+        groups.setdefault(x.size, []).append(i)
+    return groups
+
+
+def generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    """One CPU generator per sample: a sample's noise does not depend on its batch or device."""
+    return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+
+
+def finish(source: Image.Image, edited: Image.Image, mask: np.ndarray, blur: int) -> Image.Image:
+    """Back to the input size and pasted into the source with the feathered mask."""
+    return M.paste_back(source.convert("RGB"), edited, np.asarray(mask, dtype=bool), int(blur))
+
+
+def load_sd15_base(base_path: str, device: torch.device, dtype: torch.dtype) -> dict:
+    """vae / text_encoder / tokenizer / UNet (with BrushNet add-samples) of an SD1.5 folder,
+    loaded once per process per (folder, device, dtype), so every editor and route built on
+    the same base shares one copy. Callers must not modify the returned modules."""
+    from iiie.models.brushnet.pipeline import BrushNetInpaintPipeline
+    from iiie.weights import load_once
+
+    def load() -> dict:
+        parts = BrushNetInpaintPipeline._load_components(Path(base_path), dtype, None, set())
+        for module in parts.values():
+            if isinstance(module, torch.nn.Module):
+                module.to(device).eval().requires_grad_(False)
+        return parts
+
+    return load_once(("sd15-base", str(base_path), str(device), str(dtype)), load, label="sd15-base")
