@@ -116,9 +116,9 @@ class InfEditPipeline:
         from transformers import CLIPTextModel, CLIPTokenizer
 
         path = str(path)
-        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype)
-        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype)
-        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=dtype)
+        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", dtype=dtype)
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", dtype=dtype)
+        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype)
         tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
         scheduler = LCMScheduler.from_pretrained(path, subfolder="scheduler")
         for m in (unet, vae, text_encoder):

@@ -1,0 +1,212 @@
+"""``editor=infedit``: InfEdit (inversion-free editing with an LCM) for the global route.
+
+Global edits ("let's see it in winter", "make it a watercolor") change the whole image, so
+the editor needs two captions instead of a mask: ``plan.source_caption`` (what the image
+shows) and ``plan.target_caption`` (what it should show), written by the planner for the
+global category. When one is missing the editor falls back and records it in
+``EditResult.params["fallbacks"]``: the target falls back to ``plan.target_prompt``, then to
+the instruction; the source to ``source_fallback`` ("a photo").
+
+Each sample is resized to the model resolution (long side ``resolution``, multiples of 8),
+edited by :class:`iiie.models.infedit.InfEditPipeline` with its own seeded CPU generator,
+and mapped back to the input's size. The mask of the global route covers the whole image,
+so the result is the model output; a smaller mask is honoured with
+:func:`iiie.masks.paste_back` (pixels outside its feathered edge stay the input's).
+
+Settings (``settings`` in config) are the fields of
+:class:`iiie.models.infedit.InfEditSettings`; ``conf/editor/infedit.yaml`` holds the
+reference app's defaults and ``conf/editor/infedit_piebench.yaml`` the reference's PIE-Bench
+script settings. The model folder is an LCM SD1.5 folder (``SimianLuo/LCM_Dreamshaper_v7``
+layout), loaded once per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from iiie.editors import diffusion_common as dc
+from iiie.types import EditRequest, EditResult, MaskResult, Plan
+from iiie.weights import LOAD_COUNTS, load_once, require_files
+
+_HINT = (
+    "InfEdit needs an LCM SD1.5 folder in diffusers layout (SimianLuo/LCM_Dreamshaper_v7: "
+    "unet, vae, text_encoder, tokenizer, scheduler); see README 'Weights'. For a CPU smoke run "
+    "use experiment=tiny."
+)
+
+
+class InfEditEditor:
+    """Edit the whole image from a source caption to a target caption with InfEdit."""
+
+    name = "infedit"
+
+    def __init__(
+        self,
+        model_path: str,
+        settings: Mapping[str, Any] | None = None,
+        resolution: int = 512,
+        blur: int = 0,
+        source_fallback: str = "a photo",
+        local_from_plan: bool = False,
+        device: str = "auto",
+        dtype: str = "float32",
+        config_key: str = "editor.global",
+    ) -> None:
+        from iiie.models.infedit import MODEL_FILES, InfEditSettings
+
+        self.model_path = require_files(model_path, MODEL_FILES, f"{config_key}.model_path", _HINT)
+        for sub in ("unet", "vae", "text_encoder"):
+            require_files(self.model_path / sub, [("diffusion_pytorch_model.safetensors",
+                                                   "diffusion_pytorch_model.bin",
+                                                   "diffusion_pytorch_model.fp16.safetensors",
+                                                   "model.safetensors", "pytorch_model.bin",
+                                                   "model.fp16.safetensors")],
+                          f"{config_key}.model_path", _HINT)
+        try:
+            self.settings = InfEditSettings.from_dict(dict(settings or {}))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{config_key}.settings: {err}") from None
+        if int(resolution) < 8:
+            raise ValueError(f"{config_key}.resolution must be >= 8, got {resolution}")
+        self.resolution, self.blur = int(resolution), int(blur)
+        self.source_fallback = source_fallback
+        self.local_from_plan = bool(local_from_plan)
+        self.device = dc.resolve_device(device)
+        self.dtype = dc.resolve_dtype(dtype, self.device)
+        self._counts = {"samples": 0, "caption_fallbacks": 0, "empty_masks": 0, "blend_words_dropped": 0}
+
+    def pipeline(self):
+        """The InfEdit pipeline for (folder, device, dtype), built once per process."""
+        from iiie.models.infedit import InfEditPipeline
+
+        def build():
+            return InfEditPipeline.from_pretrained(self.model_path, self.device, self.dtype)
+
+        key = ("infedit", str(self.model_path), str(self.device), str(self.dtype))
+        return load_once(key, build, label="infedit")
+
+    # ------------------------------------------------------------------ captions
+    def captions(self, request: EditRequest, plan: Plan) -> tuple[str, str, list[str]]:
+        """(source, target, fallbacks used) for one sample."""
+        notes = []
+        source = (plan.source_caption or "").strip()
+        target = (plan.target_caption or "").strip()
+        if not target:
+            for label, text in (("target_prompt", plan.target_prompt), ("instruction", request.instruction)):
+                if text and text.strip():
+                    target = text.strip()
+                    notes.append(f"empty target_caption: used the plan's {label}")
+                    break
+        if not source:
+            source = self.source_fallback
+            notes.append(f"empty source_caption: used {self.source_fallback!r}")
+        if source == target:
+            notes.append("source and target captions are identical: expect a near reconstruction")
+        return source, target, notes
+
+    def _settings_for(self, plan: Plan, target: str):
+        from dataclasses import replace
+
+        s = self.settings
+        if self.local_from_plan and plan.object and not s.local:
+            word = plan.object.strip().split()[-1] if plan.object.strip() else ""
+            if word and word in target.split():
+                s = replace(s, local=word)
+        return s
+
+    # ------------------------------------------------------------------ editing
+    def edit_batch(
+        self,
+        requests: Sequence[EditRequest],
+        plans: Sequence[Plan],
+        masks: Sequence[MaskResult],
+        seeds: Sequence[int],
+    ) -> list[EditResult]:
+        from dataclasses import replace
+
+        from iiie.models.infedit import AlignmentError
+
+        n = len(requests)
+        if not (len(plans) == len(masks) == len(seeds) == n):
+            raise ValueError(f"batch lengths differ: {n} requests, {len(plans)} plans, "
+                             f"{len(masks)} masks, {len(seeds)} seeds")
+        results = []
+        for req, plan, mres, seed in zip(requests, plans, masks, seeds, strict=True):
+            self._counts["samples"] += 1
+            mask = np.asarray(mres.mask, bool)
+            if not mask.any():
+                self._counts["empty_masks"] += 1
+                results.append(EditResult(req.image.convert("RGB").copy(), self.name,
+                                          {"note": "empty mask: input returned"}, int(seed)))
+                continue
+            source, target, notes = self.captions(req, plan)
+            if notes and any(n.startswith("empty") for n in notes):
+                self._counts["caption_fallbacks"] += 1
+            settings = self._settings_for(plan, target)
+            inp = dc.to_model_input(req.image, mask, self.resolution)
+            image = self._to_tensor(inp.image)
+            pipe = self.pipeline()
+            generator = dc.generators([seed])[0]
+            try:
+                out = pipe.edit(image, source, target, settings, generator=generator)
+            except AlignmentError as err:
+                self._counts["blend_words_dropped"] += 1
+                notes.append(f"{err}: local blend words dropped")
+                settings = replace(settings, local="", mutual="")
+                out = pipe.edit(image, source, target, settings, generator=dc.generators([seed])[0])
+            notes += out.notes
+            edited = self._to_pil(out.image)
+            final = dc.finish(req.image, edited, mask, self.blur) if not mask.all() else (
+                edited if edited.size == req.image.size else edited.resize(req.image.size, _bicubic()))
+            results.append(EditResult(final, self.name, self._params(source, target, settings, inp.size, notes),
+                                      int(seed)))
+        return results
+
+    def edit(self, request: EditRequest, plan: Plan, mask: MaskResult, seed: int) -> EditResult:
+        """One sample (convenience wrapper of :meth:`edit_batch`)."""
+        return self.edit_batch([request], [plan], [mask], [seed])[0]
+
+    @staticmethod
+    def _to_tensor(image) -> torch.Tensor:
+        arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        return torch.from_numpy(arr).permute(2, 0, 1)[None] * 2.0 - 1.0
+
+    @staticmethod
+    def _to_pil(image: torch.Tensor):
+        from PIL import Image
+
+        arr = image[0].permute(1, 2, 0).float().cpu().numpy()
+        return Image.fromarray((arr * 255).round().astype(np.uint8))
+
+    def _params(self, source, target, settings, size, notes) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        params: dict[str, Any] = {
+            "source_caption": source,
+            "target_caption": target,
+            "settings": asdict(settings),
+            "resolution": list(size),
+            "model": Path(self.model_path).name,
+            "dtype": str(self.dtype).replace("torch.", ""),
+        }
+        if notes:
+            params["notes"] = notes
+        return params
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the run manifest."""
+        return {**self._counts, "loads": {k: v for k, v in LOAD_COUNTS.items() if k.startswith("infedit")}}
+
+
+def _bicubic():
+    from PIL import Image
+
+    return Image.BICUBIC
+
+
+__all__ = ["InfEditEditor"]
