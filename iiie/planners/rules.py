@@ -278,6 +278,8 @@ def np_kind(np_clean: str) -> str:
         return "image"
     if head in lex.WHOLE_IMAGE and len(words) <= 2 and head not in ("painting", "frame"):
         return "image"
+    if " of " in np_clean and _head(np_clean.split(" of ")[0]) in lex.BACKGROUND_NOUNS:
+        return "background"
     if np_clean in lex.BACKGROUND_NOUNS or head in lex.BACKGROUND_NOUNS or re.search(
         r"\b(?:behind|around)\b", np_clean
     ) and words[0] in ("everything", "area", "wall", "room", "space", "scenery", "stuff"):
@@ -350,6 +352,25 @@ def _strip_comp(comp: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+_NOT_SUBJECT = frozenset("entire whole new current old existing plain boring bland ugly busy "
+                         "empty dull original real".split())
+
+
+def _bg_subject(obj: str, tail: str) -> str:
+    """Subject to keep named around a background noun.
+
+    "behind the woman" (in the tail) or a modifier noun: "the garage surroundings".
+    """
+    anchor = _anchor_from(tail)
+    if anchor:
+        return anchor
+    words = obj.split(" of ")[0].split()
+    mods = [w for w in words[:-1] if w not in lex.COLORS and w not in lex.ADJECTIVES
+            and w not in lex.MATERIALS and w not in lex.TIME_WEATHER and w not in _NOT_SUBJECT
+            and w not in lex.BACKGROUND_NOUNS and not w.endswith(("y", "ed", "ful"))]
+    return " ".join(mods)
+
+
 def _anchor_from(tail: str) -> str:
     """Subject named in "behind the woman", "around the dog", "of the cat"."""
     m = re.search(r"\b(?:behind|around|of|from|surrounding|near)\s+(?P<s>.+)$", tail)
@@ -368,8 +389,12 @@ def _decide_remove(obj_raw: str, verb: str = "remove") -> _Parse:
         return _Parse(Category.GLOBAL, "remove_artifact", comp=obj, verb=verb,
                       cues=[f"artifact:{obj}"])
     if kind == "background":
-        return _Parse(Category.BACKGROUND, "remove_background", obj=_anchor_from(tail),
+        return _Parse(Category.BACKGROUND, "remove_background", obj=_bg_subject(obj, tail),
                       comp="", verb=verb, cues=["background-noun"])
+    if kind == "image" and re.match(r"^(?:on|in|from|off|inside|under|near)\s", tail):
+        where = clean_np(split_np(re.sub(r"^\w+\s+", "", tail))[0])
+        return _Parse(Category.REMOVE, "remove_contents", obj=f"objects on {where}",
+                      location=tail, verb=verb)
     if kind == "image":
         return _Parse(Category.GLOBAL, "remove_image", comp=obj, confidence="low")
     return _Parse(Category.REMOVE, "remove", obj=obj, location=tail, verb=verb)
@@ -377,6 +402,7 @@ def _decide_remove(obj_raw: str, verb: str = "remove") -> _Parse:
 
 def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> _Parse:
     np_text, tail = split_np(obj_raw)
+    tail = re.sub(r"^(?:is|are)\s+", "", tail)
     if not np_text.strip():
         np_text = "it"
     obj = clean_np(np_text)
@@ -385,14 +411,17 @@ def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> _Parse:
     comp = _strip_comp(comp)
     cues = [f"verb:{verb}"] + ([f"property:{prop}"] if prop else [])
     # "make it look like the man is in tokyo": a subject placed in a scene
-    m = re.match(r"^(?:like )?(?P<s>.+?) (?:is|are|was|were|be) (?:\w+ing )?"
-                 r"(?:in|on|at|inside|under) (?P<p>.+)$", comp)
-    if m and _scene_in(m.group("p")) and np_kind(clean_np(m.group("s"))) == "thing":
-        return _Parse(Category.BACKGROUND, "subject_in_scene", obj=clean_np(m.group("s")),
+    m = re.match(r"^(?:like |as if |as though )?(?P<s>.+?) (?:is|are|was|were|be) "
+                 r"(?:\w+ )?(?:in|on|at|inside|under) (?P<p>.+)$", comp)
+    if m and _scene_in(m.group("p")) and np_kind(clean_np(m.group("s"))) in ("thing", "image"):
+        subj = clean_np(m.group("s"))
+        return _Parse(Category.BACKGROUND, "subject_in_scene",
+                      obj=subj if np_kind(subj) == "thing" else "",
                       comp=m.group("p"), verb=verb, cues=cues + ["scene"])
     if kind == "background" or (tail and re.match(r"^(?:behind|around)\b", tail)
-                                and obj in ("wall", "room", "area", "everything")):
-        anchor = _anchor_from(tail)
+                                and _head(obj) in ("wall", "walls", "room", "area", "everything",
+                                                   "what", "stuff", "space", "scene")):
+        anchor = _bg_subject(obj, tail) if kind == "background" else _anchor_from(tail)
         return _Parse(Category.BACKGROUND, "change_background", obj=anchor, comp=comp,
                       verb=verb, cues=cues + ["background-noun"],
                       anchor=_head(obj) if kind == "background" else "background")
@@ -425,7 +454,7 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> _Pa
     ):
         return _Parse(Category.BACKGROUND, "scene_in_background", comp=np_raw, verb=verb,
                       cues=cues + ["scene"])
-    if head in lex.GLOBAL_ADDABLES or kind == "global" or obj in lex.STYLE_WORDS:
+    if head in lex.GLOBAL_ADDABLES or kind == "global" or obj in lex.GLOBAL_ADJECTIVES:
         return _Parse(Category.GLOBAL, "add_filter", comp=np_raw, verb=verb,
                       cues=cues + [f"filter:{obj}"])
     if obj in ("rain", "fog", "mist", "haze", "a storm", "storm", "snowfall", "snow") and (
@@ -435,13 +464,22 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> _Pa
                       cues=cues + ["weather"])
     moving = verb in ("put", "place", "set", "move", "transport", "teleport", "send",
                       "relocate", "bring", "seat", "position", "drop", "take")
+    if moving and kind == "image" and _scene_in(tail) and re.match(r"^(?:in|on|at|to)\b", tail):
+        return _Parse(Category.BACKGROUND, "move_scene", comp=_place(tail), verb=verb,
+                      cues=cues + [f"scene:{_scene_in(tail)}"])
     if moving and not _is_indefinite(np_raw) and _scene_in(tail) and kind == "thing":
         return _Parse(Category.BACKGROUND, "move_subject", obj=obj, comp=_place(tail),
                       verb=verb, cues=cues + [f"scene:{_scene_in(tail)}"])
     if verb in ("move", "relocate", "shift") and not _is_indefinite(np_raw):
         return _Parse(Category.LOCAL, "move_object", obj=obj, comp=tail, verb=verb,
                       cues=cues)
-    return _Parse(Category.ADDITION, "add", obj=obj, comp=np_raw, location=tail,
+    comp = np_raw
+    m = re.match(r"^(?P<v>\w+ing)\b", tail)
+    if m and m.group("v") not in _ING_NOUNS:  # "a kite flying above the beach"
+        loc = _locative_tail(tail[len(m.group("v")):])
+        action = tail[: len(tail) - len(loc)].strip() if loc else tail
+        comp, tail = f"{np_raw} {action}".strip(), loc
+    return _Parse(Category.ADDITION, "add", obj=obj, comp=comp, location=tail,
                   anchor=anchor, verb=verb, cues=cues)
 
 
@@ -458,6 +496,15 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> _Parse:
     subj_raw = subj_raw.strip()
     if subj_raw == "there":
         return _decide_existential(rest)
+    rest = re.sub(r"^(?:now|also|then|still|just|all|really)\s+", "", rest.strip())
+    if _is_indefinite(subj_raw) and verb not in lex.VANISH_VERBS:
+        # "a small owl sitting on the fence", "make a bird fly in the sky": a new object
+        np_raw = subj_raw
+        tail = rest if re.match(r"^(?:in|on|at|next|beside|near|above|under|below|behind|"
+                                r"over|to|inside)\b", rest) else _locative_tail(rest)
+        p = _decide_add("exist", np_raw, tail)
+        p.cues.append("indefinite-subject")
+        return p
     subj = clean_np(subj_raw)
     prop, subj = _property_of(subj)
     kind = np_kind(subj)
@@ -491,6 +538,14 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> _Parse:
         thing_raw, tail = split_np(rest)
         thing = clean_np(thing_raw)
         twords = thing.split()
+        m = re.search(r"\binstead of\s+(?P<y>.+)$", rest)
+        if m:  # "wear a suit instead of a t-shirt": the t-shirt is changed
+            old = clean_np(split_np(m.group("y"))[0])
+            return _Parse(Category.LOCAL, "replace_item", obj=old, comp=thing_raw, cues=cues)
+        if np_kind(thing) == "background":
+            return _Parse(Category.BACKGROUND, "has_background", comp=thing_raw,
+                          obj=subj if kind == "thing" else "", anchor=_head(thing),
+                          cues=cues + ["background-noun"])
         if kind == "background":
             return _Parse(Category.BACKGROUND, "background_has", comp=rest,
                           anchor=_head(subj), cues=cues + ["background-noun"])
@@ -518,6 +573,13 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> _Parse:
                       anchor=_head(subj), cues=cues)
     return _Parse(Category.LOCAL, "action", obj=subj, comp=f"{_gerund(verb)} {rest}".strip(),
                   verb=verb, cues=cues)
+
+
+def _locative_tail(text: str) -> str:
+    """The first locative phrase inside ``text`` ("fly in the sky" -> "in the sky")."""
+    m = re.search(r"\b(?:in|on|at|next to|beside|near|above|under|below|behind|over|inside)"
+                  r"\b.*$", text)
+    return m.group(0) if m else ""
 
 
 def _decide_existential(np_text: str) -> _Parse:
@@ -563,6 +625,10 @@ _BE = (r"(?:(?:should|must|would|could|can|will|shall|might|may|needs? to|has to
 
 
 def _match_remove(c: str) -> _Parse | None:
+    m = re.match(r"^(?:i|we)\s+(?:do not|did not|would not|never)\s+(?:want|like|need)\s+"
+                 r"(?:to see\s+)?(?:any\s+)?(?P<obj>.+)$", c)
+    if m:
+        return _decide_remove(m.group("obj"), "do-not-want")
     m = re.match(rf"^(?:{_REMOVE_VERBS})\s+(?P<obj>.+)$", c)
     if m and not re.match(r"^(?:up|down)$", m.group("obj")):
         verb = c[: m.start("obj")].strip()
@@ -579,19 +645,31 @@ def _match_remove(c: str) -> _Parse | None:
                  r"invisible|gone|leave)\b", c)
     if m:
         return _decide_remove(m.group("obj"), "make-disappear")
+    c = re.sub(r"^(?:what if|imagine if|imagine|suppose|i want|i would like|i need|i wish|"
+               r"we want|i would prefer|i prefer)\s+", "", c)
     m = re.match(rf"^(?P<obj>.+?)\s+{_BE}(?:be\s+|get\s+|being\s+)?(?:gone|removed|deleted|"
                  r"erased|eliminated|taken out|taken away|cleared|wiped out|disappear|"
                  r"disappears|disappeared|vanish|vanishes|vanished|go away|missing|absent)\b",
                  c)
     if m and not re.match(r"^(?:there|it)$", m.group("obj")):
         return _decide_remove(m.group("obj"), "gone")
-    m = re.match(r"^(?P<obj>.+?)\s+(?:\w+\s+){0,2}?(?:not|never)\s+(?:be\s+)?(?:there|here|"
+    m = re.match(r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did|was|were|is|are|"
+                 r"needs? to|has to|have to|ought to)\s+){1,2}(?:not|never)\s+(?:be\s*)?(?:there|here|"
                  r"in (?:the|this) (?:picture|image|photo|scene|shot|frame)|visible|present|"
-                 r"exist|appear|be seen|show)\b", c)
+                 r"exist|appear|be seen|show|$)", c)
     if m:
         obj = re.sub(r"\s+(?:was|were|is|are|should|would|could|must|does|did|do)$", "",
                      m.group("obj"))
         return _decide_remove(obj, "not-there")
+    m = re.match(r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did)\s+)?(?:not|never)"
+                 r"\s+(?:have|has|contain|include|"
+                 r"show)\s+(?:any\s+)?(?P<thing>.+)$", c)
+    if m and np_kind(clean_np(m.group("obj"))) in ("image", "none"):
+        return _decide_remove(m.group("thing"), "not-have")
+    m = re.match(r"^there\s+(?:should|must|can|would|will|could)\s+(?:not|never)\s+be\s+"
+                 r"(?:any\s+)?(?P<obj>.+)$", c)
+    if m:
+        return _decide_remove(m.group("obj"), "no")
     m = re.match(r"^(?:(?:there (?:should|must|can|would|will) be|there is|there are|"
                  r"there was|there were|let there be|i want|i would like|have|leave|with|"
                  r"show) )?(?:no|none of the|zero)\s+(?:more\s+)?(?P<obj>.+)$", c)
@@ -635,8 +713,19 @@ def _match_give(c: str) -> _Parse | None:
     return _decide_statement(who, "have", thing)
 
 
+def _match_dress(c: str) -> _Parse | None:
+    """"dress the man in a tie", "dress her up as a witch"."""
+    m = re.match(r"^dress\s+(?P<who>.+?)\s+(?:up\s+)?(?:in|with)\s+(?P<thing>.+)$", c)
+    if m:
+        return _decide_statement(m.group("who"), "wear", m.group("thing"))
+    m = re.match(r"^dress\s+(?P<who>.+?)\s+(?:up\s+)?as\s+(?P<thing>.+)$", c)
+    if m:
+        return _decide_change(m.group("who"), m.group("thing"), "dress")
+    return None
+
+
 _CAUSE_VERB_SET = (lex.POSSESSION_VERBS | lex.ACTION_VERBS | lex.POSTURE_VERBS
-                   | lex.VANISH_VERBS) - {"look", "looking", "turn", "face", "show", "with"}
+                   | lex.VANISH_VERBS) - {"look", "looking", "turn", "face", "with"}
 
 
 def _split_subject_verb(text: str) -> tuple[str, str, str] | None:
@@ -677,6 +766,10 @@ def _match_causative(c: str) -> _Parse | None:
         s = m.group("s")
         if re.match(r"^there\s+(?:be|is|are)\s+", s):
             return _decide_existential(re.sub(r"^there\s+(?:be|is|are)\s+", "", s))
+        if m.group("cause") in ("have", "get") and _is_indefinite(s):
+            sv0 = _split_subject_verb(s)
+            if sv0 is None or sv0[1] not in lex.ACTION_VERBS | lex.POSTURE_VERBS:
+                return _decide_existential(s)
         sv = _split_subject_verb(s)
         if sv is not None:
             subj, verb, rest = sv
@@ -730,8 +823,9 @@ def _match_add(c: str) -> _Parse | None:
     np_raw, tail = split_np(rest)
     definite = _is_definite(np_raw) or not _is_indefinite(np_raw)
     # verbs that also mean "change": "paint the wall yellow", "set the background to x"
+    scene_move = verb == "set" and _scene_in(tail) and re.match(r"^(?:in|on|at)\b", tail)
     if verb in ("paint", "set", "get", "turn", "fly", "float", "shift", "grow", "land") and \
-            not _is_indefinite(np_raw):
+            not _is_indefinite(np_raw) and not scene_move:
         if verb in ("paint", "set", "grow") or np_kind(clean_np(np_raw)) != "thing":
             return None
         if verb in ("get",):
@@ -790,13 +884,22 @@ def _split_object_complement(rest: str) -> tuple[str, str]:
             and len(words) > 1 and not (words[0] == "her" and len(words) > 2
                                         and words[1] not in lex.INDEFINITE):
         return words[0], " ".join(words[1:])
+    # "the image high contrast", "the background plain white": a whole-image or background
+    # noun phrase in front fixes the split
+    for k in range(min(4, len(words) - 1), 0, -1):
+        if words[k] in _PREPOSITIONS or words[k] == "of":
+            continue
+        if np_kind(clean_np(" ".join(words[:k]))) in ("image", "background"):
+            return " ".join(words[:k]), " ".join(words[k:])
     for i in range(1, len(words)):
         if words[i] in ("a", "an") and i > 0:
             return " ".join(words[:i]), " ".join(words[i:])
-    # longest adjectival suffix that leaves a noun phrase in front
+    # longest contiguous adjectival suffix that leaves a noun phrase in front
     start = len(words)
     for i in range(len(words) - 1, 0, -1):
-        if _is_adjectival(words[i:]) and words[i - 1] not in ("and", "more", "less", "very"):
+        if not _is_adjectival(words[i:]) or not clean_np(" ".join(words[:i])):
+            break
+        if words[i - 1] not in ("and", "or", "more", "less", "very"):
             start = i
     if start < len(words):
         return " ".join(words[:start]), " ".join(words[start:])
@@ -823,7 +926,9 @@ def _match_adjust(c: str) -> _Parse | None:
     if not words:
         return None
     verb = words[0]
-    if verb not in lex.GLOBAL_VERBS and verb not in lex.ADJUST_VERBS and verb != "apply":
+    if verb == "turn" and len(words) > 1 and words[1] in ("up", "down"):
+        verb = "increase" if words[1] == "up" else "decrease"
+    elif verb not in lex.GLOBAL_VERBS and verb not in lex.ADJUST_VERBS and verb != "apply":
         return None
     rest = " ".join(words[1:])
     rest = re.sub(r"^(?:up|down|out|in)\s+", "", rest)
@@ -835,7 +940,8 @@ def _match_adjust(c: str) -> _Parse | None:
         return _Parse(Category.BACKGROUND, "adjust_background", obj=_anchor_from(tail),
                       comp=verb, anchor=_head(obj), verb=verb, cues=[f"verb:{verb}"])
     if not obj or kind in ("image", "global", "time") or _head(obj) in lex.GLOBAL_ADDABLES:
-        return _Parse(Category.GLOBAL, "adjust", comp=obj, verb=verb, cues=[f"verb:{verb}"])
+        comp = "" if kind == "image" else obj
+        return _Parse(Category.GLOBAL, "adjust", comp=comp, verb=verb, cues=[f"verb:{verb}"])
     if verb in lex.GLOBAL_VERBS:
         return _Parse(Category.LOCAL, "adjust_object", obj=inner, comp=verb, verb=verb,
                       cues=[f"verb:{verb}"])
@@ -849,6 +955,8 @@ def _match_global_phrase(c: str) -> _Parse | None:
     ):
         return _Parse(Category.GLOBAL, "style_phrase", comp=c, cues=["style"])
     words = c.split()
+    if words and (words[0] in lex.GLOBAL_VERBS or words[0] in lex.ADJUST_VERBS):
+        return None  # an adjustment verb: the adjust frame reads it
     vocab = (lex.STYLE_WORDS | lex.GLOBAL_ADJECTIVES | lex.TIME_WEATHER | lex.GLOBAL_VERBS
              | lex.GLOBAL_PROPERTIES | {"more", "less", "and", "a", "an", "the", "style",
                                         "effect", "version", "filter", "look", "mode", "tone",
@@ -863,6 +971,10 @@ def _match_bare(c: str) -> _Parse | None:
     """Verbless requests: "a bird on the branch", "dog on a beach", "background to a city"."""
     m = re.match(r"^(?P<o>.+?)\s+(?:to|into|as|should be|:)\s+(?P<c>.+)$", c)
     if m and np_kind(clean_np(m.group("o"))) in ("background", "image", "time"):
+        return _decide_change(m.group("o"), m.group("c"), "bare")
+    m = re.match(r"^(?P<o>(?:the\s+)?[a-z'\-]+(?:\s+[a-z'\-]+)?)\s+(?:to|into|->|:)\s+"
+                 r"(?P<c>(?:a\s+|an\s+)?[a-z'\-]+(?:\s+[a-z'\-]+)?)$", c)
+    if m and not _scene_in(m.group("c")):  # "cat to dog", "horse into a unicorn"
         return _decide_change(m.group("o"), m.group("c"), "bare")
     np_raw, tail = split_np(c)
     obj = clean_np(np_raw)
@@ -907,6 +1019,7 @@ _FRAMES = (
     ("global_phrase", _match_global_phrase),
     ("remove", _match_remove),
     ("give", _match_give),
+    ("dress", _match_dress),
     ("causative", _match_causative),
     ("see", _match_see),
     ("adjust", _match_adjust),
@@ -953,6 +1066,13 @@ _ADJUST_CAPTION = {
     "stylize": "a stylized artwork", "vignette": "a photo with a vignette",
     "color-correct": "a photo with natural, balanced colors",
 }
+_ARTIFACT_TARGETS = (
+    (("noise", "grain", "graininess", "artifacts", "artefacts", "compression"),
+     "a clean, noise-free photo"),
+    (("blur", "blurriness"), "a sharp, in-focus photo"),
+    (("haze", "fog", "glare", "flare"), "a clear photo"),
+    (("color", "colors", "saturation"), "a black and white photo"),
+)
 _MORE = ("increase", "raise", "boost", "more", "up", "amp", "crank", "bump")
 _LESS = ("decrease", "reduce", "lower", "less", "down", "dial", "tone")
 
@@ -969,7 +1089,13 @@ def _global_captions(p: _Parse, clause: str) -> tuple[str, str]:
                   comp)
     if p.frame == "remove_artifact":
         obj = comp or "color cast"
-        return (f"a photo with {_article(obj)}", "a photo with natural, balanced colors")
+        head = _head(obj)
+        counted = head in ("cast", "tint", "filter", "vignette", "glare", "flare")
+        source = f"a photo with {_article(obj) if counted else obj}"
+        for words, target in _ARTIFACT_TARGETS:
+            if head in words:
+                return source, target
+        return source, "a photo with natural, balanced colors"
     if p.frame in ("adjust",) or p.verb in _ADJUST_CAPTION:
         if p.verb in _ADJUST_CAPTION and not comp:
             return SOURCE_CAPTION, _ADJUST_CAPTION[p.verb]
@@ -1011,16 +1137,16 @@ def _local_target(p: _Parse) -> str:
     if m:
         return f"{obj} made of {m.group('m')}"
     words = comp.split()
+    if words[-1] in ("one", "ones") and len(words) > 1 and obj:  # "a purple one"
+        return " ".join(words[:-1] + [_head(obj)])
     if words[0] in ("a", "an", "the", "some") or not _is_adjectival(words):
-        if p.frame == "has_attribute":
-            return comp
         return comp
     # adjectival: replace adjectives of the same kind on the object ("blue square" -> green)
     ow = obj.split()
     if any(w in lex.COLORS for w in words):
-        ow = [w for w in ow if w not in lex.COLORS] or ow
+        ow = [w for w in ow[:-1] if w not in lex.COLORS] + ow[-1:]
     if any(w in lex.MATERIALS for w in words):
-        ow = [w for w in ow if w not in lex.MATERIALS] or ow
+        ow = [w for w in ow[:-1] if w not in lex.MATERIALS] + ow[-1:]
     return f"{comp} {' '.join(ow)}".strip()
 
 
@@ -1035,7 +1161,10 @@ def _background_target(p: _Parse) -> str:
                 "desaturate": "desaturated", "sharpen": "sharp"}.get(verb, verb + "ed")
         return f"{word} {bg}"
     words = comp.split()
-    if _is_adjectival(words) or words[-1] in lex.TIME_WEATHER or (
+    if words[-1] in ("one", "ones") and len(words) > 1:  # "a stormy one"
+        return " ".join(words[:-1] + [bg])
+    if _is_adjectival(words) or (words[-1] in lex.TIME_WEATHER
+                                 and words[0] not in lex.DETERMINERS) or (
         len(words) <= 2 and words[0] not in lex.DETERMINERS and not _scene_in(comp)
         and bg == "sky"
     ):
@@ -1111,7 +1240,7 @@ def parse_instruction(
     # first confident clause decides; otherwise the first clause
     clause, p = next(((c, q) for c, q in parses if q.confidence == "high"), parses[0])
     category = p.category
-    if keep and category == Category.BACKGROUND and not p.obj:
+    if keep and category == Category.BACKGROUND:
         p.obj = keep
     obj = _object_or_default(p.obj, category)
     plan = Plan(category=category, object=obj)

@@ -47,6 +47,10 @@ CONTRACTIONS: dict[str, str] = {
 #: Politeness / hedging lead-ins stripped from the start of a clause (longest first).
 LEAD_INS: tuple[str, ...] = (
     "would it be possible to", "is it possible to", "would you be able to",
+    "it would be nice to", "it would be nice if", "it would be cool to", "it would be cool if",
+    "it would be great to", "it would be great if", "it would be better if",
+    "it would be better to", "i would love it if", "i would like it if", "i think that",
+    "i think", "i feel like", "i would love to see", "i want to see", "i would like to see",
     "i would like you to", "i would love you to", "i want you to", "i need you to",
     "could you please", "can you please", "would you please", "will you please",
     "could you", "can you", "would you", "will you", "you should", "you can",
@@ -123,8 +127,8 @@ SCENE_NOUNS = frozenset(
 
 #: Nouns that name a global property of the picture (an adjustment, not an object).
 GLOBAL_PROPERTIES = frozenset(
-    "brightness contrast saturation exposure colors color hue hues tone tones lighting light "
-    "sharpness noise grain warmth temperature vibrance gamma highlights shadows tint cast "
+    "brightness contrast saturation exposure colors color hue hues tone tones lighting "
+    "sharpness noise grain warmth temperature vibrance gamma tint cast "
     "filter mood atmosphere weather season vibe look feel style aesthetic effect effects "
     "vignette haze glare blur blurriness focus quality resolution palette "
     "tonality luminance".split()
@@ -182,12 +186,12 @@ GLOBAL_VERBS = frozenset(
     "desaturate saturate sharpen brighten darken lighten dim cartoonize cartoonify "
     "colorize colourize stylize stylise invert denoise enhance retouch grayscale "
     "posterize pixelate vignette blur defocus soften warm cool tint tone filter "
-    "color-correct oversaturate age".split()
+    "color-correct oversaturate age zoom crop rotate flip mirror".split()
 )
 
 #: Adjustment verbs that take a property (global when the property is global).
 ADJUST_VERBS = frozenset(
-    "increase decrease reduce lower raise boost adjust up amp tone turn dial crank "
+    "increase decrease reduce lower raise boost adjust amp tone dial crank "
     "bump more less fix correct balance improve reduced increased".split()
 )
 
@@ -246,7 +250,7 @@ ADJECTIVES = frozenset(
     "modern futuristic cute scary spooky evil friendly fancy elegant messy neat empty "
     "full open closed lit burning frozen melted melting rotten ripe fresh cooked raw "
     "muscular skinny chubby beautiful ugly pretty handsome realistic cartoonish "
-    "blurry sharp round square pointy curly straight wavy glowing sparkly sparkling "
+    "blurry sharp pointy curly plain simple solid straight wavy glowing sparkly sparkling "
     "shinier darker brighter lighter heavier softer harder hot cold warm cool snowy "
     "cloudy sunny stormy rainy foggy misty starry calm wavy choppy flooded sunlit "
     "wrinkled smooth upside-down upside reflective matte glossy faded vintage retro "
