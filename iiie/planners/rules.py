@@ -270,6 +270,15 @@ def np_kind(np_clean: str) -> str:
     """Meaning class of an object phrase: image, background, global, time, or thing."""
     if not np_clean:
         return "none"
+    if " of " in np_clean:
+        left, right = np_clean.split(" of ", 1)
+        left_kind, right_kind = np_kind(left), np_kind(clean_np(right))
+        if right_kind == "image":  # "the brightness of the photo", "colors of the image"
+            return left_kind if left_kind in ("global", "time", "background") else "image"
+        if left_kind == "background":  # "background of a snowy village"
+            return "background"
+        if left_kind == "image" and left in ("whole", "entire", "rest", "all"):
+            return "image"
     words = np_clean.split()
     head = words[-1]
     if np_clean in lex.WHOLE_IMAGE or words[0] in ("whole", "entire", "overall", "full") and (
@@ -278,8 +287,6 @@ def np_kind(np_clean: str) -> str:
         return "image"
     if head in lex.WHOLE_IMAGE and len(words) <= 2 and head not in ("painting", "frame"):
         return "image"
-    if " of " in np_clean and _head(np_clean.split(" of ")[0]) in lex.BACKGROUND_NOUNS:
-        return "background"
     if np_clean in lex.BACKGROUND_NOUNS or head in lex.BACKGROUND_NOUNS or re.search(
         r"\b(?:behind|around)\b", np_clean
     ) and words[0] in ("everything", "area", "wall", "room", "space", "scenery", "stuff"):
@@ -294,6 +301,13 @@ def np_kind(np_clean: str) -> str:
 def _scene_in(text: str) -> str:
     """A place a subject could be moved to, if ``text`` names one."""
     return _has_phrase(text, lex.SCENE_NOUNS)
+
+
+def _backdrop_behind(tail: str) -> bool:
+    """"in front of a brick wall": the subject is placed before a backdrop or scene."""
+    m = re.match(r"^(?:\w+ing\s+)?in front of\s+(?P<b>.+)$", tail)
+    return bool(m) and bool(_scene_in(m.group("b")) or _has_phrase(m.group("b"),
+                                                                      lex.BACKDROP_NOUNS))
 
 
 def _is_adjectival(words: list[str]) -> bool:
@@ -467,6 +481,15 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> _Pa
     if moving and kind == "image" and _scene_in(tail) and re.match(r"^(?:in|on|at|to)\b", tail):
         return _Parse(Category.BACKGROUND, "move_scene", comp=_place(tail), verb=verb,
                       cues=cues + [f"scene:{_scene_in(tail)}"])
+    if moving and not _is_indefinite(np_raw) and kind == "thing" and _backdrop_behind(tail):
+        return _Parse(Category.BACKGROUND, "move_subject", obj=obj, comp=_place(tail),
+                      verb=verb, cues=cues + ["backdrop"])
+    # "a brick wall behind the man": a new backdrop for a named subject
+    m = re.match(r"^behind\s+(?P<s>.+)$", tail)
+    if m and _is_definite(m.group("s")) and (_scene_in(obj) or _has_phrase(
+            obj, lex.BACKDROP_NOUNS)):
+        return _Parse(Category.BACKGROUND, "backdrop_behind", obj=clean_np(m.group("s")),
+                      comp=np_raw, verb=verb, cues=cues + ["backdrop"])
     if moving and not _is_indefinite(np_raw) and _scene_in(tail) and kind == "thing":
         return _Parse(Category.BACKGROUND, "move_subject", obj=obj, comp=_place(tail),
                       verb=verb, cues=cues + [f"scene:{_scene_in(tail)}"])
@@ -523,8 +546,8 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> _Parse:
         if re.match(r"^(?:gone|removed|deleted|erased|missing|absent|invisible)\b", rest):
             return _Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
         if re.match(r"^(?:in|on|at|inside|into|under|in front of|among|by|near|surrounded "
-                    r"by|located in|placed in|set in)\b", rest) and _scene_in(rest) and (
-                        kind == "thing"):
+                    r"by|located in|placed in|set in)\b", rest) and (
+                        _scene_in(rest) or _backdrop_behind(rest)) and kind == "thing":
             return _Parse(Category.BACKGROUND, "subject_in_scene", obj=subj,
                           comp=_place(rest), cues=cues + [f"scene:{_scene_in(rest)}"])
         if kind == "background":
@@ -562,7 +585,8 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> _Parse:
                       cues=cues)
     if verb in lex.VANISH_VERBS:
         return _Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
-    if verb in lex.POSTURE_VERBS and _scene_in(rest) and kind == "thing":
+    if verb in lex.POSTURE_VERBS and kind == "thing" and (
+            _scene_in(rest) or _backdrop_behind(rest)):
         return _Parse(Category.BACKGROUND, "subject_in_scene", obj=subj, comp=_place(rest),
                       cues=cues + [f"scene:{_scene_in(rest)}"])
     if kind in ("image", "none", "time") or subj in ("it", "everything"):
@@ -815,6 +839,24 @@ def _parse_statement(s: str, lenient: bool = False) -> _Parse | None:
     return None
 
 
+def _match_desire(c: str) -> _Parse | None:
+    """"i want a brick wall behind the cat", "can we have some ducks", "how about a hat"."""
+    m = re.match(r"^(?:i want|i would like|i need|we need|we want|i would love|can we have|"
+                 r"could we have|can we get|could we get|can i get|can i have|how about|"
+                 r"what about|give me|show me|i wish for|i would prefer|i prefer|let us have|"
+                 r"it needs|it should have|it needs to have)\s+(?P<np>.+)$", c)
+    if m and (_is_indefinite(m.group("np")) or not _is_definite(m.group("np"))):
+        return _decide_existential(m.group("np"))
+    return None
+
+
+def _quoted(words: str) -> str:
+    """"the text hello" / "the words happy birthday" -> "hello" / "happy birthday"."""
+    w = re.sub(r"^(?:the\s+|some\s+)?(?:text|words?|caption|writing|title|label|letters)"
+               r"(?:\s+(?:that\s+)?(?:says?|saying|reading|reads))?\s*", "", words.strip())
+    return w.strip()
+
+
 def _match_add(c: str) -> _Parse | None:
     m = re.match(rf"^(?P<v>{_ADD_VERBS})\s+(?:in\s+|up\s+|down\s+)?(?P<rest>.+)$", c)
     if not m:
@@ -834,10 +876,21 @@ def _match_add(c: str) -> _Parse | None:
         m2 = re.match(r"^(?P<o>.+?)\s+(?:to|as)\s+(?P<c>.+)$", rest)
         if m2:
             return _decide_change(m2.group("o"), m2.group("c"), verb)
-    if verb == "write" or (verb == "add" and re.match(r"^(?:the\s+)?(?:text|words?|caption)"
-                                                       r"\b", rest)):
-        return _Parse(Category.ADDITION, "add_text", obj="text", comp=rest, location=tail,
-                      verb=verb, cues=["text"])
+    if verb == "write" or (verb in ("add", "put", "place", "insert") and re.match(
+            r"^(?:the\s+|some\s+)?(?:text|words?|caption|writing|title|label|letters)\b", rest)):
+        # text on a named surface repaints that surface (Emu Edit's "text" task is local);
+        # free-standing text needs a region, like any addition
+        m2 = re.search(r"\b(?:on|onto|across)\s+(?P<s>(?:the|his|her|their|its)\s+.+)$", rest)
+        if m2 and not re.search(r"\b(?:top|bottom|left|right|corner|center|centre|middle)\b",
+                                m2.group("s")):
+            surface = clean_np(split_np(m2.group("s"))[0])
+            return _Parse(Category.LOCAL, "write_on", obj=surface,
+                          comp=f"{surface} with the text {_quoted(rest[: m2.start()])}",
+                          verb=verb, cues=["text"])
+        words = rest[: len(rest) - len(tail)] if tail else rest
+        return _Parse(Category.ADDITION, "add_text", obj="text",
+                      comp=f"the text {_quoted(words)}", location=tail, verb=verb,
+                      cues=["text"])
     p = _decide_add(verb, np_raw, tail)
     if not definite and p.category == Category.ADDITION:
         p.confidence = "high"
@@ -899,7 +952,9 @@ def _split_object_complement(rest: str) -> tuple[str, str]:
     for i in range(len(words) - 1, 0, -1):
         if not _is_adjectival(words[i:]) or not clean_np(" ".join(words[:i])):
             break
-        if words[i - 1] not in ("and", "or", "more", "less", "very"):
+        last = words[i - 1]
+        if last not in ("and", "or", "more", "less", "very") and last not in lex.COLORS \
+                and last not in lex.ADJECTIVES:
             start = i
     if start < len(words):
         return " ".join(words[:start]), " ".join(words[start:])
@@ -940,7 +995,7 @@ def _match_adjust(c: str) -> _Parse | None:
         return _Parse(Category.BACKGROUND, "adjust_background", obj=_anchor_from(tail),
                       comp=verb, anchor=_head(obj), verb=verb, cues=[f"verb:{verb}"])
     if not obj or kind in ("image", "global", "time") or _head(obj) in lex.GLOBAL_ADDABLES:
-        comp = "" if kind == "image" else obj
+        comp = "" if kind == "image" else obj.split(" of ")[0]
         return _Parse(Category.GLOBAL, "adjust", comp=comp, verb=verb, cues=[f"verb:{verb}"])
     if verb in lex.GLOBAL_VERBS:
         return _Parse(Category.LOCAL, "adjust_object", obj=inner, comp=verb, verb=verb,
@@ -1023,6 +1078,7 @@ _FRAMES = (
     ("causative", _match_causative),
     ("see", _match_see),
     ("adjust", _match_adjust),
+    ("desire", _match_desire),
     ("add", _match_add),
     ("change", _match_change),
     ("statement", lambda c: _parse_statement(c)),
@@ -1087,6 +1143,7 @@ def _global_captions(p: _Parse, clause: str) -> tuple[str, str]:
     comp = _strip_comp(p.comp)
     comp = re.sub(r"^(?:it|this|the (?:image|photo|picture))\s+(?:was|is|were)\s+", "a photo ",
                   comp)
+    comp = re.sub(r"^(?:its|their|the)\s+", "a ", comp)
     if p.frame == "remove_artifact":
         obj = comp or "color cast"
         head = _head(obj)
@@ -1117,12 +1174,12 @@ def _global_captions(p: _Parse, clause: str) -> tuple[str, str]:
             return SOURCE_CAPTION, f"a photo {_TIME_PHRASES[w]}"
     if text.startswith("the style of") or text.startswith("in the style of"):
         return SOURCE_CAPTION, f"a painting {text if text.startswith('in ') else 'in ' + text}"
+    if p.frame in ("add_filter", "image_has"):
+        return SOURCE_CAPTION, f"a photo with {_article(text)}"
     if words and words[0] in ("a", "an"):
         return SOURCE_CAPTION, text
     if _is_adjectival(words) or (len(words) <= 3 and _has_phrase(text, lex.STYLE_WORDS)):
         return SOURCE_CAPTION, f"a {text} photo"
-    if p.frame == "add_filter":
-        return SOURCE_CAPTION, f"a photo with {_article(text)}"
     return SOURCE_CAPTION, f"a photo, {text}"
 
 

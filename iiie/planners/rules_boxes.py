@@ -124,10 +124,6 @@ def _absolute_region(phrase: str) -> tuple[float, float] | None:
         if "corner" in words:
             return (0.8, 0.8)
         return None
-    if "corner" in words or ("side" not in words and cx is not None and cy is not None):
-        # corners sit closer to the edges than a plain "left"/"top"
-        cx = 0.15 if cx == 0.2 else 0.85 if cx == 0.8 else cx
-        cy = 0.15 if cy == 0.2 else 0.85 if cy == 0.8 else cy
     return (cx if cx is not None else 0.5, cy if cy is not None else 0.5)
 
 
@@ -240,6 +236,9 @@ def locate(
         raise ValueError(f"image size must be positive, got {size}")
     min_side = max(2.0, 0.04 * min(w, h))
     loc = " ".join(location.lower().split())
+    # "to the top left of the image": a region of the whole picture
+    loc = re.sub(r"\s+(?:of|in|on)\s+(?:the|this)\s+(?:image|picture|photo|frame|scene|canvas)$",
+                 "", loc)
     if not loc and anchor_hint:
         loc = f"on {anchor_hint}"
     default = (default_frac * w, default_frac * h)

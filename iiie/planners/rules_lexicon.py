@@ -327,3 +327,12 @@ HELD_ITEMS = frozenset(
     "camera fan".split()
     + ["teddy bear", "ice cream", "coffee cup"]
 )
+
+#: Surfaces that can serve as a backdrop ("stand in front of a brick wall", "a wall behind
+#: the man"): a background edit when the subject is put before them.
+BACKDROP_NOUNS = frozenset(
+    "wall walls floor grass sky beach checkerboard curtain curtains pattern texture gradient "
+    "wallpaper landscape scenery skyline field meadow lawn sand water backdrop screen mural "
+    "bricks sunset mountains mountain forest trees ocean sea lake city view".split()
+    + ["green screen", "brick wall", "night sky"]
+)
