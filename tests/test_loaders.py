@@ -403,3 +403,30 @@ def test_category_tables_documented(bench):
     )
     expected = {k: (v.value if v else "—") for k, v in categories.TABLES[bench].items()}
     assert rows == expected
+
+
+# ------------------------------------------------------------------ configs
+
+
+def test_data_configs_compose_and_instantiate(tmp_path):
+    from conftest import compose_config
+    from hydra.utils import instantiate
+
+    (tmp_path / "folder").mkdir()
+    _img((1, 2, 3)).save(tmp_path / "folder" / "a.png")
+    (tmp_path / "folder" / "samples.jsonl").write_text(
+        json.dumps({"id": "a", "image": "a.png", "instruction": "x"}) + "\n"
+    )
+    roots = {
+        "pie_bench": _pie(tmp_path),
+        "magicbrush": _magicbrush(tmp_path),
+        "folder": tmp_path / "folder",
+    }
+    for name, root in roots.items():
+        # the default experiment (smoke) sets synthetic-only data keys: drop them here
+        cfg = compose_config([f"data={name}", f"data.root={root}", "~data.odd_inputs"])
+        ds = instantiate(cfg.data)
+        assert ds.name == name and ds.ids()
+        ds.load(ds.ids()[0])
+    cfg = compose_config(["data=emu_edit", "~data.odd_inputs"])
+    assert cfg.data.root.endswith("/emu_edit") and cfg.data.split == "test"
