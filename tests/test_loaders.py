@@ -430,3 +430,13 @@ def test_data_configs_compose_and_instantiate(tmp_path):
         ds.load(ds.ids()[0])
     cfg = compose_config(["data=emu_edit", "~data.odd_inputs"])
     assert cfg.data.root.endswith("/emu_edit") and cfg.data.split == "test"
+
+
+def test_stale_duplicate_shards_are_refused(tmp_path):
+    root = tmp_path / "emu" / "data"
+    root.mkdir(parents=True)
+    t = _emu_rows(2, ["add", "remove"])
+    pq.write_table(t, root / "test-00000-of-00001-aaa.parquet")
+    pq.write_table(t, root / "test-00000-of-00001-bbb.parquet")
+    with pytest.raises(ValueError, match="two files hold shard"):
+        EmuEditDataset(str(tmp_path / "emu"))

@@ -63,8 +63,10 @@ class EmuEditDataset(Dataset):
             )
         extra = [c for c in ("idx", "hash") if c in names]
         self._meta = self.table.read_columns(TEXT_COLUMNS + extra)
-        if "idx" in self._meta and len(set(self._meta["idx"])) == self.table.num_rows:
+        if "idx" in self._meta:
             keys = [str(v) for v in self._meta["idx"]]
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"{self.root}: duplicate idx values in split {file_split!r}")
         else:
             keys = [str(i) for i in range(self.table.num_rows)]
         self._row_of = {k: i for i, k in enumerate(keys)}

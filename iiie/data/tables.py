@@ -9,6 +9,7 @@ with the last group kept, so walking the ids in order decodes each group once.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,28 @@ def find_split_files(root: str | Path, split: str | None) -> list[Path]:
         raise FileNotFoundError(
             f"no .parquet/.arrow files for split {split!r} under {root} (found: {have or 'none'})"
         )
+    _check_shards(chosen)
     return chosen
+
+
+def _check_shards(files: list[Path]) -> None:
+    """Refuse two files claiming the same shard (``test-00000-of-00003-<hash>`` twice).
+
+    Some Hub revisions of these datasets briefly held re-uploaded shards beside the old
+    ones; reading both would silently duplicate rows.
+    """
+    seen: dict[tuple[str, str, str, str], Path] = {}
+    for f in files:
+        m = re.match(r"^(.*?)-(\d+)-of-(\d+)", f.name)
+        if not m:
+            continue
+        key = (str(f.parent), m.group(1), m.group(2), m.group(3))
+        if key in seen:
+            raise ValueError(
+                f"two files hold shard {m.group(2)} of {m.group(3)}: {seen[key]} and {f}; "
+                "remove the stale one"
+            )
+        seen[key] = f
 
 
 def _open_arrow(path: Path) -> pa.Table:
