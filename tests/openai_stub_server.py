@@ -17,14 +17,24 @@ What each chat request gets back is decided, in order, by
 
 Random fault injection (``fault_rate``) applies on top, seeded for reproducibility.
 
-Usage in pytest::
+Usage in pytest (pytest puts ``tests/`` on ``sys.path``, as it holds ``conftest.py``;
+elsewhere, with the repository root on ``sys.path``, import ``tests.openai_stub_server``)::
 
-    from tests.openai_stub_server import Reply, stub_server_factory  # noqa: F401 (fixture)
+    from openai_stub_server import Fault, Reply, server_pool
 
-    def test_x(stub_server_factory):
-        server = stub_server_factory(model="m", responder=lambda req: {"category": "local"})
+    @pytest.fixture
+    def make_server():
+        with server_pool() as make:  # every server made is stopped after the test
+            yield make
+
+    def test_x(make_server):
+        server = make_server(model="m", responder=lambda req: {"category": "local"})
+        server.script(Fault(503), Reply("not json"))  # the next two requests
         ...  # point a client at server.base_url
         assert server.requests[0].temperature == 0
+
+(or import the ready-made ``stub_server_factory`` / ``stub_server`` fixtures into the test
+module.)
 
 Standalone (e.g. for ``python -m iiie.plan ... vlm.base_url=...`` by hand)::
 
@@ -35,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import random
@@ -57,6 +68,7 @@ __all__ = [
     "StubServer",
     "follow_schema",
     "free_port",
+    "server_pool",
     "stub_server",
     "stub_server_factory",
 ]
@@ -346,6 +358,7 @@ class StubServer:
         await web.SockSite(self._runner, self._sock, shutdown_timeout=0.1).start()
 
     def stop(self) -> None:
+        """Stop serving; handlers still waiting (injected delays) are cancelled."""
         if self._thread is None or self._loop is None:
             return
         loop = self._loop
@@ -353,6 +366,11 @@ class StubServer:
         async def shutdown() -> None:
             if self._runner is not None:
                 await self._runner.cleanup()
+            current = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not current]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
@@ -537,6 +555,25 @@ def _error(
 
 # --------------------------------------------------------------------------- pytest glue
 
+
+@contextlib.contextmanager
+def server_pool() -> Iterator[Callable[..., StubServer]]:
+    """Yield a factory ``make(**StubServer kwargs)`` of started servers; all are stopped on
+    exit. The body of a factory fixture: ``with server_pool() as make: yield make``."""
+    servers: list[StubServer] = []
+
+    def make(*args: Any, **kwargs: Any) -> StubServer:
+        server = StubServer(*args, **kwargs).start()
+        servers.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in servers:
+            server.stop()
+
+
 try:
     import pytest
 except ImportError:  # the module is usable without pytest (benchmarks, by hand)
@@ -548,16 +585,8 @@ if pytest is not None:
     def stub_server_factory() -> Iterator[Callable[..., StubServer]]:
         """Factory fixture: ``stub_server_factory(**StubServer kwargs)`` -> a started server,
         stopped at teardown."""
-        servers: list[StubServer] = []
-
-        def make(*args: Any, **kwargs: Any) -> StubServer:
-            server = StubServer(*args, **kwargs).start()
-            servers.append(server)
-            return server
-
-        yield make
-        for server in servers:
-            server.stop()
+        with server_pool() as make:
+            yield make
 
     @pytest.fixture
     def stub_server(stub_server_factory: Callable[..., StubServer]) -> StubServer:

@@ -25,6 +25,12 @@ from iiie.vlm.images import PreparedImage
 from iiie.vlm.prompts import PromptSet, Turn
 from iiie.vlm.schema import NEEDED, ReplyError, parse_reply, response_format
 
+BOX_PROBLEMS = {
+    "box_invalid": "it is not four finite numbers",
+    "box_degenerate": "its width or height is zero",
+    "box_outside_image": "it lies outside the image",
+}
+
 
 @dataclass
 class Call:
@@ -179,7 +185,7 @@ class PlanDialogue:
         )
         if result.box is None:
             err = BoxError(
-                f"the box {values['box']} is unusable ({result.reason.replace('_', ' ')}): give "
+                f"the box {values['box']} is unusable ({BOX_PROBLEMS[result.reason]}): give "
                 f"[x0, y0, x1, y1] with x0 < x1 and y0 < y1, inside the image, in "
                 f"{self.context['box_hint']}",
             )

@@ -1,0 +1,97 @@
+"""``planner=vlm_offline``: the same dialogues batched through an ``LLM.chat``-like engine.
+
+vllm needs a GPU and is not installed for the tests; the engine is replaced by a fake that
+answers like the scripted model of test_vlm_planner, so the batching, repair and fallback
+logic run for real. The missing-vllm error is checked too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from openai_stub_server import ChatRequest
+from test_vlm_planner import (
+    MAX_PIXELS,
+    MIN_PIXELS,
+    TRUTH,
+    FakeFallback,
+    make_request,
+    scripted_model,
+)
+
+from iiie.errors import BackendUnavailableError
+from iiie.planners.vlm_offline import VLMOfflinePlanner
+from iiie.types import Category
+from iiie.vlm.client import ChatResult
+
+SETTINGS = {
+    "model": "test-vlm",
+    "family": "qwen2_5_vl",
+    "min_pixels": MIN_PIXELS,
+    "max_pixels": MAX_PIXELS,
+    "serve": {"model_path": "/nowhere"},
+}
+
+
+class FakeEngine:
+    """Answers each call like the scripted model; records the rounds."""
+
+    def __init__(self, broken: int = 0) -> None:
+        self.respond = scripted_model()
+        self.rounds: list[int] = []
+        self.seeds: list[int | None] = []
+        self.broken = broken  # how many first replies are broken JSON
+
+    def chat(self, calls, seeds):
+        self.rounds.append(len(calls))
+        self.seeds.extend(seeds)
+        out = []
+        for call in calls:
+            req = ChatRequest({"messages": call.messages, "response_format": call.response_format}, {}, 0)
+            if self.broken > 0:
+                self.broken -= 1
+                out.append(ChatResult('{"category": ', "length"))
+                continue
+            import json
+
+            out.append(ChatResult(json.dumps(self.respond(req)), "stop"))
+        return out
+
+
+def test_offline_plans_all_categories_in_batched_rounds():
+    engine = FakeEngine()
+    planner = VLMOfflinePlanner(SETTINGS, engine=engine, fallback=FakeFallback(), batch_size=3)
+    plans = planner.plan_batch([make_request(i, t) for i, t in enumerate(TRUTH)])
+    assert [p.category.value for p in plans] == [t["category"] for t in TRUTH.values()]
+    assert all(p.fallback_reason is None for p in plans)
+    add = plans[3]
+    assert add.object == "hat" and add.add_box is not None
+    # two chunks (3 + 2 samples); each runs rounds of all its pending turns
+    assert engine.rounds == [3, 3, 2, 2, 2, 1]
+    assert planner.stats()["requests"] == sum(engine.rounds) == 13
+    assert all(s is not None for s in engine.seeds)
+
+
+def test_offline_repair_then_fallback():
+    engine = FakeEngine(broken=3)  # sample 0: broken + broken repair; sample 1: one broken
+    fallback = FakeFallback()
+    planner = VLMOfflinePlanner(SETTINGS, engine=engine, fallback=fallback, strategy="single_call")
+    plans = planner.plan_batch([make_request(0, "remove the cup"), make_request(1, "make it winter")])
+    stats = planner.stats()
+    assert plans[0].fallback_reason == "schema" and plans[0].object == "fallback object"
+    assert plans[0].raw["vlm"]["turns"][0]["finish_reason"] == "length"
+    assert plans[1].category is Category.GLOBAL and plans[1].fallback_reason is None
+    assert engine.rounds == [2, 2]  # round 2: both repairs (only sample 1 succeeds)
+    assert stats["repairs"] == 2 and stats["fallback.schema"] == 1 and fallback.calls == [["s0"]]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
+def test_missing_vllm_is_a_clear_error():
+    with pytest.raises(BackendUnavailableError, match=r"iiie\[gpu\]"):
+        VLMOfflinePlanner(SETTINGS, fallback=FakeFallback())
+
+
+def test_bad_batch_size():
+    with pytest.raises(ValueError, match="batch_size"):
+        VLMOfflinePlanner(SETTINGS, engine=FakeEngine(), fallback=FakeFallback(), batch_size=0)
