@@ -527,6 +527,11 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> _Parse:
                                 r"over|to|inside)\b", rest) else _locative_tail(rest)
         p = _decide_add("exist", np_raw, tail)
         p.cues.append("indefinite-subject")
+        if p.category == Category.ADDITION and verb in lex.ACTION_VERBS | lex.POSTURE_VERBS \
+                and verb not in ("be", "is", "are", "was", "were"):
+            action = rest[: len(rest) - len(tail)].strip() if tail and rest.endswith(tail) \
+                else ""
+            p.comp = " ".join(w for w in (subj_raw, _gerund(verb), action) if w)
         return p
     subj = clean_np(subj_raw)
     prop, subj = _property_of(subj)
@@ -887,7 +892,9 @@ def _match_add(c: str) -> _Parse | None:
             return _Parse(Category.LOCAL, "write_on", obj=surface,
                           comp=f"{surface} with the text {_quoted(rest[: m2.start()])}",
                           verb=verb, cues=["text"])
-        words = rest[: len(rest) - len(tail)] if tail else rest
+        m3 = re.search(r"\s(?:at|on|in|to|near|across|along|above|below|under|over)\s+.*$", rest)
+        tail = m3.group(0).strip() if m3 else ""
+        words = rest[: m3.start()] if m3 else rest
         return _Parse(Category.ADDITION, "add_text", obj="text",
                       comp=f"the text {_quoted(words)}", location=tail, verb=verb,
                       cues=["text"])
