@@ -1,0 +1,267 @@
+"""InfEdit: reference parity, token alignment, sampler/control/blend properties.
+
+The model tests run on tiny random LCM weights written by ``iiie.tiny_weights.infedit``
+and loaded through the same code users run. The parity test replays the reference's
+recordings in ``../shared/golden/infedit`` (skipped when that folder is absent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from iiie.models.infedit import (
+    AlignmentError,
+    InfEditPipeline,
+    InfEditSettings,
+    LocalBlend,
+    UnifiedAttentionControl,
+)
+from iiie.models.infedit.aligner import align_tokens, target_to_source
+from iiie.models.infedit.blend import level_size
+from iiie.models.infedit.ddcm import ddcm_step
+
+GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "infedit"
+
+SRC = "a cat sitting on the table"
+TGT = "a dog sitting on the table"
+
+
+@pytest.fixture(scope="session")
+def tiny_lcm(tmp_path_factory) -> Path:
+    from iiie.tiny_weights.infedit import ensure
+
+    return ensure(tmp_path_factory.mktemp("tiny_infedit"))
+
+
+@pytest.fixture(scope="session")
+def pipe(tiny_lcm) -> InfEditPipeline:
+    return InfEditPipeline.from_pretrained(tiny_lcm)
+
+
+def _image(h=64, w=48, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, h, w, generator=g) * 2 - 1
+
+
+def _run(pipe, settings, src=SRC, tgt=TGT, seed=0, image=None, **kw):
+    trace: dict = {}
+    out = pipe.edit(_image() if image is None else image, src, tgt, settings,
+                    generator=torch.Generator().manual_seed(seed), trace=trace, **kw)
+    return out, trace
+
+
+# ---------------------------------------------------------------- reference parity
+@pytest.mark.timeout(1800)
+def test_parity_with_reference_golden(capsys):
+    if not (GOLDEN / "run_meta.json").exists():
+        pytest.skip(f"golden folder {GOLDEN} not present")
+    from iiie.parity.__main__ import main
+
+    rc = main(["infedit", str(GOLDEN)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "0 over" in out
+    assert "edit_local.step0.unet_out" in out and "edit_local.output" in out
+
+
+# ---------------------------------------------------------------- token alignment
+def test_alignment_inserted_words_have_no_source_token():
+    # ids: BOS=100, EOS=101; "a cat on table" -> "a cat on table in winter"
+    x = [100, 1, 2, 3, 4, 101]
+    y = [100, 1, 2, 3, 4, 5, 6, 101]
+    assert target_to_source(x, y) == [0, 1, 2, 3, 4, -1, -1, 5]
+    states = torch.randn(77, 8)
+    al = align_tokens(x, y, [100, 101], [100, 101], states, states)
+    assert al.alphas[:8].tolist() == [1, 1, 1, 1, 1, 0, 0, 1]
+    assert al.mapper[5] == -1 and al.mapper[7] == 5
+    assert al.mapper[8:].tolist() == list(range(8, 77))  # identity past the target
+    assert al.target_len == 8 and al.alpha_e.sum() == 0
+
+
+def test_alignment_reattaches_a_substituted_word_and_marks_words():
+    x = [100, 1, 2, 3, 101]  # a cat table
+    y = [100, 1, 9, 3, 101]  # a dog table
+    states = torch.randn(77, 8)
+    al = align_tokens(x, y, [100, 9, 101], [100, 3, 101], states, states)
+    assert al.mapper[:5].tolist() == [0, 1, 2, 3, 4]  # dog re-attached to cat
+    assert al.alphas[:5].tolist() == [1, 1, 1, 1, 1]
+    assert al.alpha_e.nonzero().flatten().tolist() == [2]
+    assert al.alpha_m.nonzero().flatten().tolist() == [3]
+    assert al.alpha_me.sum() == 0
+    # a word that is both local and mutual
+    both = align_tokens(x, y, [100, 3, 101], [100, 3, 101], states, states)
+    assert both.alpha_me.nonzero().flatten().tolist() == [3]
+
+
+def test_alignment_errors_and_warnings():
+    x = [100, 1, 2, 3, 101]
+    y = [100, 1, 9, 3, 101]
+    states = torch.randn(77, 8)
+    with pytest.raises(AlignmentError, match="not shared"):
+        align_tokens(x, y, [100, 101], [100, 9, 101], states, states)  # dog is not in the source
+    with pytest.raises(AlignmentError, match="not found"):
+        align_tokens(x, y, [100, 101], [100, 7, 101], states, states)
+    al = align_tokens(x, y, [100, 7, 101], [100, 101], states, states)
+    assert al.warnings and al.alpha_e.sum() == 0
+
+
+# ---------------------------------------------------------------- DDCM step
+def test_ddcm_step_formulas():
+    g = torch.Generator().manual_seed(0)
+    x_s, x_e, e_s, e_e, x0, noise = (torch.randn(1, 4, 3, 3, generator=g) for _ in range(6))
+    a_t, a_p = torch.tensor(0.3), torch.tensor(0.6)
+    out = ddcm_step(a_t, a_p, x_s, x_e, e_s, e_e, x0, noise, eta=0.5)
+    e_c = (x_s - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+    pred = x0 + ((x_e - x_s) - (1 - a_t).sqrt() * (e_e - e_s)) / a_t.sqrt()
+    sigma2 = 0.5 * (1 - a_p)
+    eps = (e_e - e_s) + e_c
+    torch.testing.assert_close(out.pred_x0, pred)
+    torch.testing.assert_close(out.x_e_next, a_p.sqrt() * pred + (1 - a_p - sigma2).sqrt() * eps
+                               + sigma2.sqrt() * noise)
+    torch.testing.assert_close(out.x_s_next, a_p.sqrt() * x0 + (1 - a_p - sigma2).sqrt() * eps
+                               + sigma2.sqrt() * noise)
+    # equal branches give back the clean latent; one-step schedules ignore the noise
+    same = ddcm_step(a_t, a_p, x_s, x_s, e_s, e_s, x0, noise, eta=1.0, single_step=True)
+    assert torch.equal(same.pred_x0, x0) and torch.equal(same.x_s_next, x0)
+
+
+# ---------------------------------------------------------------- pipeline properties
+@pytest.fixture
+def one_thread():
+    """Identical rows of one batch can round differently when CPU kernels split the batch
+    across threads; the exactness properties are checked on one thread, as the reference
+    recorded them."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_identical_captions_equal_guidance_reconstruct_every_step(pipe, one_thread):
+    s = InfEditSettings(num_inference_steps=4, guidance_s=2.0, guidance_t=2.0)
+    out, trace = _run(pipe, s, src=SRC, tgt=SRC)
+    x0 = trace["clean_latents"]
+    for k in range(4):
+        assert torch.equal(trace[f"step{k}.pred_x0_t"], x0), f"step {k}"
+    assert torch.equal(out.pred_x0, x0)
+    # unequal guidance does not cancel (the reference behaves the same)
+    _, other = _run(pipe, replace(s, guidance_s=1.0), src=SRC, tgt=SRC)
+    assert (other["step0.pred_x0_t"] - x0).abs().max() > 1e-3
+
+
+def test_control_off_equals_plain_ddcm_with_stock_attention(pipe, one_thread):
+    """Replace schedules at 0 and no blend words: the target branch is plain DDCM."""
+    from diffusers.models.attention_processor import AttnProcessor
+
+    before = dict(pipe.unet.attn_processors)
+    plain = InfEditSettings(num_inference_steps=4, control=False)
+    zero = InfEditSettings(num_inference_steps=4, cross_replace_steps=0.0, self_replace_steps=0.0)
+    out_zero, t_zero = _run(pipe, zero)
+    # the processors were restored after the controlled run
+    assert {k: type(v) for k, v in pipe.unet.attn_processors.items()} == {
+        k: type(v) for k, v in before.items()}
+    out_sdpa, t_sdpa = _run(pipe, plain)  # the UNet's default (SDPA) processors
+    pipe.unet.set_attn_processor(AttnProcessor())  # stock explicit attention, as the reference
+    try:
+        out_plain, t_plain = _run(pipe, plain)
+    finally:
+        pipe.unet.set_attn_processor(before)
+    for k in range(4):
+        assert torch.equal(t_zero[f"step{k}.pred_x0_t"], t_plain[f"step{k}.pred_x0_t"]), f"step {k}"
+        torch.testing.assert_close(t_zero[f"step{k}.pred_x0_t"], t_sdpa[f"step{k}.pred_x0_t"],
+                                   atol=1e-4, rtol=1e-4)
+    assert torch.equal(out_zero.image, out_plain.image)
+    # and control on (defaults) really changes the result
+    out_on, _ = _run(pipe, InfEditSettings(num_inference_steps=4))
+    assert (out_on.image - out_plain.image).abs().max() > 1e-3
+
+
+def test_blend_keeps_masked_out_latents_from_source_and_mutual(pipe):
+    s = InfEditSettings(num_inference_steps=4, local="dog", mutual="table", thresh_e=0.3, thresh_m=0.3)
+    _, trace = _run(pipe, s)
+    saw_m = saw_e = False
+    for k in range(1, 4):
+        mask_m = trace[f"step{k}.blend.mask_m"].bool().expand_as(trace[f"step{k}.x_t_next"])
+        mask_e = trace[f"step{k}.blend.mask_e"].bool().expand_as(mask_m)
+        x_t, x_s, x_m = trace[f"step{k}.x_t_next"], trace[f"step{k}.x_s_next"], trace[f"step{k}.x_m_next"]
+        pre = trace[f"step{k}.x_t_next_preblend"]
+        assert torch.equal(x_t[mask_m], x_s[mask_m])
+        keep = ~mask_m
+        assert torch.equal(x_t[keep & mask_e], pre[keep & mask_e])
+        if k != 2:  # not the use_xm step (steps - 2): there mask_me may also apply
+            assert torch.equal(x_t[keep & ~mask_e], x_m[keep & ~mask_e])
+        saw_m |= bool(mask_m.any()) and bool((~mask_m).any())
+        saw_e |= bool(mask_e.any())
+    assert saw_m and saw_e, "the tiny model should give non-trivial blend masks"
+
+
+def test_local_blend_unit():
+    """LocalBlend alone: words select maps; NaN (no words) gives empty masks."""
+    h, w = 8, 12
+    hh, ww = level_size(h, 2), level_size(w, 2)
+    heads = 2
+    maps = torch.zeros(2 * heads, hh * ww, 77)
+    maps[:, : (hh * ww) // 2, 2] = 1.0  # word at position 2 attends to the first half
+    store, order = {"l": maps}, ["l"]
+    alpha_e = torch.zeros(77)
+    alpha_e[2] = 1
+    blend = LocalBlend(alpha_e=alpha_e, alpha_m=torch.zeros(77), target_len=5, thresh_e=0.5, thresh_m=0.5)
+    x_s, x_t, x_m = (torch.full((1, 4, h, w), v) for v in (1.0, 2.0, 3.0))
+    out = blend(1, x_s, x_t, x_m, store, order, torch.tensor(0.9), use_xm=False)
+    top = out[..., : h // 2, :]
+    assert torch.all(out[..., h // 2:, :] == 3.0)  # outside the word map: mutual branch
+    assert torch.any(top == 2.0)
+    none = LocalBlend(alpha_e=torch.zeros(77), alpha_m=torch.zeros(77), target_len=5)
+    assert torch.equal(none(1, x_s, x_t, x_m, store, order, torch.tensor(0.9), True), x_t)
+
+
+def test_replacement_variants_differ_and_are_validated(pipe):
+    s = InfEditSettings(num_inference_steps=4, cross_replace_steps=1.0, self_replace_steps=0.0)
+    a, _ = _run(pipe, s)
+    b, _ = _run(pipe, replace(s, replace_with="mutual"))
+    assert (a.image - b.image).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="replace_with"):
+        UnifiedAttentionControl(mapper=torch.arange(77), alphas=torch.ones(77), num_steps=4,
+                                replace_with="target")
+
+
+@pytest.mark.parametrize("hw", [(72, 56), (40, 104)])
+def test_blend_works_at_any_size(pipe, hw):
+    s = InfEditSettings(num_inference_steps=3, local="dog", mutual="table")
+    out, trace = _run(pipe, s, image=_image(*hw))
+    assert out.image.shape[-2:] == hw
+    lat = (hw[0] // 8, hw[1] // 8)
+    assert trace["step1.blend.mask_e"].shape[-2:] == lat
+    assert torch.isfinite(out.image).all()
+
+
+def test_denoise_model_strength_and_single_step(pipe):
+    s = InfEditSettings(num_inference_steps=5, denoise_model=True, strength=0.8)
+    out, trace = _run(pipe, s)
+    assert len(trace["timesteps"]) == 4  # trunc(5 * 0.8) steps, the first one skipped
+    sched_full = pipe.scheduler.timesteps
+    assert torch.equal(trace["timesteps"], sched_full[1:].cpu())
+    x0, noise = trace["clean_latents"], trace["initial_noise"]
+    a0 = pipe.scheduler.alphas_cumprod[int(trace["timesteps"][0])]
+    torch.testing.assert_close(trace["step0.x_t_in"], a0.sqrt() * x0 + (1 - a0).sqrt() * noise)
+    one, _ = _run(pipe, InfEditSettings(num_inference_steps=1))
+    assert torch.isfinite(one.image).all()
+
+
+def test_seeded_runs_repeat_and_settings_are_checked(pipe):
+    s = InfEditSettings(num_inference_steps=2)
+    a, _ = _run(pipe, s, seed=3)
+    b, _ = _run(pipe, s, seed=3)
+    c, _ = _run(pipe, s, seed=4)
+    assert torch.equal(a.image, b.image)
+    assert not torch.equal(a.image, c.image)
+    with pytest.raises(ValueError, match="eta"):
+        InfEditSettings(eta=1.5)
+    with pytest.raises(ValueError, match="unknown"):
+        InfEditSettings.from_dict({"stepz": 3})
+    with pytest.raises(ValueError, match="multiple"):
+        pipe.edit(_image(60, 48), SRC, TGT, s)
