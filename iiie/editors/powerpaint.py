@@ -1,0 +1,152 @@
+"""``editor=powerpaint``: PowerPaint v2 for the remove route (and, as an ablation, addition).
+
+IIIE sends removals to PowerPaint's *object-removal* task: the branch is told "fill with
+context (``P_ctxt``), not with an object (``P_obj``)", so the hole becomes background
+instead of a new object. The removal prompt therefore carries **no object words**: by
+default the user prompt is empty and PowerPaint's own suffix makes it " empty scene blur"
+(as the reference app does when nobody types a prompt); ``removal_prompt: target_caption``
+uses the plan's caption of the edited scene instead (for captions that describe only the
+remaining scene). ``task: text-guided`` (``editor=powerpaint_text``) inpaints
+``plan.target_prompt`` into the mask, the addition-route ablation against BrushNet.
+
+Everything else is the BrushNet editor: model resolution, batching by size, one seeded
+generator per sample, blacking out the hole, paste-back with a feathered mask so pixels
+outside it equal the input exactly, and one model load per process (the SD1.5 base is
+shared with every BrushNet editor on the same folder).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from iiie.editors import diffusion_common as dc
+from iiie.editors.brushnet import BrushNetEditor
+from iiie.models.powerpaint.prompts import build_task_prompts, normalize_task
+from iiie.types import EditRequest, Plan
+from iiie.weights import LOAD_COUNTS, load_once, require_files
+
+_HINT = (
+    "PowerPaint v2 needs the official PowerPaint v2-1 release: its `PowerPaint_Brushnet/` "
+    "folder (config.json, diffusion_pytorch_model.safetensors, pytorch_model.bin) and an "
+    "SD1.5 base in diffusers layout (the release's realisticVisionV60B1_v51VAE); see README "
+    "'Weights'. For a CPU smoke run use experiment=tiny."
+)
+
+_REMOVAL_PROMPTS = ("none", "target_caption")
+
+
+class PowerPaintEditor(BrushNetEditor):
+    """PowerPaint v2 inpainting for one task (see the module docstring)."""
+
+    name = "powerpaint"
+
+    def __init__(
+        self,
+        base_path: str,
+        powerpaint_path: str,
+        task: str = "object-removal",
+        removal_prompt: str = "none",
+        fitting_degree: float = 1.0,
+        steps: int = 45,
+        guidance_scale: float = 10.0,
+        conditioning_scale: float = 1.0,
+        negative_prompt: str = "",
+        resolution: int = 512,
+        blur: int = 10,
+        scheduler: str = "UniPCMultistepScheduler",
+        device: str = "auto",
+        dtype: str = "float32",
+        config_key: str = "editor.<route>",
+    ) -> None:
+        from iiie.models.brushnet.pipeline import BASE_FILES
+        from iiie.models.powerpaint.pipeline import POWERPAINT_FILES
+
+        # Checked here first so that a missing file names *these* config keys.
+        require_files(base_path, BASE_FILES, f"{config_key}.base_path", _HINT)
+        require_files(powerpaint_path, POWERPAINT_FILES, f"{config_key}.powerpaint_path", _HINT)
+        try:
+            self.task = normalize_task(task)
+        except ValueError as exc:
+            raise ValueError(f"{config_key}.task: {exc}") from None
+        if removal_prompt not in _REMOVAL_PROMPTS:
+            raise ValueError(f"{config_key}.removal_prompt must be one of {_REMOVAL_PROMPTS}, got {removal_prompt!r}")
+        if not 0.0 <= float(fitting_degree) <= 1.0:
+            raise ValueError(f"{config_key}.fitting_degree must be in [0, 1], got {fitting_degree}")
+        super().__init__(
+            base_path=base_path, brushnet_path=powerpaint_path, steps=steps, guidance_scale=guidance_scale,
+            conditioning_scale=conditioning_scale, negative_prompt=negative_prompt, resolution=resolution,
+            blur=blur, scheduler=scheduler, device=device, dtype=dtype, config_key=config_key,
+        )
+        self.powerpaint_path = self.brushnet_path
+        self.removal_prompt = removal_prompt
+        self.fitting_degree = float(fitting_degree)
+
+    # ------------------------------------------------------------------ models
+    def _load_branch(self) -> dict[str, torch.nn.Module]:
+        """BrushNet-CA + the task-token text encoder, strictly from the official folder."""
+        from iiie.models.powerpaint.loading import load_brushnet_ca
+        from iiie.models.powerpaint.text_encoder import load_task_text_encoder
+
+        base = dc.load_sd15_base(str(self.base_path), self.device, self.dtype)
+        brushnet = load_brushnet_ca(self.powerpaint_path, dtype=self.dtype)
+        text_encoder = load_task_text_encoder(
+            Path(self.base_path) / "text_encoder", self.powerpaint_path,
+            first_task_id=len(base["tokenizer"]), dtype=self.dtype,
+        )
+        return {name: m.to(self.device).eval().requires_grad_(False)
+                for name, m in (("brushnet", brushnet), ("text_encoder_brushnet", text_encoder))}
+
+    def pipeline(self):
+        """The PowerPaint pipeline (built once per process), bound to this editor's task.
+
+        The pipeline object is shared by every PowerPaint editor on the same weights; the
+        task and fitting degree are bound per editor, so the BrushNet editor's batching code
+        calls it exactly like a BrushNet pipeline (``prompt`` = the user prompt).
+        """
+        import json
+
+        from iiie.models.brushnet.pipeline import scheduler_from_config
+        from iiie.models.powerpaint.pipeline import PowerPaintPipeline
+
+        def build():
+            base = dc.load_sd15_base(str(self.base_path), self.device, self.dtype)
+            branch = load_once(("powerpaint-branch", str(self.powerpaint_path), str(self.device), str(self.dtype)),
+                               self._load_branch, label="powerpaint")
+            config = json.loads((Path(self.base_path) / "scheduler" / "scheduler_config.json").read_text())
+            pipe = PowerPaintPipeline(scheduler=scheduler_from_config(self.scheduler, config), **base, **branch)
+            pipe.set_progress_bar_config(disable=True)
+            return pipe
+
+        key = ("powerpaint-pipeline", str(self.base_path), str(self.powerpaint_path), self.scheduler,
+               str(self.device), str(self.dtype))
+        pipe = load_once(key, build, label="powerpaint-pipeline")
+        return functools.partial(pipe, task=self.task, fitting_degree=self.fitting_degree)
+
+    # ------------------------------------------------------------------ prompts
+    def _prompt(self, request: EditRequest, plan: Plan) -> str:
+        """The user prompt (``promptU``); PowerPaint adds its task suffix itself."""
+        if self.task in ("object-removal", "context-aware"):
+            if self.removal_prompt == "target_caption":
+                return (plan.target_caption or "").strip()
+            return ""
+        return super()._prompt(request, plan)
+
+    def _params(self, prompt: str, size: tuple[int, int] | None, note: str | None = None) -> dict[str, Any]:
+        params = super()._params(prompt, size, note)
+        params.pop("brushnet", None)
+        built = build_task_prompts(self.task, prompt, self.negative_prompt, self.fitting_degree)
+        params.update(task=self.task, fitting_degree=self.fitting_degree, removal_prompt=self.removal_prompt,
+                      unet_prompt=built.promptU, branch_prompts=[built.promptA, built.promptB],
+                      powerpaint=Path(self.powerpaint_path).name)
+        return params
+
+    def stats(self) -> dict[str, Any]:
+        loads = {k: v for k, v in LOAD_COUNTS.items() if k.startswith(("powerpaint", "sd15"))}
+        return {**self._counts, "loads": loads}
+
+
+__all__ = ["PowerPaintEditor"]
