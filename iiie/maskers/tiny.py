@@ -85,7 +85,7 @@ def write_dino(folder: Path, pth: Path, bert: Path) -> None:
     model = GroundingDinoForObjectDetection(dino_config()).eval()
     model.save_pretrained(folder)
     processor = GroundingDinoProcessor(
-        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}),
+        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 128, "longest_edge": 192}),
         tokenizer=BertTokenizer.from_pretrained(bert),
     )
     processor.save_pretrained(folder)
