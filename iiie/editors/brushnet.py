@@ -36,6 +36,10 @@ _HINT = (
 )
 
 
+def _names(expected) -> str:
+    return ", ".join(" or ".join(e) if isinstance(e, tuple) else e for e in expected)
+
+
 class BrushNetEditor:
     """Inpaint the mask with BrushNet, guided by the plan's target prompt."""
 
@@ -58,8 +62,10 @@ class BrushNetEditor:
     ) -> None:
         from iiie.models.brushnet.pipeline import BASE_FILES, BRUSHNET_FILES
 
-        self.base_path = require_files(base_path, BASE_FILES, f"{config_key}.base_path", _HINT)
-        self.brushnet_path = require_files(brushnet_path, BRUSHNET_FILES, f"{config_key}.brushnet_path", _HINT)
+        self.base_path = require_files(base_path, BASE_FILES, f"{config_key}.base_path",
+                                       f"Expected files: {_names(BASE_FILES)}. {_HINT}")
+        self.brushnet_path = require_files(brushnet_path, BRUSHNET_FILES, f"{config_key}.brushnet_path",
+                                           f"Expected files: {_names(BRUSHNET_FILES)}. {_HINT}")
         if int(steps) < 1:
             raise ValueError(f"{config_key}.steps must be >= 1, got {steps}")
         if int(resolution) < 8:
