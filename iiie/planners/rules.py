@@ -192,6 +192,9 @@ def split_np(text: str) -> tuple[str, str]:
             return " ".join(tokens[:i]), " ".join(tokens[i:])
         if tok in ("is", "are", "was", "were", "should", "must", "has", "have", "had"):
             return " ".join(tokens[:i]), " ".join(tokens[i:])
+        if (tok.endswith("ed") and len(tok) > 4 and i + 1 < len(tokens)
+                and tokens[i + 1] in _PREPOSITIONS and prev not in lex.DETERMINERS):
+            return " ".join(tokens[:i]), " ".join(tokens[i:])  # "the bird perched on ..."
     return text, ""
 
 
@@ -399,7 +402,14 @@ def _decide_remove(obj_raw: str, verb: str = "remove") -> _Parse:
     obj = clean_np(np_text)
     kind = np_kind(obj)
     head = _head(obj)
-    if kind == "global" or obj in lex.ARTIFACTS or head in ("cast", "tint", "noise", "grain"):
+    artifact = kind == "global" or obj in lex.ARTIFACTS or head in ("cast", "tint", "noise",
+                                                                     "grain")
+    m = re.match(r"^(?:from|on|of|off)\s+(?P<t>.+)$", tail)
+    if artifact and m and np_kind(clean_np(split_np(m.group("t"))[0])) == "thing":
+        # "remove the color from the car": an edit of the car, not of the picture
+        return _Parse(Category.LOCAL, "remove_attribute", obj=clean_np(split_np(m.group("t"))[0]),
+                      comp=f"without {obj}", verb=verb, cues=[f"attribute:{obj}"])
+    if artifact:
         return _Parse(Category.GLOBAL, "remove_artifact", comp=obj, verb=verb,
                       cues=[f"artifact:{obj}"])
     if kind == "background":
@@ -414,6 +424,19 @@ def _decide_remove(obj_raw: str, verb: str = "remove") -> _Parse:
     return _Parse(Category.REMOVE, "remove", obj=obj, location=tail, verb=verb)
 
 
+def _scenery_change(obj: str, tail: str, comp: str) -> bool:
+    """Is changing ``obj`` into ``comp`` really a new backdrop?
+
+    True for scenery "in the background" ("the mountains in the background -> a city") and
+    for a scene-sized region turned into a place ("the room -> a forest").
+    """
+    if re.match(r"^in the (?:background|distance|back)\b", tail) and (
+            _scene_in(obj) or _has_phrase(obj, lex.BACKDROP_NOUNS)):
+        return True
+    return _head(obj) in lex.SCENERY_REGIONS and bool(_scene_in(comp)) and not (
+        _has_phrase(comp, lex.STYLE_WORDS))
+
+
 def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> _Parse:
     np_text, tail = split_np(obj_raw)
     tail = re.sub(r"^(?:is|are)\s+", "", tail)
@@ -426,7 +449,8 @@ def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> _Parse:
     cues = [f"verb:{verb}"] + ([f"property:{prop}"] if prop else [])
     # "make it look like the man is in tokyo": a subject placed in a scene
     m = re.match(r"^(?:like |as if |as though )?(?P<s>.+?) (?:is|are|was|were|be) "
-                 r"(?:\w+ )?(?:in|on|at|inside|under) (?P<p>.+)$", comp)
+                 r"(?:\w+ )?(?:in|on|at|inside|under|through|across|along|over|into|near|by) "
+                 r"(?P<p>.+)$", comp)
     if m and _scene_in(m.group("p")) and np_kind(clean_np(m.group("s"))) in ("thing", "image"):
         subj = clean_np(m.group("s"))
         return _Parse(Category.BACKGROUND, "subject_in_scene",
@@ -439,10 +463,19 @@ def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> _Parse:
         return _Parse(Category.BACKGROUND, "change_background", obj=anchor, comp=comp,
                       verb=verb, cues=cues + ["background-noun"],
                       anchor=_head(obj) if kind == "background" else "background")
+    if kind == "thing" and _scenery_change(obj, tail, comp):
+        # "replace the ocean in the background with a desert", "the room should be a forest"
+        return _Parse(Category.BACKGROUND, "change_scenery", obj="", comp=comp, verb=verb,
+                      cues=cues + [f"scenery:{obj}"])
     if comp in ("nothing", "empty", "empty space", "nothing at all") or comp.startswith(
         "nothing"
     ):
         return _Parse(Category.REMOVE, "replace_with_nothing", obj=obj, verb=verb)
+    if kind == "image" and _scene_in(comp) and not _scene_in(comp) == "underwater" and not (
+            _has_phrase(comp, lex.STYLE_WORDS) or _has_phrase(comp, lex.TIME_WEATHER)):
+        # "change the scene to a desert": a new place around whatever is in the picture
+        return _Parse(Category.BACKGROUND, "image_to_place", obj="", comp=comp, verb=verb,
+                      cues=cues + [f"scene:{_scene_in(comp)}"])
     if kind in ("image", "global", "time"):
         return _Parse(Category.GLOBAL, "change_image", obj="", comp=comp or obj, verb=verb,
                       cues=cues + [f"whole-image:{obj}"])
@@ -455,6 +488,12 @@ def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> _Parse:
 def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> _Parse:
     if not tail:
         np_raw, tail = split_np(np_raw)
+    m = re.search(r"\binstead of\s+(?P<y>.+)$", tail)
+    if m:  # "put a dog instead of the cat": the cat is changed into a dog
+        old = clean_np(split_np(m.group("y"))[0])
+        if old and np_kind(old) == "thing":
+            return _Parse(Category.LOCAL, "replace_item", obj=old, comp=np_raw, verb=verb,
+                          cues=[f"verb:{verb}", "instead-of"])
     obj = clean_np(np_raw)
     kind = np_kind(obj)
     head = _head(obj)
@@ -477,7 +516,8 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> _Pa
         return _Parse(Category.GLOBAL, "add_weather", comp=obj, verb=verb,
                       cues=cues + ["weather"])
     moving = verb in ("put", "place", "set", "move", "transport", "teleport", "send",
-                      "relocate", "bring", "seat", "position", "drop", "take")
+                      "relocate", "bring", "seat", "position", "drop", "take", "show",
+                      "depict", "portray", "picture")
     if moving and kind == "image" and _scene_in(tail) and re.match(r"^(?:in|on|at|to)\b", tail):
         return _Parse(Category.BACKGROUND, "move_scene", comp=_place(tail), verb=verb,
                       cues=cues + [f"scene:{_scene_in(tail)}"])
@@ -555,7 +595,8 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> _Parse:
                         _scene_in(rest) or _backdrop_behind(rest)) and kind == "thing":
             return _Parse(Category.BACKGROUND, "subject_in_scene", obj=subj,
                           comp=_place(rest), cues=cues + [f"scene:{_scene_in(rest)}"])
-        if kind == "background":
+        if kind == "background" or (kind == "thing" and _scenery_change(
+                subj, "", _strip_comp(rest))):
             return _Parse(Category.BACKGROUND, "background_is", obj="", comp=_strip_comp(rest),
                           anchor=_head(subj), cues=cues + ["background-noun"])
         if kind in ("image", "global", "time", "none"):
@@ -580,6 +621,8 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> _Parse:
         if kind in ("image", "none") and (_head(thing) in lex.GLOBAL_ADDABLES
                                           or _has_phrase(thing, lex.STYLE_WORDS)):
             return _Parse(Category.GLOBAL, "image_has", comp=thing_raw, cues=cues)
+        if thing in lex.CHANGE_ITEMS or _head(thing) in lex.CHANGE_ITEMS:
+            return _Parse(Category.LOCAL, "given_change", obj=subj, comp=thing_raw, cues=cues)
         if twords and twords[-1] in lex.BODY_PARTS and len(twords) > 1 and not \
                 _is_indefinite(thing_raw) and _is_adjectival(twords[:-1]):
             part = twords[-1]
@@ -647,7 +690,7 @@ _ADD_VERBS = (
     r"create|introduce|generate|spawn|position|install|mount|sprinkle|scatter|stack|park|"
     r"paste|overlay|superimpose|drop|lay|seat|bring|move|transport|teleport|send|"
     r"relocate|pop|throw in|carve|write|get|set|paint|grow|station|land|release|toss|"
-    r"float|fly|shift"
+    r"float|fly|shift|show|depict|portray"
 )
 _BE = (r"(?:(?:should|must|would|could|can|will|shall|might|may|needs? to|has to|have to|"
        r"ought to|to|is going to|are going to)\s+)?(?:(?:not|never)\s+)?")
@@ -727,6 +770,9 @@ def _split_give(rest: str) -> tuple[str, str]:
 
 def _match_give(c: str) -> _Parse | None:
     m = re.match(r"^give\s+(?P<rest>.+)$", c)
+    if not m:
+        m = re.match(r"^(?:get|buy|hand)\s+(?P<rest>(?:him|her|them|the \w+|his \w+|her \w+)\s+"
+                     r"(?:a|an|some|two|three)\s+.+)$", c)
     if not m:
         return None
     rest = m.group("rest")
@@ -824,8 +870,7 @@ def _parse_statement(s: str, lenient: bool = False) -> _Parse | None:
                  r"have|having|wore|wears|wear|wearing|held|holds|hold|holding|carry|carries|"
                  r"carrying|carried|with|sporting|sat|sits|sitting|stood|stands|standing|"
                  r"lay|lies|lying|disappear|disappears|vanish|vanishes)\b\s*(?P<r>.*)$", s)
-    if m and not re.match(r"^(?:it|this|that)\s+(?:look|looks)$", m.group("s") + " " +
-                          m.group("v")):
+    if m:
         subj, verb, rest = m.group("s"), m.group("v"), m.group("r")
         if verb in ("look", "looks", "looked", "seem", "seems", "appears", "turns", "turned",
                     "gets", "got", "becomes", "became", "become"):
@@ -871,6 +916,8 @@ def _match_add(c: str) -> _Parse | None:
     definite = _is_definite(np_raw) or not _is_indefinite(np_raw)
     # verbs that also mean "change": "paint the wall yellow", "set the background to x"
     scene_move = verb == "set" and _scene_in(tail) and re.match(r"^(?:in|on|at)\b", tail)
+    if verb in ("show", "depict", "portray") and not (_scene_in(tail) or _is_indefinite(np_raw)):
+        return None
     if verb in ("paint", "set", "get", "turn", "fly", "float", "shift", "grow", "land") and \
             not _is_indefinite(np_raw) and not scene_move:
         if verb in ("paint", "set", "grow") or np_kind(clean_np(np_raw)) != "thing":
@@ -944,6 +991,9 @@ def _split_object_complement(rest: str) -> tuple[str, str]:
             and len(words) > 1 and not (words[0] == "her" and len(words) > 2
                                         and words[1] not in lex.INDEFINITE):
         return words[0], " ".join(words[1:])
+    m = re.match(r"^(?P<o>.+?)\s+(?P<c>(?:made|built|carved) (?:of|from|out of)\s+.+)$", rest)
+    if m:  # "the table made of wood"
+        return m.group("o"), m.group("c")
     # "the image high contrast", "the background plain white": a whole-image or background
     # noun phrase in front fixes the split
     for k in range(min(4, len(words) - 1), 0, -1):
@@ -998,6 +1048,10 @@ def _match_adjust(c: str) -> _Parse | None:
     obj = clean_np(np_raw)
     prop, inner = _property_of(obj)
     kind = np_kind(obj)
+    if verb in ("more", "less", "fewer") and kind == "thing" and obj:
+        if verb == "more":  # "more clouds"
+            return _decide_add("more", np_raw, tail)
+        return _decide_remove(rest, verb)  # "fewer people"
     if kind == "background":
         return _Parse(Category.BACKGROUND, "adjust_background", obj=_anchor_from(tail),
                       comp=verb, anchor=_head(obj), verb=verb, cues=[f"verb:{verb}"])

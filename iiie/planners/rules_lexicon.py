@@ -119,8 +119,11 @@ SCENE_NOUNS = frozenset(
     "church cathedral castle palace temple mall supermarket market gym bar pub arena "
     "airport station subway highway road alley sidewalk bridge rooftop roof hospital "
     "school playground zoo aquarium hotel lobby club concert party wedding battlefield "
-    "galaxy universe cosmos planet nebula clouds heaven hell dungeon spaceship".split()
+    "galaxy universe cosmos planet nebula clouds heaven hell dungeon spaceship landscape "
+    "scenery wilderness countryside suburbs downtown".split()
     + ["outer space", "living room", "new york", "times square", "eiffel tower",
+       "basketball court", "tennis court", "football field", "soccer field", "train station",
+       "parking lot", "city street", "night club", "coffee shop", "space station",
        "rain forest", "snowy field", "city skyline", "night sky", "great wall",
        "golden gate", "grand canyon", "the alps", "north pole", "south pole"]
 )
@@ -192,7 +195,7 @@ GLOBAL_VERBS = frozenset(
 #: Adjustment verbs that take a property (global when the property is global).
 ADJUST_VERBS = frozenset(
     "increase decrease reduce lower raise boost adjust amp tone dial crank "
-    "bump more less fix correct balance improve reduced increased".split()
+    "bump more less fewer fix correct balance improve reduced increased".split()
 )
 
 #: Image artefacts whose removal is a global correction, not an object removal.
@@ -218,7 +221,14 @@ BODY_PARTS = frozenset(
 #: Nouns that keep their own category when they are the thing "added" (filters, looks).
 GLOBAL_ADDABLES = frozenset(
     "filter effect look tone tint vibe feel aesthetic style grain vignette glow "
-    "atmosphere mood lighting hue texture overlay".split()
+    "atmosphere mood lighting hue texture overlay flare bokeh fisheye".split()
+    + ["light leak", "light leaks", "depth of field", "tilt shift", "motion blur"]
+)
+
+#: Things "given" to an object that change it rather than add to it ("a haircut").
+CHANGE_ITEMS = frozenset(
+    "hairstyle haircut hairdo makeover outfit costume color colour tan paintjob "
+    "expression smile frown".split() + ["paint job", "new look", "fresh coat"]
 )
 
 # --- adjectives and verbs -------------------------------------------------------------------
@@ -335,4 +345,11 @@ BACKDROP_NOUNS = frozenset(
     "wallpaper landscape scenery skyline field meadow lawn sand water backdrop screen mural "
     "bricks sunset mountains mountain forest trees ocean sea lake city view".split()
     + ["green screen", "brick wall", "night sky"]
+)
+
+#: Large regions that act as the scene itself: changing one into a place is a background
+#: edit ("the room should be a forest", "swap the grass field for a basketball court").
+SCENERY_REGIONS = frozenset(
+    "field fields grass lawn meadow wall walls room place area floor ground landscape "
+    "scenery view setting surroundings".split()
 )
