@@ -164,6 +164,8 @@ _ING_NOUNS = frozenset(
     "ceiling stocking stockings wedding sibling duckling dumpling ping bling spring "
     "sapling viking pudding painting paintings buildings drawing drawings sing".split()
 )
+_ED_NOUNS = frozenset("bed shed sled seed weed reed feed need bred sped speed breed steed "
+                     "bled fled used red sunbed flowerbed seabed".split())
 _QUANT_PREFIXES = ("all of the ", "one of the ", "some of the ", "both of the ", "each of the ",
                    "any of the ", "all the ", "both the ", "a couple of ", "a pair of ",
                    "a bunch of ", "a lot of ", "lots of ", "a few ", "a group of ",
@@ -192,7 +194,9 @@ def split_np(text: str) -> tuple[str, str]:
             return " ".join(tokens[:i]), " ".join(tokens[i:])
         if tok in ("is", "are", "was", "were", "should", "must", "has", "have", "had"):
             return " ".join(tokens[:i]), " ".join(tokens[i:])
-        if (tok.endswith("ed") and len(tok) > 4 and i + 1 < len(tokens)
+        if tok in ("she", "he", "they", "i", "we", "you") and prev not in ("and", "or"):
+            return " ".join(tokens[:i]), " ".join(tokens[i:])  # "the umbrella she holds"
+        if (tok.endswith("ed") and len(tok) >= 4 and tok not in _ED_NOUNS and i + 1 < len(tokens)
                 and tokens[i + 1] in _PREPOSITIONS and prev not in lex.DETERMINERS):
             return " ".join(tokens[:i]), " ".join(tokens[i:])  # "the bird perched on ..."
     return text, ""
@@ -584,9 +588,11 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> _Parse:
     if be:
         # "standing in a field", "holding a balloon", "made of brick"
         m = re.match(r"^(?P<v>\w+ing)\b\s*(?P<r>.*)$", rest)
-        if m and m.group("v") in lex.POSSESSION_VERBS:
+        located = bool(m) and bool(re.match(r"^(?:in|on|at|inside|under|through|across|along|"
+                                            r"near|by|around|in front of)\b", m.group("r")))
+        if m and m.group("v") in lex.POSSESSION_VERBS and not located:
             return _decide_statement(subj_raw, m.group("v"), m.group("r"))
-        if m and m.group("v") in lex.POSTURE_VERBS:
+        if m and (m.group("v") in lex.POSTURE_VERBS or located):
             rest = m.group("r")
         if re.match(r"^(?:gone|removed|deleted|erased|missing|absent|invisible)\b", rest):
             return _Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
@@ -723,6 +729,9 @@ def _match_remove(c: str) -> _Parse | None:
                  r"erased|eliminated|taken out|taken away|cleared|wiped out|disappear|"
                  r"disappears|disappeared|vanish|vanishes|vanished|go away|missing|absent)\b",
                  c)
+    if not m:
+        m = re.match(r"^(?P<obj>.+?)\s+(?:needs? to|has to|have to|must|should|can|could)\s+"
+                     r"(?:go|leave|be gone)$", c)
     if m and not re.match(r"^(?:there|it)$", m.group("obj")):
         return _decide_remove(m.group("obj"), "gone")
     m = re.match(r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did|was|were|is|are|"
@@ -1010,6 +1019,10 @@ def _split_object_complement(rest: str) -> tuple[str, str]:
         if not _is_adjectival(words[i:]) or not clean_np(" ".join(words[:i])):
             break
         last = words[i - 1]
+        noun_material = (words[i] in lex.MATERIALS and words[i] not in lex.ADJECTIVES
+                         and i < len(words) - 1 and words[i + 1] not in ("and", "or"))
+        if noun_material:  # "the sheep's wool pink": wool is the object, not a complement
+            break
         if last not in ("and", "or", "more", "less", "very") and last not in lex.COLORS \
                 and last not in lex.ADJECTIVES:
             start = i
@@ -1052,7 +1065,8 @@ def _match_adjust(c: str) -> _Parse | None:
         if verb == "more":  # "more clouds"
             return _decide_add("more", np_raw, tail)
         return _decide_remove(rest, verb)  # "fewer people"
-    if kind == "background":
+    if kind == "background" or (re.match(r"^(?:behind|around)\b", tail) and _head(obj) in (
+            "everything", "area", "stuff", "space", "rest", "scene", "image", "picture")):
         return _Parse(Category.BACKGROUND, "adjust_background", obj=_anchor_from(tail),
                       comp=verb, anchor=_head(obj), verb=verb, cues=[f"verb:{verb}"])
     if not obj or kind in ("image", "global", "time") or _head(obj) in lex.GLOBAL_ADDABLES:

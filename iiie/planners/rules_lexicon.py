@@ -228,7 +228,8 @@ GLOBAL_ADDABLES = frozenset(
 #: Things "given" to an object that change it rather than add to it ("a haircut").
 CHANGE_ITEMS = frozenset(
     "hairstyle haircut hairdo makeover outfit costume color colour tan paintjob "
-    "expression smile frown".split() + ["paint job", "new look", "fresh coat"]
+    "expression smile frown mohawk mullet ponytail pigtails braids bun afro buzzcut "
+    "dreadlocks perm bob fringe bangs".split() + ["paint job", "new look", "fresh coat"]
 )
 
 # --- adjectives and verbs -------------------------------------------------------------------
