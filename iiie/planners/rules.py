@@ -144,6 +144,8 @@ def strip_lead_ins(clause: str) -> str:
                 changed = True
                 break
     c = re.sub(r"^(?:i want|i would like) (?:you )?to ", "", c)
+    if c in lex.LEAD_INS or c in lex.TAIL_OUTS or c in ("thanks", "thank you", "thx", "ty"):
+        return ""  # a clause that is only politeness ("could you please, ...")
     return c
 
 
