@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from iiie.errors import IIIEError
+from iiie.pipeline.cache import stable_hash
 from iiie.pipeline.report import to_markdown, write_results
 from iiie.pipeline.runner import Runner
 
@@ -34,9 +35,21 @@ def results_dir(cfg: DictConfig) -> Path:
     except ValueError:  # not under @hydra.main (tests, notebooks)
         return base
     if hc.mode == RunMode.MULTIRUN:
-        name = hc.job.override_dirname or f"job{hc.job.num}"
-        return base / name.replace("/", "_")
+        return base / variant_name(list(hc.overrides.task), int(hc.job.num))
     return base
+
+
+#: Overrides that do not change what a variant computes, left out of its folder name.
+_NOT_IN_NAME = ("paths.", "runtime.", "hydra.", "experiment=")
+
+
+def variant_name(overrides: list[str], job_num: int, max_len: int = 120) -> str:
+    """Folder name of a sweep variant from its overrides ("editor.remove.method=ns,...")."""
+    kept = sorted(o for o in overrides if not o.lstrip("+~").startswith(_NOT_IN_NAME))
+    name = ",".join(kept).replace("/", "_") or f"job{job_num}"
+    if len(name) > max_len:
+        name = f"job{job_num}-{stable_hash(kept, 8)}"
+    return name
 
 
 def execute(cfg: DictConfig) -> list[dict]:

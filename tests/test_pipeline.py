@@ -51,7 +51,7 @@ def test_smoke_run_writes_tables_and_second_run_recomputes_nothing(make_cfg, tmp
 
 
 def test_outputs_preserve_content_outside_masks(make_cfg, tmp_path):
-    cfg = make_cfg("data.n=10")
+    cfg = make_cfg("data.n=10", "data.odd_inputs=false")
     runner = Runner(cfg, show_progress=False)
     runner.run()
     from iiie.pipeline import records as R
@@ -71,8 +71,8 @@ def test_outputs_preserve_content_outside_masks(make_cfg, tmp_path):
 
 
 def test_changing_one_route_recomputes_only_that_route(make_cfg):
-    Runner(make_cfg("data.n=10"), show_progress=False).run()
-    runner = Runner(make_cfg("data.n=10", "editor.remove.method=ns"), show_progress=False)
+    Runner(make_cfg("data.n=10", "data.odd_inputs=false"), show_progress=False).run()
+    runner = Runner(make_cfg("data.n=10", "data.odd_inputs=false", "editor.remove.method=ns"), show_progress=False)
     runner.run()
     assert runner.counters["plan"].computed == 0 and runner.counters["mask"].computed == 0
     n_remove = sum(runner.plan_of(i).category.value == "remove" for i in runner.ids)
@@ -81,8 +81,8 @@ def test_changing_one_route_recomputes_only_that_route(make_cfg):
 
 
 def test_masker_change_reuses_plans(make_cfg):
-    Runner(make_cfg("data.n=10"), show_progress=False).run()
-    runner = Runner(make_cfg("data.n=10", "masker.categories.remove.dilate=0.1"), show_progress=False)
+    Runner(make_cfg("data.n=10", "data.odd_inputs=false"), show_progress=False).run()
+    runner = Runner(make_cfg("data.n=10", "data.odd_inputs=false", "masker.categories.remove.dilate=0.1"), show_progress=False)
     runner.run()
     assert runner.counters["plan"].cached == 10 and runner.counters["plan"].computed == 0
     assert runner.counters["mask"].computed == 10
@@ -91,7 +91,7 @@ def test_masker_change_reuses_plans(make_cfg):
 def test_per_sample_backend_failure_is_recorded_and_run_continues(make_cfg, tmp_path):
     # An addition without a box cannot be masked: with a planner that never gives boxes,
     # every addition sample fails at the mask stage and all others finish.
-    cfg = make_cfg("data.n=10", "masker.categories.addition.shape=box")
+    cfg = make_cfg("data.n=10", "data.odd_inputs=false")
     runner = Runner(cfg, show_progress=False)
     from iiie.pipeline import records as R
 

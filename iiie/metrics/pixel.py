@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from PIL import Image
 from skimage.metrics import structural_similarity
 
 from iiie.maskers.oracle import normalise_phrase
-from iiie.masks import dilate, iou
+from iiie.masks import iou
 from iiie.metrics.base import Scored
 from iiie.types import Category
 
@@ -63,7 +64,7 @@ def masked_psnr(a: np.ndarray, b: np.ndarray, region: np.ndarray | None = None) 
 def masked_ssim(a: np.ndarray, b: np.ndarray, region: np.ndarray | None = None) -> float | None:
     """Mean of scikit-image's SSIM map (7x7 window, data range 1) over ``region``.
 
-    The region is first eroded by the window's radius (3 px) so that only pixels whose
+    The region is first eroded by the 7x7 window (a square) so that only pixels whose
     whole window lies inside it count: otherwise a change just across the border lowers
     the score of a region that was preserved exactly. If erosion empties the region, the
     region itself is used.
@@ -76,7 +77,8 @@ def masked_ssim(a: np.ndarray, b: np.ndarray, region: np.ndarray | None = None) 
     smap = smap.mean(-1)
     if region is None:
         return float(smap.mean())
-    inner = dilate(region, -SSIM_RADIUS)
+    k = 2 * SSIM_RADIUS + 1
+    inner = cv2.erode(region.astype(np.uint8), np.ones((k, k), np.uint8), borderValue=1).astype(bool)
     use = inner if inner.any() else region
     return float(smap[use].mean())
 
