@@ -16,6 +16,7 @@ from PIL import Image
 from iiie.data.base import GroundTruth, Sample
 from iiie.errors import BackendUnavailableError
 from iiie.metrics.base import Scored
+from iiie.metrics.columns import COLUMN_DOCS
 from iiie.metrics.judge import JudgeReplyError, MagicJudge, load_judge_prompts, parse_judge_reply
 from iiie.metrics.viescore import VIEScore, combine
 from iiie.types import Category, EditRequest, EditResult, MaskResult, Plan
@@ -221,6 +222,7 @@ def test_viescore(stub_server_factory):
     judge = VIEScore(vlm=_settings(server))
     row = judge.score_batch([_item("v")])[0]
     assert row == {"vie_sc": 6.0, "vie_pq": 4.0, "vie_overall": pytest.approx(math.sqrt(24))}
+    assert set(row) <= set(COLUMN_DOCS) and set(MagicJudge.COLUMNS) <= set(COLUMN_DOCS)
     pq = next(r for r in server.requests if "naturalness" in r.schema_properties)
     sc = next(r for r in server.requests if "editing_success" in r.schema_properties)
     assert len(pq.images()) == 1 and len(sc.images()) == 2

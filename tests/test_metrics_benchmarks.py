@@ -15,6 +15,7 @@ from PIL import Image
 from iiie.data.base import GroundTruth, Sample
 from iiie.metrics.backbones import load_clip, load_dino, vit_blocks
 from iiie.metrics.base import Scored
+from iiie.metrics.columns import COLUMN_DOCS, COLUMN_ORDER
 from iiie.metrics.distances import l1_l2_resized, psnr
 from iiie.metrics.emu_edit import EmuEditMetric
 from iiie.metrics.magicbrush import MagicBrushMetric
@@ -237,6 +238,7 @@ def test_magicbrush_metric(clip_dir, dino16_dir):
     )
     assert rows[1] == {}
     r = rows[0]
+    assert set(r) == {"mb_l1", "mb_l2", "mb_clip_i", "mb_dino", "mb_clip_t"}
     l1, l2 = l1_l2_resized(out, tgt)
     assert r["mb_l1"] == l1 and r["mb_l2"] == l2
     ref_clip = CLIPModel.from_pretrained(str(clip_dir)).eval()
@@ -280,6 +282,7 @@ def test_emu_edit_metric(clip_dir, dino16_dir):
     )
     assert -1 <= r["emu_dino"] <= 1
     # no captions: only the image columns
+    assert set(r) <= set(COLUMN_DOCS)
     r2 = m.score_batch([_scored(src, out, GroundTruth())])[0]
     assert set(r2) == {"emu_l1", "emu_clip_i", "emu_dino"}
 
@@ -364,6 +367,8 @@ def test_pie_bench_metric(clip_dir, dino8_dir, squeeze_dir):
     mask[8:40, 8:40] = True
     r = m.score_batch([_scored(src, out, GroundTruth(mask=mask, target_caption="a dog"))])[0]
 
+    assert set(r) <= set(COLUMN_DOCS) and len(r) == 7
+    assert set(COLUMN_ORDER) == set(COLUMN_DOCS)
     s = np.asarray(src, np.float64) / 255
     o = np.asarray(out, np.float64) / 255
     keep = (~mask)[..., None]
@@ -421,12 +426,9 @@ def test_pie_bench_constant_images_ssim_by_hand(clip_dir, dino8_dir, squeeze_dir
 # ------------------------------------------------------------------ wiring: configs + runner
 
 
-def test_pie_bench_end_to_end_run(make_cfg, tmp_path, clip_dir, dino8_dir, squeeze_dir):
-    """data=pie_bench + metrics=pie_bench through the real run driver (tiny weights)."""
+def _mini_pie(root):
     from iiie.data.pie_bench import encode_run_mask
-    from iiie.run import execute
 
-    root = tmp_path / "pie"
     (root / "annotation_images" / "1_x").mkdir(parents=True)
     mapping = {}
     for i, (type_id, instruction) in enumerate(
@@ -447,6 +449,14 @@ def test_pie_bench_end_to_end_run(make_cfg, tmp_path, clip_dir, dino8_dir, squee
             "mask": encode_run_mask(mask),
         }
     (root / "mapping_file.json").write_text(json.dumps(mapping))
+    return root
+
+
+def test_pie_bench_end_to_end_run(make_cfg, tmp_path, clip_dir, dino8_dir, squeeze_dir):
+    """data=pie_bench + metrics=pie_bench through the real run driver (tiny weights)."""
+    from iiie.run import execute
+
+    root = _mini_pie(tmp_path / "pie")
     cfg = make_cfg(
         "data=pie_bench",
         f"data.root={root}",
@@ -466,3 +476,33 @@ def test_pie_bench_end_to_end_run(make_cfg, tmp_path, clip_dir, dino8_dir, squee
     for column in ("pie_structure_distance", "pie_psnr", "pie_lpips", "pie_clip_whole"):
         assert column in header, header
     assert len(per_sample.strip().splitlines()) == 3
+
+
+def test_score_folder_of_external_outputs(tmp_path, clip_dir, dino8_dir, squeeze_dir):
+    """Published-output layout (``<edited>/<image_path>``), one output missing."""
+    from iiie.metrics.score_folder import compose, score_folder
+
+    root = _mini_pie(tmp_path / "pie")
+    edited = tmp_path / "method_x" / "annotation_images"
+    (edited / "1_x").mkdir(parents=True)
+    Image.open(root / "annotation_images/1_x/0.png").save(edited / "1_x" / "0.png")  # identity
+    cfg = compose(
+        [
+            "data=pie_bench",
+            f"data.root={root}",
+            "metrics=pie_bench",
+            f"metrics.pie_bench.clip={clip_dir}",
+            f"metrics.pie_bench.dino={dino8_dir}",
+            f"metrics.pie_bench.lpips={squeeze_dir}",
+            "metrics.pie_bench.structure_layer=2",
+        ]
+    )
+    out = tmp_path / "scored"
+    score_folder(cfg, edited, "{image_path}", out)
+    res = json.loads((out / "results.json").read_text())
+    rows = {r["id"]: r for r in res["per_sample"]}
+    assert rows["000"]["pie_mse"] == 0.0 and rows["000"]["pie_psnr"] == 100.0
+    assert rows["000"]["pie_structure_distance"] == pytest.approx(0.0, abs=1e-10)
+    assert rows["001"]["failed_stage"] == "edit" and rows["001"]["error_type"] == "ImageLoadError"
+    assert rows["001"]["category"] == "remove"
+    assert (out / "table.md").exists() and (out / "manifest.json").exists()
