@@ -353,6 +353,8 @@ class StubServer:
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/health", self._health)
+        app.router.add_get("/stub/stats", self._stub_stats)
+        app.router.add_post("/stub/reset", self._stub_reset)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.SockSite(self._runner, self._sock, shutdown_timeout=0.1).start()
@@ -417,6 +419,21 @@ class StubServer:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
+
+    async def _stub_stats(self, request: web.Request) -> web.Response:
+        """Counters for a server in another process (benchmarks); not part of vLLM's API."""
+        with self._lock:
+            stats = {
+                "requests": len(self.requests),
+                "peak_in_flight": self.peak_in_flight,
+                "in_flight": self.in_flight,
+                "model_list_calls": self.model_list_calls,
+            }
+        return web.json_response(stats)
+
+    async def _stub_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"reset": True})
 
     async def _models(self, request: web.Request) -> web.Response:
         if (denied := self._unauthorized(request)) is not None:

@@ -61,6 +61,8 @@ class VLMPlannerBase:
         if not hasattr(self.fallback, "plan_batch"):
             raise TypeError(f"fallback planner {self.fallback!r} has no plan_batch()")
         self._stats = Stats()
+        # qwen-vl-utils imports torch (seconds): pay for it here, not inside the first batch.
+        import qwen_vl_utils.vision_process  # noqa: F401
 
     # ----------------------------------------------------------------- shared steps
 

@@ -15,6 +15,25 @@ from typing import Any
 
 from iiie.vlm.coords import FAMILY_PATCH_SIZE, Coords, coords_for
 
+#: ``vlm`` keys that change how fast or where plans are made, not what they are. A stage
+#: cache key over the planner config can leave them out, so moving the server or raising
+#: the concurrency does not invalidate cached plans.
+NON_SEMANTIC_KEYS = frozenset(
+    {
+        "base_url",
+        "api_key",
+        "api_key_env",
+        "concurrency",
+        "timeout",
+        "connect_timeout",
+        "retries",
+        "backoff",
+        "backoff_max",
+        "health_timeout",
+        "serve",
+    }
+)
+
 
 @dataclass(frozen=True)
 class VLMSettings:
