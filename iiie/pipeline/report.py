@@ -142,7 +142,10 @@ def collect(sweep_dir: Path, out_dir: Path | None = None) -> list[dict[str, Any]
         rows.append(row)
     if not rows:
         raise FileNotFoundError(f"no */results.json under {sweep_dir}: did the sweep run?")
-    totals = {f"{s}_calls": sum(r.get(f"{s}_calls") or 0 for r in rows) for s in ("plan", "mask", "edit")}
+    calls = [f"{s}_calls" for s in ("plan", "mask", "edit")]
+    order = ["variant", "n", "failed"] + [c for c in metric_columns(rows) if c not in calls and c not in ("n", "failed")] + calls
+    rows = [{k: r.get(k) for k in order} for r in rows]
+    totals = {c: sum(r.get(c) or 0 for r in rows) for c in calls}
     md = to_markdown(rows, f"Comparison: {sweep_dir.name}", key="variant")
     md += "\nTotal backend calls over the sweep: " + ", ".join(f"{k}={v}" for k, v in totals.items()) + "\n"
     atomic_write_bytes(out_dir / "comparison.md", md.encode())
