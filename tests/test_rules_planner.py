@@ -1,9 +1,17 @@
 """The rule planner: category accuracy on labelled instruction sets, slots, boxes, errors.
 
-``tests/data/instructions_dev.jsonl`` is the set the grammar was developed on;
-``tests/data/instructions_holdout.jsonl`` was written before the parser and is not tuned
-on, so its accuracy is the honest estimate. Targets from issue 2: overall category
-accuracy >= 0.88 and every class >= 0.75.
+``tests/data/instructions_dev.jsonl`` is the set the grammar was developed on.
+``tests/data/instructions_holdout.jsonl`` holds three batches, each written before the
+parser had seen it (ids ``ho*``: written before the parser existed; ``hob*`` and ``hoc*``:
+written later, blind). First-run accuracies, i.e. before any fix was made after seeing the
+batch: ``hob*`` 0.952 (background 0.80), ``hoc*`` 0.960 (local 0.92, background 0.92); a
+further blind batch, later moved into the dev set, scored 0.867 (background 0.70). Fixes
+made after those runs were generic rules, but they were prompted by the errors seen, so
+the current holdout score is optimistic; the first-run numbers are the honest estimate.
+Targets from issue 2: overall category accuracy >= 0.88 and every class >= 0.75.
+
+Measure: ``python -m iiie.plan input=tests/data/instructions_holdout.jsonl
+output=/tmp/out.jsonl planner=rules`` (prints per-class accuracy and a confusion matrix).
 """
 
 from __future__ import annotations
@@ -334,6 +342,14 @@ def test_relative_to_object_masks():
     nxt = parse_instruction("there should be a dog next to the man", size,
                             {"man": _mask(size, man)}).add_box
     assert nxt[0] >= man[2] or nxt[2] <= man[0]
+
+
+def test_anchor_lookup_skips_empty_masks_and_matches_head_nouns():
+    size = (300, 300)
+    objects = {"dog": np.zeros((300, 300), bool), "brown dog": _mask(size, (20, 20, 80, 80))}
+    plan = parse_instruction("add a ball below the dog", size, objects)
+    assert plan.raw["box"]["anchor"] == "brown dog"
+    assert plan.add_box[1] >= 80
 
 
 def test_boxes_are_clamped_and_shifted_inside():

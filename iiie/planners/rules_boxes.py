@@ -94,7 +94,7 @@ def find_anchor(phrase: str, objects: dict[str, np.ndarray] | None) -> tuple[str
         return None
     want_words = set(want.split())
     head = want.split()[-1]
-    best: tuple[float, str] | None = None
+    scored: list[tuple[float, str]] = []
     for key in objects:
         k = _strip_det(str(key).lower())
         kw = set(k.split())
@@ -106,12 +106,12 @@ def find_anchor(phrase: str, objects: dict[str, np.ndarray] | None) -> tuple[str
             score = len(kw & want_words) / len(kw | want_words)
         else:
             continue
-        if best is None or score > best[0]:
-            best = (score, key)
-    if best is None:
-        return None
-    box = mask_to_box(np.asarray(objects[best[1]], dtype=bool))
-    return (best[1], box) if box is not None else None
+        scored.append((score, key))
+    for _, key in sorted(scored, key=lambda sk: -sk[0]):  # best match with a non-empty mask
+        box = mask_to_box(np.asarray(objects[key], dtype=bool))
+        if box is not None:
+            return key, box
+    return None
 
 
 def _absolute_region(phrase: str) -> tuple[float, float] | None:
