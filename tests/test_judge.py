@@ -240,3 +240,25 @@ def test_configs_compose_and_instantiate(stub_server_factory):
         assert isinstance(judge, cls)
         assert judge.settings.base_url == server.base_url
         judge.close()
+
+
+def test_judge_in_a_pipeline_run(stub_server_factory, make_cfg, tmp_path):
+    """metrics=[synthetic,judge_magic] through the run driver: judge columns in the table."""
+    from iiie.run import execute
+
+    server = stub_server_factory(model=MODEL, responder=lambda req: _yn(1, 1, 0))
+    cfg = make_cfg(
+        "data.n=3",
+        "data.odd_inputs=false",
+        "metrics=[synthetic,judge_magic]",
+        f"vlm.base_url={server.base_url}",
+        f"vlm.model={MODEL}",
+        "vlm.min_pixels=3136",
+        "vlm.max_pixels=12544",
+        "experiment_name=judged",
+    )
+    table = execute(cfg)
+    overall = table[-1]
+    assert overall["edit_faithfulness"] == 1.0 and overall["overall"] == 0.0
+    assert "mask_iou" in overall  # the synthetic columns are still there
+    assert len(server.requests) == 3 * 3
