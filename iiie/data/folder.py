@@ -44,7 +44,8 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     """Read a mask image as HxW bool, True = region to change.
 
     Two conventions exist in the wild: a white-on-black mask (white = change) and the
-    DALL-E 2 style image whose *transparent* pixels mark the edit (MagicBrush's masks).
+    DALL-E 2 style image whose *transparent* pixels mark the edit (DALL-E 2 made MagicBrush's
+    edits; its released mask files were not available to check which one they use).
     An image with an alpha channel that has any transparent pixel is read the second way,
     anything else the first way (gray >= 128 = change). ``size`` (w, h) resizes with
     nearest neighbour to match the image it belongs to.
