@@ -64,6 +64,7 @@ __all__ = [
     "ChatRequest",
     "Drop",
     "Fault",
+    "Raw",
     "Reply",
     "StubServer",
     "follow_schema",
@@ -103,7 +104,17 @@ class Drop:
     delay: float = 0.0
 
 
-Action = Reply | Fault | Drop
+@dataclass
+class Raw:
+    """Answer with an arbitrary body (a proxy's HTML error page, a truncated JSON body...)."""
+
+    status: int = 200
+    body: str = ""
+    content_type: str = "application/json"
+    delay: float = 0.0
+
+
+Action = Reply | Fault | Drop | Raw
 Responder = Callable[["ChatRequest"], "Action | str | dict | list | None"]
 
 _ERROR_TYPES = {
@@ -491,6 +502,10 @@ class StubServer:
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError()
+        if isinstance(action, Raw):
+            return web.Response(
+                status=action.status, text=action.body, content_type=action.content_type
+            )
         if isinstance(action, Fault):
             headers = {"Retry-After": str(action.retry_after)} if action.retry_after else None
             return _error(action.status, action.message, headers=headers)
@@ -550,7 +565,7 @@ class StubServer:
 
 
 def _as_action(value: Any) -> Action:
-    if isinstance(value, Reply | Fault | Drop):
+    if isinstance(value, Reply | Fault | Drop | Raw):
         return value
     return Reply(value)
 

@@ -18,6 +18,7 @@ from openai_stub_server import (
     ChatRequest,
     Drop,
     Fault,
+    Raw,
     Reply,
     follow_schema,
     free_port,
@@ -355,6 +356,19 @@ def test_dropped_connection_is_retried(server):
         (plan,) = planner.plan_batch([make_request(1, "remove the cup")])
         stats = planner.stats()
     assert plan.fallback_reason is None and stats["retry.connection"] == 1
+
+
+def test_malformed_response_bodies_are_retried(server):
+    server.script(
+        Raw(200, '{"id": "chatcmpl-1", "choices": ['),  # truncated body
+        Raw(200, "[]"),  # valid JSON, not a completion
+        Raw(502, "<html><body>Bad Gateway</body></html>", "text/html"),  # a proxy's page
+    )
+    with make_planner(server, retries=3) as planner:
+        (plan,) = planner.plan_batch([make_request(1, "remove the cup")])
+        stats = planner.stats()
+    assert plan.fallback_reason is None and plan.object == "cup"
+    assert stats["retry.bad_response"] == 2 and stats["retry.http_502"] == 1
 
 
 def test_client_errors_are_not_retried(make_server):

@@ -122,6 +122,12 @@ class VLMClient:
                 last = exc
                 if attempt == 0:
                     await asyncio.sleep(min(s.backoff, 1.0))
+            except (ValueError, AttributeError, TypeError) as exc:
+                raise BackendUnavailableError(
+                    f"{s.base_url} answered GET /models with something that is not an OpenAI "
+                    f"model list ({type(exc).__name__}: {str(exc)[:200]}); is vlm.base_url the "
+                    "API root of an OpenAI-compatible server (for vLLM it ends in /v1)?"
+                ) from exc
         else:
             raise BackendUnavailableError(
                 f"no VLM server reachable at vlm.base_url={s.base_url} ({_short(last)}). {fix}"
@@ -164,6 +170,7 @@ class VLMClient:
                 self.stats.add("requests")
                 try:
                     response = await client.chat.completions.create(**kwargs)
+                    result = _first_choice(response)
                 except openai.APITimeoutError as exc:
                     reason, detail = "timeout", f"no reply within {s.timeout:g} s ({_short(exc)})"
                 except openai.APIConnectionError as exc:
@@ -173,11 +180,11 @@ class VLMClient:
                     if exc.status_code < 500 and exc.status_code not in RETRYABLE_STATUS:
                         raise RequestFailed(reason, detail) from exc
                     retry_after = _retry_after(exc)
+                except (openai.APIResponseValidationError, ValueError, AttributeError) as exc:
+                    # a 200 whose body is not a chat completion (truncated, a proxy's page)
+                    reason, detail = "bad_response", f"{type(exc).__name__}: {str(exc)[:200]}"
                 else:
-                    if not response.choices:
-                        raise RequestFailed("empty_response", "the reply had no choices")
-                    choice = response.choices[0]
-                    return ChatResult(choice.message.content, choice.finish_reason)
+                    return result
             if attempt == s.retries:
                 raise RequestFailed(reason, f"{detail} (after {s.retries} retries)")
             self.stats.add("retries")
@@ -192,6 +199,17 @@ class VLMClient:
         if retry_after is not None:
             delay = max(delay, min(retry_after, s.backoff_max))
         return delay
+
+
+def _first_choice(response: Any) -> ChatResult:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise ValueError("the response has no choices")
+    choice = choices[0]
+    message = getattr(choice, "message", None)
+    if message is None:
+        raise ValueError("the first choice has no message")
+    return ChatResult(message.content, getattr(choice, "finish_reason", None))
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
