@@ -21,7 +21,7 @@ from iiie.errors import SampleError
 from iiie.maskers import tiny
 from iiie.maskers.detection import QueryScores
 from iiie.maskers.grounded_sam import GroundedSamMasker
-from iiie.maskers.sam import HFSam, OriginalSam, Segment
+from iiie.maskers.sam import HFSam, OriginalSam, Segment, to_model_boxes
 from iiie.maskers.vlm_box import VlmBoxMasker, plan_boxes
 from iiie.protocols import Masker
 from iiie.types import Category, EditRequest, Plan
@@ -252,6 +252,9 @@ def test_box_coordinates_round_trip_to_sam_resolution(root):
     sx, sy = 64 / 100, 51 / 80
     back = enc["input_boxes"][0, 0].double() / torch.tensor([sx, sy, sx, sy], dtype=torch.float64)
     torch.testing.assert_close(back, torch.tensor(box, dtype=torch.float64), rtol=0, atol=1e-4)
+    # the masker's own conversion (no second preprocessing of the image) equals the processor's
+    mine = to_model_boxes([box], enc["original_sizes"][0].tolist(), enc["reshaped_input_sizes"][0].tolist())
+    torch.testing.assert_close(mine[0, 0].double(), enc["input_boxes"][0, 0].double(), rtol=0, atol=1e-4)
     t = ResizeLongestSide(64).apply_boxes(np.array([box]), (80, 100))
     assert np.allclose(t[0] / [sx, sy, sx, sy], box, atol=1e-4)
 

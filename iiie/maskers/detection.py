@@ -116,7 +116,7 @@ class GroundingDinoDetector:
                                    config_key, hint="A local copy of IDEA-Research/grounding-dino-base (or -tiny).")
             self.model, self.processor = load_once(
                 ("dino-hf", str(folder), str(device), str(dtype)),
-                lambda: (GroundingDinoForObjectDetection.from_pretrained(folder, torch_dtype=dtype).to(device).eval(),
+                lambda: (GroundingDinoForObjectDetection.from_pretrained(folder, dtype=dtype).to(device).eval(),
                          AutoProcessor.from_pretrained(folder)),
                 label="grounding_dino",
             )

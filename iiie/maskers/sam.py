@@ -46,6 +46,18 @@ def choose_by_iou(masks: np.ndarray, ious: np.ndarray) -> list[Segment]:
     return out
 
 
+def to_model_boxes(boxes: Sequence[Box], original_hw: Sequence[int], resized_hw: Sequence[int]) -> torch.Tensor:
+    """Original-pixel boxes -> SAM input coordinates, shape ``(1, n, 4)``.
+
+    SAM resizes the long side to its input size and pads; box corners scale per axis by
+    ``resized / original`` (what ``SamProcessor`` does for ``input_boxes``), so the image
+    is preprocessed once for both the embedding and the prompts.
+    """
+    (h, w), (rh, rw) = original_hw, resized_hw
+    scale = torch.tensor([rw / w, rh / h, rw / w, rh / h], dtype=torch.float64)
+    return (torch.as_tensor(np.asarray(boxes, dtype=np.float64)).reshape(-1, 4) * scale).float()[None]
+
+
 class HFSam:
     """``SamModel`` from a local transformers folder."""
 
@@ -58,7 +70,7 @@ class HFSam:
         self.device, self.dtype = torch.device(device), dtype
         self.model, self.processor = load_once(
             ("sam-hf", str(folder), str(device), str(dtype)),
-            lambda: (SamModel.from_pretrained(folder, torch_dtype=dtype).to(device).eval(), SamProcessor.from_pretrained(folder)),
+            lambda: (SamModel.from_pretrained(folder, dtype=dtype).to(device).eval(), SamProcessor.from_pretrained(folder)),
             label="sam",
         )
         self.embed_batch_size = max(1, int(embed_batch_size))
@@ -75,15 +87,13 @@ class HFSam:
             pixels = enc["pixel_values"].to(self.device, self.dtype)
             embeddings = self.model.get_image_embeddings(pixels)  # once per image
             for j, i in enumerate(idx):
-                prompt = self.processor(images=imgs[j], input_boxes=[[list(map(float, b)) for b in boxes[i]]], return_tensors="pt")
+                orig, reshaped = enc["original_sizes"][j : j + 1], enc["reshaped_input_sizes"][j : j + 1]
                 out = self.model(
                     image_embeddings=embeddings[j : j + 1],
-                    input_boxes=prompt["input_boxes"].to(self.device, self.dtype),
+                    input_boxes=to_model_boxes(boxes[i], orig[0].tolist(), reshaped[0].tolist()).to(self.device, self.dtype),
                     multimask_output=True,
                 )
-                masks = self.processor.image_processor.post_process_masks(
-                    out.pred_masks.float().cpu(), prompt["original_sizes"], prompt["reshaped_input_sizes"]
-                )[0].numpy()
+                masks = self.processor.image_processor.post_process_masks(out.pred_masks.float().cpu(), orig, reshaped)[0].numpy()
                 results[i] = choose_by_iou(masks, out.iou_scores[0].float().cpu().numpy())
         return results
 

@@ -30,7 +30,7 @@ import torch
 
 from iiie import masks as M
 from iiie.errors import SampleError
-from iiie.maskers.policy import CategoryMaskPolicy, policies_from_config, reshape
+from iiie.maskers.policy import CategoryMaskPolicy, finish_object_mask, policies_from_config
 from iiie.protocols import BaseMasker
 from iiie.types import Box, Category, EditRequest, MaskResult, Plan
 
@@ -171,13 +171,15 @@ class BoxSamMasker(BaseMasker):
         return MaskResult(region, boxes=[box], scores=[1.0], source=f"plan-box:{self.add_box_shape}")
 
     def _finish(self, region: np.ndarray, cat: Category) -> np.ndarray:
-        """Category policy; ``background: detect`` edits the found region itself (no complement)."""
+        """The shared category policy (the oracle masker runs the same function).
+
+        ``background: detect`` found the background itself, so it is shaped and dilated
+        with the background policy but not complemented.
+        """
         policy = self.policies[cat]
-        size = (region.shape[1], region.shape[0])
-        grown = M.dilate(reshape(region, policy.shape), M.relative_radius(size, policy.dilate))
-        if cat is Category.BACKGROUND and self.background == "complement":
-            return M.complement(grown)
-        return grown
+        if cat is Category.BACKGROUND and self.background == "detect":
+            return finish_object_mask(region, Category.LOCAL, policy)  # LOCAL = no complement
+        return finish_object_mask(region, cat, policy)
 
     def _object(self, req: EditRequest, plan: Plan, phrase: str, finding: BoxFinding, segs, counts) -> MaskResult:
         size, cat = req.size, plan.category
