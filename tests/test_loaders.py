@@ -232,7 +232,7 @@ def _emu_rows(n, tasks, edited=False):
 def test_emu_edit_parquet(tmp_path):
     root = tmp_path / "emu" / "data"
     root.mkdir(parents=True, exist_ok=True)
-    tasks = ["add", "background", "color", "global", "local", "remove", "style", "text"]
+    tasks = ["add", "background", "global", "local", "remove", "style", "texture", "add"]
     t = _emu_rows(8, tasks)
     pq.write_table(t.slice(0, 5), root / "test-00000-of-00002-abc.parquet", row_group_size=2)
     pq.write_table(t.slice(5), root / "test-00001-of-00002-def.parquet", row_group_size=2)
@@ -241,8 +241,8 @@ def test_emu_edit_parquet(tmp_path):
     assert ds.ids() == [str(i) for i in range(100, 108)]
     s = ds.load("106")
     assert s.request.image.getpixel((0, 0)) == (60, 0, 0)
-    assert s.request.instruction == "do style"
-    assert s.truth.category is Category.GLOBAL
+    assert s.request.instruction == "do texture"
+    assert s.truth.category is Category.LOCAL
     assert (s.truth.source_caption, s.truth.target_caption) == ("in 6", "out 6")
     got = [ds.load(i).truth.category for i in ds.ids()]
     assert got == [categories.EMU_EDIT[t] for t in tasks]

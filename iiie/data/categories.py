@@ -57,16 +57,16 @@ PIE_BENCH_NAMES: dict[str, str] = {
     "9": "change style",
 }
 
-#: Emu Edit test set ``task`` -> category.
+#: Emu Edit test set ``task`` -> category: the seven labels of the dataset card
+#: ("background", "global", "style", "remove", "add", "local", "texture").
 EMU_EDIT: dict[str, Category | None] = {
     "add": A,
     "background": B,
-    "color": L,
     "global": G,
     "local": L,
     "remove": R,
     "style": G,
-    "text": L,  # write or change text on an object: a local repaint
+    "texture": L,  # colour/texture alteration of an object: a local repaint
 }
 
 #: GEdit-Bench ``task_type`` -> category.
