@@ -59,8 +59,9 @@ def _head(phrase: str) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,minimum", [("instructions_dev.jsonl", 400),
-                                          ("instructions_holdout.jsonl", 150)])
+@pytest.mark.parametrize(
+    "name,minimum", [("instructions_dev.jsonl", 400), ("instructions_holdout.jsonl", 150)]
+)
 def test_instruction_sets_are_well_formed_and_balanced(name, minimum):
     rows = _load(name)
     assert len(rows) >= minimum
@@ -185,17 +186,20 @@ def test_non_global_plans_have_no_captions():
         assert plan.source_caption == "" and plan.target_caption == ""
 
 
-@pytest.mark.parametrize("instruction,category", [
-    ("remove the dog and add a cat", "remove"),
-    ("Could you please, erase the woman walking in the back? thanks", "remove"),
-    ("pls make teh cat orange!!", "local"),
-    ("change the backround to the ocean", "background"),
-    ("ad a cat in the window", "addition"),
-    ("i'd like the motorcycle to be blue", "local"),
-    ("In the style of Picasso.", "global"),
-    ("background -> snowy mountains", "background"),
-    ("cat to dog", "local"),
-])
+@pytest.mark.parametrize(
+    "instruction,category",
+    [
+        ("remove the dog and add a cat", "remove"),
+        ("Could you please, erase the woman walking in the back? thanks", "remove"),
+        ("pls make teh cat orange!!", "local"),
+        ("change the backround to the ocean", "background"),
+        ("ad a cat in the window", "addition"),
+        ("i'd like the motorcycle to be blue", "local"),
+        ("In the style of Picasso.", "global"),
+        ("background -> snowy mountains", "background"),
+        ("cat to dog", "local"),
+    ],
+)
 def test_phrasing_variants(instruction, category):
     assert parse_instruction(instruction).category.value == category
 
@@ -286,12 +290,15 @@ def _valid(box, size):
 
 
 @pytest.mark.parametrize("size", [(512, 512), (640, 360), (300, 900)])
-@pytest.mark.parametrize("phrase,quadrant", [
-    ("add a yellow star in the top left", (0, 0)),
-    ("put a bird in the upper right corner", (1, 0)),
-    ("place a ball at the bottom left", (0, 1)),
-    ("add a red circle to the bottom right of the image", (1, 1)),
-])
+@pytest.mark.parametrize(
+    "phrase,quadrant",
+    [
+        ("add a yellow star in the top left", (0, 0)),
+        ("put a bird in the upper right corner", (1, 0)),
+        ("place a ball at the bottom left", (0, 1)),
+        ("add a red circle to the bottom right of the image", (1, 1)),
+    ],
+)
 def test_absolute_regions_land_in_their_quadrant(size, phrase, quadrant):
     box = parse_instruction(phrase, size).add_box
     _valid(box, size)
@@ -323,8 +330,7 @@ def test_relative_to_object_masks():
     dog = (200, 260, 300, 380)
     table = (150, 300, 400, 420)
     man = (220, 100, 300, 460)
-    objects = {"dog": _mask(size, dog), "wooden table": _mask(size, table),
-               "man": _mask(size, man)}
+    objects = {"dog": _mask(size, dog), "wooden table": _mask(size, table), "man": _mask(size, man)}
     box = parse_instruction("could you add a cat on the right of the dog?", size, objects).add_box
     _valid(box, size)
     assert box[0] >= dog[2]
@@ -339,8 +345,9 @@ def test_relative_to_object_masks():
     assert hat.raw["box"]["anchor"] == "man"
     assert man[0] <= (hx0 + hx1) / 2 <= man[2]
     assert hy0 < man[1] + 0.25 * (man[3] - man[1]) and hy1 > man[1]  # on top of the head
-    nxt = parse_instruction("there should be a dog next to the man", size,
-                            {"man": _mask(size, man)}).add_box
+    nxt = parse_instruction(
+        "there should be a dog next to the man", size, {"man": _mask(size, man)}
+    ).add_box
     assert nxt[0] >= man[2] or nxt[2] <= man[0]
 
 
@@ -375,8 +382,9 @@ def test_box_scale_follows_default_add_box_frac():
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["", "   \n\t", None, 42, b"remove the dog", "?!...",
-                                 "remove the dog " * 200])
+@pytest.mark.parametrize(
+    "bad", ["", "   \n\t", None, 42, b"remove the dog", "?!...", "remove the dog " * 200]
+)
 def test_bad_instructions_raise_instruction_error(bad):
     with pytest.raises(InstructionError):
         parse_instruction(bad)
@@ -392,7 +400,9 @@ def test_length_limit_is_inclusive():
 def test_rule_planner_reads_request_size_and_objects():
     image = Image.new("RGB", (320, 240))
     dog = _mask((320, 240), (40, 100, 120, 200))
-    req = EditRequest("s1", image, "add a cat on the right of the dog", meta={"objects": {"dog": dog}})
+    req = EditRequest(
+        "s1", image, "add a cat on the right of the dog", meta={"objects": {"dog": dog}}
+    )
     planner = RulePlanner(default_add_box_frac=0.25)
     assert planner.name == "rules"
     (plan,) = planner.plan_batch([req])

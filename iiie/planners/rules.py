@@ -77,17 +77,20 @@ from iiie.planners.rules_text import (
 from iiie.protocols import BasePlanner
 from iiie.types import Category, EditRequest, Plan
 
-__all__ = ["DEFAULT_SUBJECT", "MAX_INSTRUCTION_CHARS", "REMOVE_PROMPT", "RulePlanner",
-           "parse_instruction"]
+__all__ = [
+    "DEFAULT_SUBJECT",
+    "MAX_INSTRUCTION_CHARS",
+    "REMOVE_PROMPT",
+    "RulePlanner",
+    "parse_instruction",
+]
 
 MAX_INSTRUCTION_CHARS = 2000
 
 
 def _validate(instruction: Any) -> str:
     if not isinstance(instruction, str):
-        raise InstructionError(
-            f"instruction must be text, got {type(instruction).__name__}"
-        )
+        raise InstructionError(f"instruction must be text, got {type(instruction).__name__}")
     if not instruction.strip():
         raise InstructionError("instruction is empty")
     if len(instruction) > MAX_INSTRUCTION_CHARS:
@@ -123,9 +126,12 @@ def parse_instruction(
     keep = ""
     parses: list[tuple[str, Parse]] = []
     for clause in clauses:
-        mk = re.match(r"^(?:keep|leave|preserve|retain|don't change|do not change|"
-                      r"do not touch|don't touch)\s+(?P<s>.+?)(?:\s+(?:as it is|as is|the same|"
-                      r"unchanged|intact|untouched))?$", clause)
+        mk = re.match(
+            r"^(?:keep|leave|preserve|retain|don't change|do not change|"
+            r"do not touch|don't touch)\s+(?P<s>.+?)(?:\s+(?:as it is|as is|the same|"
+            r"unchanged|intact|untouched))?$",
+            clause,
+        )
         if mk and not keep:
             keep = clean_np(split_np(mk.group("s"))[0])
             continue
@@ -149,8 +155,14 @@ def parse_instruction(
     elif category == Category.ADDITION:
         target = strip_complement(p.comp) if p.frame != "add_text" else p.comp
         plan.target_prompt = target if target else obj
-        box, trace = locate(p.location, obj, size, dict(objects) if objects else None,
-                            anchor_hint=p.anchor, default_frac=default_add_box_frac)
+        box, trace = locate(
+            p.location,
+            obj,
+            size,
+            dict(objects) if objects else None,
+            anchor_hint=p.anchor,
+            default_frac=default_add_box_frac,
+        )
         plan.add_box = box
         p.cues.append(f"box:{trace.rule}")
         box_trace = trace.to_dict()
@@ -188,9 +200,7 @@ class RulePlanner(BasePlanner):
 
     def __init__(self, default_add_box_frac: float = 0.3, use_object_masks: bool = True) -> None:
         if not 0.0 < float(default_add_box_frac) <= 1.0:
-            raise ValueError(
-                f"default_add_box_frac must be in (0, 1], got {default_add_box_frac}"
-            )
+            raise ValueError(f"default_add_box_frac must be in (0, 1], got {default_add_box_frac}")
         self.default_add_box_frac = float(default_add_box_frac)
         self.use_object_masks = bool(use_object_masks)
 

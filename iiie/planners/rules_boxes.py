@@ -50,8 +50,15 @@ _RELATION_RE = re.compile(
 )
 
 # Absolute regions as (cx, cy) fractions of the image.
-_VERTICAL = {"top": 0.2, "upper": 0.2, "bottom": 0.8, "lower": 0.8, "middle": 0.5,
-             "center": 0.5, "centre": 0.5}
+_VERTICAL = {
+    "top": 0.2,
+    "upper": 0.2,
+    "bottom": 0.8,
+    "lower": 0.8,
+    "middle": 0.5,
+    "center": 0.5,
+    "centre": 0.5,
+}
 _HORIZONTAL = {"left": 0.2, "right": 0.8, "middle": 0.5, "center": 0.5, "centre": 0.5}
 
 
@@ -65,8 +72,12 @@ class BoxTrace:
     anchor_found: bool = False
 
     def to_dict(self) -> dict[str, object]:
-        return {"rule": self.rule, "relation": self.relation, "anchor": self.anchor,
-                "anchor_found": self.anchor_found}
+        return {
+            "rule": self.rule,
+            "relation": self.relation,
+            "anchor": self.anchor,
+            "anchor_found": self.anchor_found,
+        }
 
 
 def _relation_name(phrase: str) -> str:
@@ -138,15 +149,18 @@ def _area_centre(phrase: str) -> tuple[float, float] | None:
 def _item_kind(obj: str) -> str:
     """Where on its holder an item sits: head, face, neck, hand, or anywhere."""
     head = obj.split()[-1] if obj.split() else ""
-    for kind, items in (("head", lex.HEAD_ITEMS), ("face", lex.FACE_ITEMS),
-                        ("neck", lex.NECK_ITEMS), ("hand", lex.HELD_ITEMS)):
+    for kind, items in (
+        ("head", lex.HEAD_ITEMS),
+        ("face", lex.FACE_ITEMS),
+        ("neck", lex.NECK_ITEMS),
+        ("hand", lex.HELD_ITEMS),
+    ):
         if obj in items or head in items:
             return kind
     return ""
 
 
-def _relative_box(rel: str, obj: str, anchor: Box, size: tuple[int, int],
-                  frac: float) -> Box:
+def _relative_box(rel: str, obj: str, anchor: Box, size: tuple[int, int], frac: float) -> Box:
     """Place a box for ``obj`` in relation ``rel`` to the anchor's bounding box."""
     w, h = size
     ax0, ay0, ax1, ay1 = anchor
@@ -199,10 +213,19 @@ def _relative_box(rel: str, obj: str, anchor: Box, size: tuple[int, int],
 
 
 _FALLBACK_SIDES: dict[str, tuple[float, float]] = {
-    "left_of": (0.22, 0.6), "right_of": (0.78, 0.6), "above": (0.5, 0.25),
-    "below": (0.5, 0.8), "front_of": (0.5, 0.75), "behind": (0.5, 0.4),
-    "next_to": (0.72, 0.6), "on": (0.5, 0.55), "in": (0.5, 0.5), "to": (0.5, 0.45),
-    "held_by": (0.6, 0.55), "top_of": (0.5, 0.25), "bottom_of": (0.5, 0.8),
+    "left_of": (0.22, 0.6),
+    "right_of": (0.78, 0.6),
+    "above": (0.5, 0.25),
+    "below": (0.5, 0.8),
+    "front_of": (0.5, 0.75),
+    "behind": (0.5, 0.4),
+    "next_to": (0.72, 0.6),
+    "on": (0.5, 0.55),
+    "in": (0.5, 0.5),
+    "to": (0.5, 0.45),
+    "held_by": (0.6, 0.55),
+    "top_of": (0.5, 0.25),
+    "bottom_of": (0.5, 0.8),
 }
 
 
@@ -237,8 +260,9 @@ def locate(
     min_side = max(2.0, 0.04 * min(w, h))
     loc = " ".join(location.lower().split())
     # "to the top left of the image": a region of the whole picture
-    loc = re.sub(r"\s+(?:of|in|on)\s+(?:the|this)\s+(?:image|picture|photo|frame|scene|canvas)$",
-                 "", loc)
+    loc = re.sub(
+        r"\s+(?:of|in|on)\s+(?:the|this)\s+(?:image|picture|photo|frame|scene|canvas)$", "", loc
+    )
     if not loc and anchor_hint:
         loc = f"on {anchor_hint}"
     default = (default_frac * w, default_frac * h)
@@ -251,12 +275,15 @@ def locate(
     if m:
         rel = _relation_name(m.group("rel"))
         anchor_phrase = m.group("anchor").strip()
-        absolute = _absolute_region(anchor_phrase) if rel in ("in", "on", "to", "next_to") \
-            else None
-        if absolute is not None and re.search(
-            r"\b(corner|side|top|bottom|left|right|center|centre|middle|upper|lower)\b",
-            anchor_phrase.split(" of ")[0],
-        ) and " of " not in anchor_phrase:
+        absolute = _absolute_region(anchor_phrase) if rel in ("in", "on", "to", "next_to") else None
+        if (
+            absolute is not None
+            and re.search(
+                r"\b(corner|side|top|bottom|left|right|center|centre|middle|upper|lower)\b",
+                anchor_phrase.split(" of ")[0],
+            )
+            and " of " not in anchor_phrase
+        ):
             return _fit_inside(centred(*absolute), size, min_side), BoxTrace("absolute")
         found = find_anchor(anchor_phrase, objects)
         if found is not None:
@@ -271,11 +298,15 @@ def locate(
         if area is not None and rel in ("in", "on", "to", "above", "below"):
             cx, cy = area
             cy = cy - 0.2 if rel == "above" else cy + 0.15 if rel == "below" else cy
-            return (_fit_inside(centred(cx, min(max(cy, 0.1), 0.9)), size, min_side),
-                    BoxTrace("area", rel, anchor_phrase))
+            return (
+                _fit_inside(centred(cx, min(max(cy, 0.1), 0.9)), size, min_side),
+                BoxTrace("area", rel, anchor_phrase),
+            )
         cx, cy = _FALLBACK_SIDES.get(rel, (0.5, 0.5))
-        return (_fit_inside(centred(cx, cy), size, min_side),
-                BoxTrace("relation_without_anchor", rel, anchor_phrase))
+        return (
+            _fit_inside(centred(cx, cy), size, min_side),
+            BoxTrace("relation_without_anchor", rel, anchor_phrase),
+        )
     if loc:
         absolute = _absolute_region(loc)
         if absolute is not None:

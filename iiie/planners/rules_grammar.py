@@ -57,8 +57,10 @@ class Parse:
 # --------------------------------------------------------------------------------------------
 
 
-_NOT_SUBJECT = frozenset("entire whole new current old existing plain boring bland ugly busy "
-                         "empty dull original real".split())
+_NOT_SUBJECT = frozenset(
+    "entire whole new current old existing plain boring bland ugly busy "
+    "empty dull original real".split()
+)
 
 
 def _bg_subject(obj: str, tail: str) -> str:
@@ -70,9 +72,17 @@ def _bg_subject(obj: str, tail: str) -> str:
     if anchor:
         return anchor
     words = obj.split(" of ")[0].split()
-    mods = [w for w in words[:-1] if w not in lex.COLORS and w not in lex.ADJECTIVES
-            and w not in lex.MATERIALS and w not in lex.TIME_WEATHER and w not in _NOT_SUBJECT
-            and w not in lex.BACKGROUND_NOUNS and not w.endswith(("y", "ed", "ful"))]
+    mods = [
+        w
+        for w in words[:-1]
+        if w not in lex.COLORS
+        and w not in lex.ADJECTIVES
+        and w not in lex.MATERIALS
+        and w not in lex.TIME_WEATHER
+        and w not in _NOT_SUBJECT
+        and w not in lex.BACKGROUND_NOUNS
+        and not w.endswith(("y", "ed", "ful"))
+    ]
     return " ".join(mods)
 
 
@@ -90,23 +100,38 @@ def _decide_remove(obj_raw: str, verb: str = "remove") -> Parse:
     obj = clean_np(np_text)
     kind = np_kind(obj)
     head = np_head(obj)
-    artifact = kind == "global" or obj in lex.ARTIFACTS or head in ("cast", "tint", "noise",
-                                                                     "grain")
+    artifact = (
+        kind == "global" or obj in lex.ARTIFACTS or head in ("cast", "tint", "noise", "grain")
+    )
     m = re.match(r"^(?:from|on|of|off)\s+(?P<t>.+)$", tail)
     if artifact and m and np_kind(clean_np(split_np(m.group("t"))[0])) == "thing":
         # "remove the color from the car": an edit of the car, not of the picture
-        return Parse(Category.LOCAL, "remove_attribute", obj=clean_np(split_np(m.group("t"))[0]),
-                      comp=f"without {obj}", verb=verb, cues=[f"attribute:{obj}"])
+        return Parse(
+            Category.LOCAL,
+            "remove_attribute",
+            obj=clean_np(split_np(m.group("t"))[0]),
+            comp=f"without {obj}",
+            verb=verb,
+            cues=[f"attribute:{obj}"],
+        )
     if artifact:
-        return Parse(Category.GLOBAL, "remove_artifact", comp=obj, verb=verb,
-                      cues=[f"artifact:{obj}"])
+        return Parse(
+            Category.GLOBAL, "remove_artifact", comp=obj, verb=verb, cues=[f"artifact:{obj}"]
+        )
     if kind == "background":
-        return Parse(Category.BACKGROUND, "remove_background", obj=_bg_subject(obj, tail),
-                      comp="", verb=verb, cues=["background-noun"])
+        return Parse(
+            Category.BACKGROUND,
+            "remove_background",
+            obj=_bg_subject(obj, tail),
+            comp="",
+            verb=verb,
+            cues=["background-noun"],
+        )
     if kind == "image" and re.match(r"^(?:on|in|from|off|inside|under|near)\s", tail):
         where = clean_np(split_np(re.sub(r"^\w+\s+", "", tail))[0])
-        return Parse(Category.REMOVE, "remove_contents", obj=f"objects on {where}",
-                      location=tail, verb=verb)
+        return Parse(
+            Category.REMOVE, "remove_contents", obj=f"objects on {where}", location=tail, verb=verb
+        )
     if kind == "image":
         return Parse(Category.GLOBAL, "remove_image", comp=obj, confidence="low")
     return Parse(Category.REMOVE, "remove", obj=obj, location=tail, verb=verb)
@@ -119,10 +144,14 @@ def _scenery_change(obj: str, tail: str, comp: str) -> bool:
     for a scene-sized region turned into a place ("the room -> a forest").
     """
     if re.match(r"^in the (?:background|distance|back)\b", tail) and (
-            scene_in(obj) or find_phrase(obj, lex.BACKDROP_NOUNS)):
+        scene_in(obj) or find_phrase(obj, lex.BACKDROP_NOUNS)
+    ):
         return True
-    return np_head(obj) in lex.SCENERY_REGIONS and bool(scene_in(comp)) and not (
-        find_phrase(comp, lex.STYLE_WORDS))
+    return (
+        np_head(obj) in lex.SCENERY_REGIONS
+        and bool(scene_in(comp))
+        and not (find_phrase(comp, lex.STYLE_WORDS))
+    )
 
 
 def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
@@ -136,40 +165,76 @@ def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
     comp = strip_complement(comp)
     cues = [f"verb:{verb}"] + ([f"property:{prop}"] if prop else [])
     # "make it look like the man is in tokyo": a subject placed in a scene
-    m = re.match(r"^(?:like |as if |as though )?(?P<s>.+?) (?:is|are|was|were|be) "
-                 r"(?:\w+ )?(?:in|on|at|inside|under|through|across|along|over|into|near|by) "
-                 r"(?P<p>.+)$", comp)
+    m = re.match(
+        r"^(?:like |as if |as though )?(?P<s>.+?) (?:is|are|was|were|be) "
+        r"(?:\w+ )?(?:in|on|at|inside|under|through|across|along|over|into|near|by) "
+        r"(?P<p>.+)$",
+        comp,
+    )
     if m and scene_in(m.group("p")) and np_kind(clean_np(m.group("s"))) in ("thing", "image"):
         subj = clean_np(m.group("s"))
-        return Parse(Category.BACKGROUND, "subject_in_scene",
-                      obj=subj if np_kind(subj) == "thing" else "",
-                      comp=m.group("p"), verb=verb, cues=cues + ["scene"])
-    if kind == "background" or (tail and re.match(r"^(?:behind|around)\b", tail)
-                                and np_head(obj) in ("wall", "walls", "room", "area", "everything",
-                                                   "what", "stuff", "space", "scene")):
+        return Parse(
+            Category.BACKGROUND,
+            "subject_in_scene",
+            obj=subj if np_kind(subj) == "thing" else "",
+            comp=m.group("p"),
+            verb=verb,
+            cues=cues + ["scene"],
+        )
+    if kind == "background" or (
+        tail
+        and re.match(r"^(?:behind|around)\b", tail)
+        and np_head(obj)
+        in ("wall", "walls", "room", "area", "everything", "what", "stuff", "space", "scene")
+    ):
         anchor = _bg_subject(obj, tail) if kind == "background" else _anchor_from(tail)
-        return Parse(Category.BACKGROUND, "change_background", obj=anchor, comp=comp,
-                      verb=verb, cues=cues + ["background-noun"],
-                      anchor=np_head(obj) if kind == "background" else "background")
+        return Parse(
+            Category.BACKGROUND,
+            "change_background",
+            obj=anchor,
+            comp=comp,
+            verb=verb,
+            cues=cues + ["background-noun"],
+            anchor=np_head(obj) if kind == "background" else "background",
+        )
     if kind == "thing" and _scenery_change(obj, tail, comp):
         # "replace the ocean in the background with a desert", "the room should be a forest"
-        return Parse(Category.BACKGROUND, "change_scenery", obj="", comp=comp, verb=verb,
-                      cues=cues + [f"scenery:{obj}"])
-    if comp in ("nothing", "empty", "empty space", "nothing at all") or comp.startswith(
-        "nothing"
-    ):
+        return Parse(
+            Category.BACKGROUND,
+            "change_scenery",
+            obj="",
+            comp=comp,
+            verb=verb,
+            cues=cues + [f"scenery:{obj}"],
+        )
+    if comp in ("nothing", "empty", "empty space", "nothing at all") or comp.startswith("nothing"):
         return Parse(Category.REMOVE, "replace_with_nothing", obj=obj, verb=verb)
-    if kind == "image" and scene_in(comp) and not scene_in(comp) == "underwater" and not (
-            find_phrase(comp, lex.STYLE_WORDS) or find_phrase(comp, lex.TIME_WEATHER)):
+    if (
+        kind == "image"
+        and scene_in(comp)
+        and not scene_in(comp) == "underwater"
+        and not (find_phrase(comp, lex.STYLE_WORDS) or find_phrase(comp, lex.TIME_WEATHER))
+    ):
         # "change the scene to a desert": a new place around whatever is in the picture
-        return Parse(Category.BACKGROUND, "image_to_place", obj="", comp=comp, verb=verb,
-                      cues=cues + [f"scene:{scene_in(comp)}"])
+        return Parse(
+            Category.BACKGROUND,
+            "image_to_place",
+            obj="",
+            comp=comp,
+            verb=verb,
+            cues=cues + [f"scene:{scene_in(comp)}"],
+        )
     if kind in ("image", "global", "time"):
-        return Parse(Category.GLOBAL, "change_image", obj="", comp=comp or obj, verb=verb,
-                      cues=cues + [f"whole-image:{obj}"])
+        return Parse(
+            Category.GLOBAL,
+            "change_image",
+            obj="",
+            comp=comp or obj,
+            verb=verb,
+            cues=cues + [f"whole-image:{obj}"],
+        )
     if kind == "none":
-        return Parse(Category.GLOBAL, "change_image", comp=comp, verb=verb,
-                      confidence="low")
+        return Parse(Category.GLOBAL, "change_image", comp=comp, verb=verb, confidence="low")
     return Parse(Category.LOCAL, "change", obj=obj, comp=comp, verb=verb, cues=cues)
 
 
@@ -180,70 +245,136 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Par
     if m:  # "put a dog instead of the cat": the cat is changed into a dog
         old = clean_np(split_np(m.group("y"))[0])
         if old and np_kind(old) == "thing":
-            return Parse(Category.LOCAL, "replace_item", obj=old, comp=np_raw, verb=verb,
-                          cues=[f"verb:{verb}", "instead-of"])
+            return Parse(
+                Category.LOCAL,
+                "replace_item",
+                obj=old,
+                comp=np_raw,
+                verb=verb,
+                cues=[f"verb:{verb}", "instead-of"],
+            )
     obj = clean_np(np_raw)
     kind = np_kind(obj)
     head = np_head(obj)
     cues = [f"verb:{verb}"]
     if kind == "background":
-        return Parse(Category.BACKGROUND, "add_background", obj=_anchor_from(tail),
-                      comp=np_raw, verb=verb, cues=cues + ["background-noun"],
-                      anchor=head)
+        return Parse(
+            Category.BACKGROUND,
+            "add_background",
+            obj=_anchor_from(tail),
+            comp=np_raw,
+            verb=verb,
+            cues=cues + ["background-noun"],
+            anchor=head,
+        )
     if re.search(r"\bin the (?:background|distance|back)\b", tail) and (
         scene_in(obj) or head in ("scenery", "landscape", "view", "skyline")
     ):
-        return Parse(Category.BACKGROUND, "scene_in_background", comp=np_raw, verb=verb,
-                      cues=cues + ["scene"])
+        return Parse(
+            Category.BACKGROUND,
+            "scene_in_background",
+            comp=np_raw,
+            verb=verb,
+            cues=cues + ["scene"],
+        )
     if head in lex.GLOBAL_ADDABLES or kind == "global" or obj in lex.GLOBAL_ADJECTIVES:
-        return Parse(Category.GLOBAL, "add_filter", comp=np_raw, verb=verb,
-                      cues=cues + [f"filter:{obj}"])
+        return Parse(
+            Category.GLOBAL, "add_filter", comp=np_raw, verb=verb, cues=cues + [f"filter:{obj}"]
+        )
     if obj in ("rain", "fog", "mist", "haze", "a storm", "storm", "snowfall", "snow") and (
         not tail or re.match(r"^(?:to|in|on) (?:the )?(?:image|photo|picture|scene|it)$", tail)
     ):
-        return Parse(Category.GLOBAL, "add_weather", comp=obj, verb=verb,
-                      cues=cues + ["weather"])
-    moving = verb in ("put", "place", "set", "move", "transport", "teleport", "send",
-                      "relocate", "bring", "seat", "position", "drop", "take", "show",
-                      "depict", "portray", "picture")
+        return Parse(Category.GLOBAL, "add_weather", comp=obj, verb=verb, cues=cues + ["weather"])
+    moving = verb in (
+        "put",
+        "place",
+        "set",
+        "move",
+        "transport",
+        "teleport",
+        "send",
+        "relocate",
+        "bring",
+        "seat",
+        "position",
+        "drop",
+        "take",
+        "show",
+        "depict",
+        "portray",
+        "picture",
+    )
     if moving and kind == "image" and scene_in(tail) and re.match(r"^(?:in|on|at|to)\b", tail):
-        return Parse(Category.BACKGROUND, "move_scene", comp=_place(tail), verb=verb,
-                      cues=cues + [f"scene:{scene_in(tail)}"])
+        return Parse(
+            Category.BACKGROUND,
+            "move_scene",
+            comp=_place(tail),
+            verb=verb,
+            cues=cues + [f"scene:{scene_in(tail)}"],
+        )
     if moving and not is_indefinite(np_raw) and kind == "thing" and backdrop_behind(tail):
-        return Parse(Category.BACKGROUND, "move_subject", obj=obj, comp=_place(tail),
-                      verb=verb, cues=cues + ["backdrop"])
+        return Parse(
+            Category.BACKGROUND,
+            "move_subject",
+            obj=obj,
+            comp=_place(tail),
+            verb=verb,
+            cues=cues + ["backdrop"],
+        )
     # "a brick wall behind the man": a new backdrop for a named subject
     m = re.match(r"^behind\s+(?P<s>.+)$", tail)
-    if m and is_definite(m.group("s")) and (scene_in(obj) or find_phrase(
-            obj, lex.BACKDROP_NOUNS)):
-        return Parse(Category.BACKGROUND, "backdrop_behind", obj=clean_np(m.group("s")),
-                      comp=np_raw, verb=verb, cues=cues + ["backdrop"])
+    if m and is_definite(m.group("s")) and (scene_in(obj) or find_phrase(obj, lex.BACKDROP_NOUNS)):
+        return Parse(
+            Category.BACKGROUND,
+            "backdrop_behind",
+            obj=clean_np(m.group("s")),
+            comp=np_raw,
+            verb=verb,
+            cues=cues + ["backdrop"],
+        )
     if moving and not is_indefinite(np_raw) and scene_in(tail) and kind == "thing":
-        return Parse(Category.BACKGROUND, "move_subject", obj=obj, comp=_place(tail),
-                      verb=verb, cues=cues + [f"scene:{scene_in(tail)}"])
+        return Parse(
+            Category.BACKGROUND,
+            "move_subject",
+            obj=obj,
+            comp=_place(tail),
+            verb=verb,
+            cues=cues + [f"scene:{scene_in(tail)}"],
+        )
     if verb in ("move", "relocate", "shift") and not is_indefinite(np_raw):
-        return Parse(Category.LOCAL, "move_object", obj=obj, comp=tail, verb=verb,
-                      cues=cues)
+        return Parse(Category.LOCAL, "move_object", obj=obj, comp=tail, verb=verb, cues=cues)
     comp = np_raw
     m = re.match(r"^(?P<v>\w+ing)\b", tail)
     if m and m.group("v") not in ING_NOUNS:  # "a kite flying above the beach"
-        loc = _locative_tail(tail[len(m.group("v")):])
+        loc = _locative_tail(tail[len(m.group("v")) :])
         action = tail[: len(tail) - len(loc)].strip() if loc else tail
         comp, tail = f"{np_raw} {action}".strip(), loc
-    return Parse(Category.ADDITION, "add", obj=obj, comp=comp, location=tail,
-                  anchor=anchor, verb=verb, cues=cues)
+    return Parse(
+        Category.ADDITION,
+        "add",
+        obj=obj,
+        comp=comp,
+        location=tail,
+        anchor=anchor,
+        verb=verb,
+        cues=cues,
+    )
 
 
 def _place(tail: str) -> str:
     """The scene in "on a beach", "in front of the eiffel tower" -> "a beach"."""
-    t = re.sub(r"^(?:\w+ing )?(?:in front of|on top of|next to|inside|in|on|at|into|to|"
-               r"under|near|by|among|onto)\s+", "", tail.strip())
+    t = re.sub(
+        r"^(?:\w+ing )?(?:in front of|on top of|next to|inside|in|on|at|into|to|"
+        r"under|near|by|among|onto)\s+",
+        "",
+        tail.strip(),
+    )
     t = re.sub(r"\s+(?:instead|now)$", "", t)
     return t
 
 
 def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
-    """"the dog should be a cat", "the man had a hat", "the girl standing in a field"."""
+    """ "the dog should be a cat", "the man had a hat", "the girl standing in a field"."""
     subj_raw = subj_raw.strip()
     if subj_raw == "there":
         return _decide_existential(rest)
@@ -251,14 +382,23 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
     if is_indefinite(subj_raw) and verb not in lex.VANISH_VERBS:
         # "a small owl sitting on the fence", "make a bird fly in the sky": a new object
         np_raw = subj_raw
-        tail = rest if re.match(r"^(?:in|on|at|next|beside|near|above|under|below|behind|"
-                                r"over|to|inside)\b", rest) else _locative_tail(rest)
+        tail = (
+            rest
+            if re.match(
+                r"^(?:in|on|at|next|beside|near|above|under|below|behind|"
+                r"over|to|inside)\b",
+                rest,
+            )
+            else _locative_tail(rest)
+        )
         p = _decide_add("exist", np_raw, tail)
         p.cues.append("indefinite-subject")
-        if p.category == Category.ADDITION and verb in lex.ACTION_VERBS | lex.POSTURE_VERBS \
-                and verb not in ("be", "is", "are", "was", "were"):
-            action = rest[: len(rest) - len(tail)].strip() if tail and rest.endswith(tail) \
-                else ""
+        if (
+            p.category == Category.ADDITION
+            and verb in lex.ACTION_VERBS | lex.POSTURE_VERBS
+            and verb not in ("be", "is", "are", "was", "were")
+        ):
+            action = rest[: len(rest) - len(tail)].strip() if tail and rest.endswith(tail) else ""
             p.comp = " ".join(w for w in (subj_raw, gerund(verb), action) if w)
         return p
     subj = clean_np(subj_raw)
@@ -266,33 +406,81 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
     kind = np_kind(subj)
     rest = rest.strip()
     cues = [f"statement:{verb}"]
-    be = verb in ("be", "is", "are", "was", "were", "been", "become", "becomes", "became",
-                  "being", "get", "gets", "got", "turn", "turns", "look", "looks", "seem",
-                  "seems", "appear", "appears")
+    be = verb in (
+        "be",
+        "is",
+        "are",
+        "was",
+        "were",
+        "been",
+        "become",
+        "becomes",
+        "became",
+        "being",
+        "get",
+        "gets",
+        "got",
+        "turn",
+        "turns",
+        "look",
+        "looks",
+        "seem",
+        "seems",
+        "appear",
+        "appears",
+    )
     if be:
         # "standing in a field", "holding a balloon", "made of brick"
         m = re.match(r"^(?P<v>\w+ing)\b\s*(?P<r>.*)$", rest)
-        located = bool(m) and bool(re.match(r"^(?:in|on|at|inside|under|through|across|along|"
-                                            r"near|by|around|in front of)\b", m.group("r")))
+        located = bool(m) and bool(
+            re.match(
+                r"^(?:in|on|at|inside|under|through|across|along|"
+                r"near|by|around|in front of)\b",
+                m.group("r"),
+            )
+        )
         if m and m.group("v") in lex.POSSESSION_VERBS and not located:
             return _decide_statement(subj_raw, m.group("v"), m.group("r"))
         if m and (m.group("v") in lex.POSTURE_VERBS or located):
             rest = m.group("r")
         if re.match(r"^(?:gone|removed|deleted|erased|missing|absent|invisible)\b", rest):
             return Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
-        if re.match(r"^(?:in|on|at|inside|into|under|in front of|among|by|near|surrounded "
-                    r"by|located in|placed in|set in)\b", rest) and (
-                        scene_in(rest) or backdrop_behind(rest)) and kind == "thing":
-            return Parse(Category.BACKGROUND, "subject_in_scene", obj=subj,
-                          comp=_place(rest), cues=cues + [f"scene:{scene_in(rest)}"])
-        if kind == "background" or (kind == "thing" and _scenery_change(
-                subj, "", strip_complement(rest))):
-            return Parse(Category.BACKGROUND, "background_is", obj="", comp=strip_complement(rest),
-                          anchor=np_head(subj), cues=cues + ["background-noun"])
+        if (
+            re.match(
+                r"^(?:in|on|at|inside|into|under|in front of|among|by|near|surrounded "
+                r"by|located in|placed in|set in)\b",
+                rest,
+            )
+            and (scene_in(rest) or backdrop_behind(rest))
+            and kind == "thing"
+        ):
+            return Parse(
+                Category.BACKGROUND,
+                "subject_in_scene",
+                obj=subj,
+                comp=_place(rest),
+                cues=cues + [f"scene:{scene_in(rest)}"],
+            )
+        if kind == "background" or (
+            kind == "thing" and _scenery_change(subj, "", strip_complement(rest))
+        ):
+            return Parse(
+                Category.BACKGROUND,
+                "background_is",
+                obj="",
+                comp=strip_complement(rest),
+                anchor=np_head(subj),
+                cues=cues + ["background-noun"],
+            )
         if kind in ("image", "global", "time", "none"):
             return Parse(Category.GLOBAL, "image_is", comp=strip_complement(rest), cues=cues)
-        return Parse(Category.LOCAL, "thing_is", obj=subj, comp=strip_complement(rest),
-                      cues=cues + ([f"property:{prop}"] if prop else []))
+        return Parse(
+            Category.LOCAL,
+            "thing_is",
+            obj=subj,
+            comp=strip_complement(rest),
+            cues=cues + ([f"property:{prop}"] if prop else []),
+        )
     if verb in lex.POSSESSION_VERBS:
         thing_raw, tail = split_np(rest)
         thing = clean_np(thing_raw)
@@ -302,50 +490,90 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
             old = clean_np(split_np(m.group("y"))[0])
             return Parse(Category.LOCAL, "replace_item", obj=old, comp=thing_raw, cues=cues)
         if np_kind(thing) == "background":
-            return Parse(Category.BACKGROUND, "has_background", comp=thing_raw,
-                          obj=subj if kind == "thing" else "", anchor=np_head(thing),
-                          cues=cues + ["background-noun"])
+            return Parse(
+                Category.BACKGROUND,
+                "has_background",
+                comp=thing_raw,
+                obj=subj if kind == "thing" else "",
+                anchor=np_head(thing),
+                cues=cues + ["background-noun"],
+            )
         if kind == "background":
-            return Parse(Category.BACKGROUND, "background_has", comp=rest,
-                          anchor=np_head(subj), cues=cues + ["background-noun"])
-        if kind in ("image", "none") and (np_head(thing) in lex.GLOBAL_ADDABLES
-                                          or find_phrase(thing, lex.STYLE_WORDS)):
+            return Parse(
+                Category.BACKGROUND,
+                "background_has",
+                comp=rest,
+                anchor=np_head(subj),
+                cues=cues + ["background-noun"],
+            )
+        if kind in ("image", "none") and (
+            np_head(thing) in lex.GLOBAL_ADDABLES or find_phrase(thing, lex.STYLE_WORDS)
+        ):
             return Parse(Category.GLOBAL, "image_has", comp=thing_raw, cues=cues)
         if thing in lex.CHANGE_ITEMS or np_head(thing) in lex.CHANGE_ITEMS:
             return Parse(Category.LOCAL, "given_change", obj=subj, comp=thing_raw, cues=cues)
-        if twords and twords[-1] in lex.BODY_PARTS and len(twords) > 1 and not \
-                is_indefinite(thing_raw) and is_adjectival(twords[:-1]):
+        if (
+            twords
+            and twords[-1] in lex.BODY_PARTS
+            and len(twords) > 1
+            and not is_indefinite(thing_raw)
+            and is_adjectival(twords[:-1])
+        ):
             part = twords[-1]
             target = part if part in ("hair", "eyes", "skin", "fur", "lips", "beard") else subj
             return Parse(Category.LOCAL, "has_attribute", obj=target, comp=thing, cues=cues)
-        return Parse(Category.ADDITION, "has_item", obj=thing, comp=thing_raw,
-                      location=tail, anchor=subj if kind == "thing" else "", verb=verb,
-                      cues=cues)
+        return Parse(
+            Category.ADDITION,
+            "has_item",
+            obj=thing,
+            comp=thing_raw,
+            location=tail,
+            anchor=subj if kind == "thing" else "",
+            verb=verb,
+            cues=cues,
+        )
     if verb in lex.VANISH_VERBS:
         return Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
-    if verb in lex.POSTURE_VERBS and kind == "thing" and (
-            scene_in(rest) or backdrop_behind(rest)):
-        return Parse(Category.BACKGROUND, "subject_in_scene", obj=subj, comp=_place(rest),
-                      cues=cues + [f"scene:{scene_in(rest)}"])
+    if verb in lex.POSTURE_VERBS and kind == "thing" and (scene_in(rest) or backdrop_behind(rest)):
+        return Parse(
+            Category.BACKGROUND,
+            "subject_in_scene",
+            obj=subj,
+            comp=_place(rest),
+            cues=cues + [f"scene:{scene_in(rest)}"],
+        )
     if kind in ("image", "none", "time") or subj in ("it", "everything"):
-        return Parse(Category.GLOBAL, "image_action", comp=f"{verb} {rest}".strip(),
-                      cues=cues)
+        return Parse(Category.GLOBAL, "image_action", comp=f"{verb} {rest}".strip(), cues=cues)
     if kind == "background":
-        return Parse(Category.BACKGROUND, "background_action", comp=f"{verb} {rest}".strip(),
-                      anchor=np_head(subj), cues=cues)
-    return Parse(Category.LOCAL, "action", obj=subj, comp=f"{gerund(verb)} {rest}".strip(),
-                  verb=verb, cues=cues)
+        return Parse(
+            Category.BACKGROUND,
+            "background_action",
+            comp=f"{verb} {rest}".strip(),
+            anchor=np_head(subj),
+            cues=cues,
+        )
+    return Parse(
+        Category.LOCAL,
+        "action",
+        obj=subj,
+        comp=f"{gerund(verb)} {rest}".strip(),
+        verb=verb,
+        cues=cues,
+    )
 
 
 def _locative_tail(text: str) -> str:
     """The first locative phrase inside ``text`` ("fly in the sky" -> "in the sky")."""
-    m = re.search(r"\b(?:in|on|at|next to|beside|near|above|under|below|behind|over|inside)"
-                  r"\b.*$", text)
+    m = re.search(
+        r"\b(?:in|on|at|next to|beside|near|above|under|below|behind|over|inside)"
+        r"\b.*$",
+        text,
+    )
     return m.group(0) if m else ""
 
 
 def _decide_existential(np_text: str) -> Parse:
-    """"there should be a boat in the water", "i want a snowy background"."""
+    """ "there should be a boat in the water", "i want a snowy background"."""
     np_text = np_text.strip()
     m = re.match(r"^(?:no|none of the|zero|not any)\s+(?:more\s+)?(?P<o>.+)$", np_text)
     if m:
@@ -382,62 +610,91 @@ _ADD_VERBS = (
     r"relocate|pop|throw in|carve|write|get|set|paint|grow|station|land|release|toss|"
     r"float|fly|shift|show|depict|portray"
 )
-_BE = (r"(?:(?:should|must|would|could|can|will|shall|might|may|needs? to|has to|have to|"
-       r"ought to|to|is going to|are going to)\s+)?(?:(?:not|never)\s+)?")
+_BE = (
+    r"(?:(?:should|must|would|could|can|will|shall|might|may|needs? to|has to|have to|"
+    r"ought to|to|is going to|are going to)\s+)?(?:(?:not|never)\s+)?"
+)
 
 
 def _match_remove(c: str) -> Parse | None:
-    m = re.match(r"^(?:i|we)\s+(?:do not|did not|would not|never)\s+(?:want|like|need)\s+"
-                 r"(?:to see\s+)?(?:any\s+)?(?P<obj>.+)$", c)
+    m = re.match(
+        r"^(?:i|we)\s+(?:do not|did not|would not|never)\s+(?:want|like|need)\s+"
+        r"(?:to see\s+)?(?:any\s+)?(?P<obj>.+)$",
+        c,
+    )
     if m:
         return _decide_remove(m.group("obj"), "do-not-want")
     m = re.match(rf"^(?:{_REMOVE_VERBS})\s+(?P<obj>.+)$", c)
     if m and not re.match(r"^(?:up|down)$", m.group("obj")):
-        verb = c[: m.start("obj")].strip()
-        if verb == "cover":
-            return None
-        return _decide_remove(m.group("obj"), verb)
-    m = re.match(r"^(?P<v>take|get|clear|wipe|pull|cut|clean|rip|strip|edit|crop|photoshop|"
-                 r"paint|knock|throw|toss|kick|chase|erase|delete|remove|move|brush|scrub)\s+"
-                 r"(?P<obj>.+?)\s+(?:out of|off of|away from|out|away|off|from)(?:\s+(?P<r>.*))?$",
-                 c)
+        return _decide_remove(m.group("obj"), c[: m.start("obj")].strip())
+    m = re.match(
+        r"^(?P<v>take|get|clear|wipe|pull|cut|clean|rip|strip|edit|crop|photoshop|"
+        r"paint|knock|throw|toss|kick|chase|erase|delete|remove|move|brush|scrub)\s+"
+        r"(?P<obj>.+?)\s+(?:out of|off of|away from|out|away|off|from)(?:\s+(?P<r>.*))?$",
+        c,
+    )
     if m and not (m.group("v") == "move" and not re.search(r"\b(?:out|away)\b", c)):
         return _decide_remove(m.group("obj"), m.group("v"))
-    m = re.match(r"^(?:make|let|have)\s+(?P<obj>.+?)\s+(?:disappear|vanish|go away|"
-                 r"invisible|gone|leave)\b", c)
+    m = re.match(
+        r"^(?:make|let|have)\s+(?P<obj>.+?)\s+(?:disappear|vanish|go away|"
+        r"invisible|gone|leave)\b",
+        c,
+    )
     if m:
         return _decide_remove(m.group("obj"), "make-disappear")
-    c = re.sub(r"^(?:what if|imagine if|imagine|suppose|i want|i would like|i need|i wish|"
-               r"we want|i would prefer|i prefer)\s+", "", c)
-    m = re.match(rf"^(?P<obj>.+?)\s+{_BE}(?:be\s+|get\s+|being\s+)?(?:gone|removed|deleted|"
-                 r"erased|eliminated|taken out|taken away|cleared|wiped out|disappear|"
-                 r"disappears|disappeared|vanish|vanishes|vanished|go away|missing|absent)\b",
-                 c)
+    c = re.sub(
+        r"^(?:what if|imagine if|imagine|suppose|i want|i would like|i need|i wish|"
+        r"we want|i would prefer|i prefer)\s+",
+        "",
+        c,
+    )
+    m = re.match(
+        rf"^(?P<obj>.+?)\s+{_BE}(?:be\s+|get\s+|being\s+)?(?:gone|removed|deleted|"
+        r"erased|eliminated|taken out|taken away|cleared|wiped out|disappear|"
+        r"disappears|disappeared|vanish|vanishes|vanished|go away|missing|absent)\b",
+        c,
+    )
     if not m:
-        m = re.match(r"^(?P<obj>.+?)\s+(?:needs? to|has to|have to|must|should|can|could)\s+"
-                     r"(?:go|leave|be gone)$", c)
+        m = re.match(
+            r"^(?P<obj>.+?)\s+(?:needs? to|has to|have to|must|should|can|could)\s+"
+            r"(?:go|leave|be gone)$",
+            c,
+        )
     if m and not re.match(r"^(?:there|it)$", m.group("obj")):
         return _decide_remove(m.group("obj"), "gone")
-    m = re.match(r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did|was|were|is|are|"
-                 r"needs? to|has to|have to|ought to)\s+){1,2}(?:not|never)\s+(?:be\s*)?(?:there|here|"
-                 r"in (?:the|this) (?:picture|image|photo|scene|shot|frame)|visible|present|"
-                 r"exist|appear|be seen|show|$)", c)
+    m = re.match(
+        r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did|was|were|is|are|"
+        r"needs? to|has to|have to|ought to)\s+){1,2}(?:not|never)\s+(?:be\s*)?(?:there|here|"
+        r"in (?:the|this) (?:picture|image|photo|scene|shot|frame)|visible|present|"
+        r"exist|appear|be seen|show|$)",
+        c,
+    )
     if m:
-        obj = re.sub(r"\s+(?:was|were|is|are|should|would|could|must|does|did|do)$", "",
-                     m.group("obj"))
+        obj = re.sub(
+            r"\s+(?:was|were|is|are|should|would|could|must|does|did|do)$", "", m.group("obj")
+        )
         return _decide_remove(obj, "not-there")
-    m = re.match(r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did)\s+)?(?:not|never)"
-                 r"\s+(?:have|has|contain|include|"
-                 r"show)\s+(?:any\s+)?(?P<thing>.+)$", c)
+    m = re.match(
+        r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did)\s+)?(?:not|never)"
+        r"\s+(?:have|has|contain|include|"
+        r"show)\s+(?:any\s+)?(?P<thing>.+)$",
+        c,
+    )
     if m and np_kind(clean_np(m.group("obj"))) in ("image", "none"):
         return _decide_remove(m.group("thing"), "not-have")
-    m = re.match(r"^there\s+(?:should|must|can|would|will|could)\s+(?:not|never)\s+be\s+"
-                 r"(?:any\s+)?(?P<obj>.+)$", c)
+    m = re.match(
+        r"^there\s+(?:should|must|can|would|will|could)\s+(?:not|never)\s+be\s+"
+        r"(?:any\s+)?(?P<obj>.+)$",
+        c,
+    )
     if m:
         return _decide_remove(m.group("obj"), "no")
-    m = re.match(r"^(?:(?:there (?:should|must|can|would|will) be|there is|there are|"
-                 r"there was|there were|let there be|i want|i would like|have|leave|with|"
-                 r"show) )?(?:no|none of the|zero)\s+(?:more\s+)?(?P<obj>.+)$", c)
+    m = re.match(
+        r"^(?:(?:there (?:should|must|can|would|will) be|there is|there are|"
+        r"there was|there were|let there be|i want|i would like|have|leave|with|"
+        r"show) )?(?:no|none of the|zero)\s+(?:more\s+)?(?P<obj>.+)$",
+        c,
+    )
     if m:
         return _decide_remove(m.group("obj"), "no")
     m = re.match(r"^(?:without|minus|sans)\s+(?:any\s+)?(?P<obj>.+)$", c)
@@ -447,7 +704,7 @@ def _match_remove(c: str) -> Parse | None:
 
 
 def _split_give(rest: str) -> tuple[str, str]:
-    """"the cat a crown" -> ("the cat", "a crown"); "her sunglasses" -> ("her", "sunglasses")."""
+    """ "the cat a crown" -> ("the cat", "a crown"); "her sunglasses" -> ("her", "sunglasses")."""
     words = rest.split()
     if not words:
         return "", ""
@@ -464,8 +721,11 @@ def _split_give(rest: str) -> tuple[str, str]:
 def _match_give(c: str) -> Parse | None:
     m = re.match(r"^give\s+(?P<rest>.+)$", c)
     if not m:
-        m = re.match(r"^(?:get|buy|hand)\s+(?P<rest>(?:him|her|them|the \w+|his \w+|her \w+)\s+"
-                     r"(?:a|an|some|two|three)\s+.+)$", c)
+        m = re.match(
+            r"^(?:get|buy|hand)\s+(?P<rest>(?:him|her|them|the \w+|his \w+|her \w+)\s+"
+            r"(?:a|an|some|two|three)\s+.+)$",
+            c,
+        )
     if not m:
         return None
     rest = m.group("rest")
@@ -476,13 +736,12 @@ def _match_give(c: str) -> Parse | None:
         who, thing = _split_give(rest)
     if not thing:
         return None
-    if np_kind(clean_np(who)) in ("image", "none") or who in ("it", "this"):
-        return _decide_statement(who, "have", thing)
+    # "give X Y" reads as "X has Y": an addition, a change ("a haircut") or a look ("it")
     return _decide_statement(who, "have", thing)
 
 
 def _match_dress(c: str) -> Parse | None:
-    """"dress the man in a tie", "dress her up as a witch"."""
+    """ "dress the man in a tie", "dress her up as a witch"."""
     m = re.match(r"^dress\s+(?P<who>.+?)\s+(?:up\s+)?(?:in|with)\s+(?P<thing>.+)$", c)
     if m:
         return _decide_statement(m.group("who"), "wear", m.group("thing"))
@@ -492,31 +751,38 @@ def _match_dress(c: str) -> Parse | None:
     return None
 
 
-_CAUSE_VERB_SET = (lex.POSSESSION_VERBS | lex.ACTION_VERBS | lex.POSTURE_VERBS
-                   | lex.VANISH_VERBS) - {"look", "looking", "turn", "face", "with"}
+_CAUSE_VERB_SET = (
+    lex.POSSESSION_VERBS | lex.ACTION_VERBS | lex.POSTURE_VERBS | lex.VANISH_VERBS
+) - {"look", "looking", "turn", "face", "with"}
 
 
 def _split_subject_verb(text: str) -> tuple[str, str, str] | None:
-    """"the dog wear a hat" -> ("the dog", "wear", "a hat"); first verb after a noun."""
+    """ "the dog wear a hat" -> ("the dog", "wear", "a hat"); first verb after a noun."""
     words = text.split()
     for i in range(1, len(words)):
         w = words[i]
         if w in ("be", "become", "look", "looks", "seem") or w in _CAUSE_VERB_SET:
             if words[i - 1] in lex.DETERMINERS:
                 continue
-            return " ".join(words[:i]), w, " ".join(words[i + 1:])
+            return " ".join(words[:i]), w, " ".join(words[i + 1 :])
     return None
 
 
 def _match_causative(c: str) -> Parse | None:
     """make/have/let/get X <verb> ...; what if ...; i want X to ...; can X be ..."""
-    m = re.match(r"^(?:what if|imagine if|imagine|suppose|pretend|how about if|what would "
-                 r"happen if|i wish|if only)\s+(?P<s>.+)$", c)
+    m = re.match(
+        r"^(?:what if|imagine if|imagine|suppose|pretend|how about if|what would "
+        r"happen if|i wish|if only)\s+(?P<s>.+)$",
+        c,
+    )
     if m:
         return _parse_statement(m.group("s"), lenient=True)
-    m = re.match(r"^(?:i want|i would like|i need|we want|i would love|i wish|i prefer|"
-                 r"i would prefer|i want to see|i would like to see|id like)\s+"
-                 r"(?P<s>.+?)\s+to\s+(?P<v>be|look|have|wear|hold|become|\w+)\b\s*(?P<r>.*)$", c)
+    m = re.match(
+        r"^(?:i want|i would like|i need|we want|i would love|i wish|i prefer|"
+        r"i would prefer|i want to see|i would like to see|id like)\s+"
+        r"(?P<s>.+?)\s+to\s+(?P<v>be|look|have|wear|hold|become|\w+)\b\s*(?P<r>.*)$",
+        c,
+    )
     if m and m.group("v") not in ("the", "a", "an"):
         subj, verb, rest = m.group("s"), m.group("v"), m.group("r")
         if verb in ("look", "become", "seem", "appear"):
@@ -543,10 +809,6 @@ def _match_causative(c: str) -> Parse | None:
             subj, verb, rest = sv
             if verb in ("look", "looks", "seem", "become"):
                 return _decide_change(subj, rest, "look")
-            if verb == "be":
-                return _decide_statement(subj, "be", rest)
-            if m.group("cause") == "make" and verb in ("with",):
-                return None
             return _decide_statement(subj, verb, rest)
     return None
 
@@ -554,24 +816,55 @@ def _match_causative(c: str) -> Parse | None:
 def _parse_statement(s: str, lenient: bool = False) -> Parse | None:
     """A declarative clause: "<subject> (modal) <verb> <rest>"."""
     s = re.sub(r"^(?:only|just)\s+", "", s)
-    m = re.match(r"^there\s+(?:(?:should|must|could|would|will|can|might|needs to)\s+be|"
-                 r"is|are|was|were|be)\s+(?P<r>.+)$", s)
+    m = re.match(
+        r"^there\s+(?:(?:should|must|could|would|will|can|might|needs to)\s+be|"
+        r"is|are|was|were|be)\s+(?P<r>.+)$",
+        s,
+    )
     if m:
         return _decide_existential(m.group("r"))
-    m = re.match(rf"^(?P<s>.+?)\s+{_BE}(?P<v>be|become|becomes|became|is|are|was|were|been|"
-                 r"being|gets|got|turns|turned|look|looks|looked|seem|seems|appears|had|has|"
-                 r"have|having|wore|wears|wear|wearing|held|holds|hold|holding|carry|carries|"
-                 r"carrying|carried|with|sporting|sat|sits|sitting|stood|stands|standing|"
-                 r"lay|lies|lying|disappear|disappears|vanish|vanishes)\b\s*(?P<r>.*)$", s)
+    m = re.match(
+        rf"^(?P<s>.+?)\s+{_BE}(?P<v>be|become|becomes|became|is|are|was|were|been|"
+        r"being|gets|got|turns|turned|look|looks|looked|seem|seems|appears|had|has|"
+        r"have|having|wore|wears|wear|wearing|held|holds|hold|holding|carry|carries|"
+        r"carrying|carried|with|sporting|sat|sits|sitting|stood|stands|standing|"
+        r"lay|lies|lying|disappear|disappears|vanish|vanishes)\b\s*(?P<r>.*)$",
+        s,
+    )
     if m:
         subj, verb, rest = m.group("s"), m.group("v"), m.group("r")
-        if verb in ("look", "looks", "looked", "seem", "seems", "appears", "turns", "turned",
-                    "gets", "got", "becomes", "became", "become"):
+        if verb in (
+            "look",
+            "looks",
+            "looked",
+            "seem",
+            "seems",
+            "appears",
+            "turns",
+            "turned",
+            "gets",
+            "got",
+            "becomes",
+            "became",
+            "become",
+        ):
             return _decide_change(subj, rest, "look")
-        base = {"had": "have", "has": "have", "having": "have", "wore": "wear",
-                "wears": "wear", "held": "hold", "holds": "hold", "carries": "carry",
-                "carried": "carry", "sat": "sit", "sits": "sit", "stood": "stand",
-                "stands": "stand", "lies": "lie"}.get(verb, verb)
+        base = {
+            "had": "have",
+            "has": "have",
+            "having": "have",
+            "wore": "wear",
+            "wears": "wear",
+            "held": "hold",
+            "holds": "hold",
+            "carries": "carry",
+            "carried": "carry",
+            "sat": "sit",
+            "sits": "sit",
+            "stood": "stand",
+            "stands": "stand",
+            "lies": "lie",
+        }.get(verb, verb)
         if base in ("is", "are", "was", "were", "been", "being"):
             base = "be"
         return _decide_statement(subj, base, rest)
@@ -583,20 +876,27 @@ def _parse_statement(s: str, lenient: bool = False) -> Parse | None:
 
 
 def _match_desire(c: str) -> Parse | None:
-    """"i want a brick wall behind the cat", "can we have some ducks", "how about a hat"."""
-    m = re.match(r"^(?:i want|i would like|i need|we need|we want|i would love|can we have|"
-                 r"could we have|can we get|could we get|can i get|can i have|how about|"
-                 r"what about|give me|show me|i wish for|i would prefer|i prefer|let us have|"
-                 r"it needs|it should have|it needs to have)\s+(?P<np>.+)$", c)
+    """ "i want a brick wall behind the cat", "can we have some ducks", "how about a hat"."""
+    m = re.match(
+        r"^(?:i want|i would like|i need|we need|we want|i would love|can we have|"
+        r"could we have|can we get|could we get|can i get|can i have|how about|"
+        r"what about|give me|show me|i wish for|i would prefer|i prefer|let us have|"
+        r"it needs|it should have|it needs to have)\s+(?P<np>.+)$",
+        c,
+    )
     if m and (is_indefinite(m.group("np")) or not is_definite(m.group("np"))):
         return _decide_existential(m.group("np"))
     return None
 
 
 def _quoted(words: str) -> str:
-    """"the text hello" / "the words happy birthday" -> "hello" / "happy birthday"."""
-    w = re.sub(r"^(?:the\s+|some\s+)?(?:text|words?|caption|writing|title|label|letters)"
-               r"(?:\s+(?:that\s+)?(?:says?|saying|reading|reads))?\s*", "", words.strip())
+    """ "the text hello" / "the words happy birthday" -> "hello" / "happy birthday"."""
+    w = re.sub(
+        r"^(?:the\s+|some\s+)?(?:text|words?|caption|writing|title|label|letters)"
+        r"(?:\s+(?:that\s+)?(?:says?|saying|reading|reads))?\s*",
+        "",
+        words.strip(),
+    )
     return w.strip()
 
 
@@ -606,42 +906,56 @@ def _match_add(c: str) -> Parse | None:
         return None
     verb, rest = m.group("v"), m.group("rest")
     np_raw, tail = split_np(rest)
-    definite = is_definite(np_raw) or not is_indefinite(np_raw)
-    # verbs that also mean "change": "paint the wall yellow", "set the background to x"
+    # verbs that also mean "change" or "show": "paint the wall yellow", "set the background
+    # to x", "get the bus out" are left to the other frames unless they add a new thing
     scene_move = verb == "set" and scene_in(tail) and re.match(r"^(?:in|on|at)\b", tail)
     if verb in ("show", "depict", "portray") and not (scene_in(tail) or is_indefinite(np_raw)):
         return None
-    if verb in ("paint", "set", "get", "turn", "fly", "float", "shift", "grow", "land") and \
-            not is_indefinite(np_raw) and not scene_move:
-        if verb in ("paint", "set", "grow") or np_kind(clean_np(np_raw)) != "thing":
-            return None
-        if verb in ("get",):
+    if (
+        verb in ("paint", "set", "get", "fly", "float", "shift", "grow", "land")
+        and not is_indefinite(np_raw)
+        and not scene_move
+    ):
+        if verb in ("paint", "set", "grow", "get") or np_kind(clean_np(np_raw)) != "thing":
             return None
     if verb in ("put", "place", "set") and np_kind(clean_np(np_raw)) == "background":
         m2 = re.match(r"^(?P<o>.+?)\s+(?:to|as)\s+(?P<c>.+)$", rest)
         if m2:
             return _decide_change(m2.group("o"), m2.group("c"), verb)
-    if verb == "write" or (verb in ("add", "put", "place", "insert") and re.match(
-            r"^(?:the\s+|some\s+)?(?:text|words?|caption|writing|title|label|letters)\b", rest)):
+    if verb == "write" or (
+        verb in ("add", "put", "place", "insert")
+        and re.match(
+            r"^(?:the\s+|some\s+)?(?:text|words?|caption|writing|title|label|letters)\b", rest
+        )
+    ):
         # text on a named surface repaints that surface (Emu Edit's "text" task is local);
         # free-standing text needs a region, like any addition
         m2 = re.search(r"\b(?:on|onto|across)\s+(?P<s>(?:the|his|her|their|its)\s+.+)$", rest)
-        if m2 and not re.search(r"\b(?:top|bottom|left|right|corner|center|centre|middle)\b",
-                                m2.group("s")):
+        if m2 and not re.search(
+            r"\b(?:top|bottom|left|right|corner|center|centre|middle)\b", m2.group("s")
+        ):
             surface = clean_np(split_np(m2.group("s"))[0])
-            return Parse(Category.LOCAL, "write_on", obj=surface,
-                          comp=f"{surface} with the text {_quoted(rest[: m2.start()])}",
-                          verb=verb, cues=["text"])
+            return Parse(
+                Category.LOCAL,
+                "write_on",
+                obj=surface,
+                comp=f"{surface} with the text {_quoted(rest[: m2.start()])}",
+                verb=verb,
+                cues=["text"],
+            )
         m3 = re.search(r"\s(?:at|on|in|to|near|across|along|above|below|under|over)\s+.*$", rest)
         tail = m3.group(0).strip() if m3 else ""
         words = rest[: m3.start()] if m3 else rest
-        return Parse(Category.ADDITION, "add_text", obj="text",
-                      comp=f"the text {_quoted(words)}", location=tail, verb=verb,
-                      cues=["text"])
-    p = _decide_add(verb, np_raw, tail)
-    if not definite and p.category == Category.ADDITION:
-        p.confidence = "high"
-    return p
+        return Parse(
+            Category.ADDITION,
+            "add_text",
+            obj="text",
+            comp=f"the text {_quoted(words)}",
+            location=tail,
+            verb=verb,
+            cues=["text"],
+        )
+    return _decide_add(verb, np_raw, tail)
 
 
 def _match_change(c: str) -> Parse | None:
@@ -662,13 +976,19 @@ def _match_change(c: str) -> Parse | None:
             return _decide_change(m1.group("o"), m1.group("c"), verb)
         return _decide_change(rest, "", verb)
     if verb != "make":
-        m1 = re.match(r"^(?P<o>.+?)\s+(?:into|to be|to look like|to|as|so that|so|with)\s+"
-                      r"(?P<c>.+)$", rest)
+        m1 = re.match(
+            r"^(?P<o>.+?)\s+(?:into|to be|to look like|to|as|so that|so|with)\s+"
+            r"(?P<c>.+)$",
+            rest,
+        )
         if m1:
             return _decide_change(m1.group("o"), m1.group("c"), verb)
     # "make X look like Y", "make X into Y"
-    m1 = re.match(r"^(?P<o>.+?)\s+(?:look like|looks like|look|seem|appear|into|like|become)"
-                  r"\s+(?P<c>.+)$", rest)
+    m1 = re.match(
+        r"^(?P<o>.+?)\s+(?:look like|looks like|look|seem|appear|into|like|become)"
+        r"\s+(?P<c>.+)$",
+        rest,
+    )
     if m1:
         return _decide_change(m1.group("o"), m1.group("c"), verb)
     obj, comp = _split_object_complement(rest)
@@ -676,13 +996,15 @@ def _match_change(c: str) -> Parse | None:
 
 
 def _split_object_complement(rest: str) -> tuple[str, str]:
-    """"the blue square green" -> ("the blue square", "green"); "the dog a wolf"."""
+    """ "the blue square green" -> ("the blue square", "green"); "the dog a wolf"."""
     words = rest.split()
     if not words:
         return "", ""
-    if words[0] in ("it", "this", "that", "him", "her", "them", "everything", "everyone") \
-            and len(words) > 1 and not (words[0] == "her" and len(words) > 2
-                                        and words[1] not in lex.INDEFINITE):
+    if (
+        words[0] in ("it", "this", "that", "him", "her", "them", "everything", "everyone")
+        and len(words) > 1
+        and not (words[0] == "her" and len(words) > 2 and words[1] not in lex.INDEFINITE)
+    ):
         return words[0], " ".join(words[1:])
     m = re.match(r"^(?P<o>.+?)\s+(?P<c>(?:made|built|carved) (?:of|from|out of)\s+.+)$", rest)
     if m:  # "the table made of wood"
@@ -703,12 +1025,19 @@ def _split_object_complement(rest: str) -> tuple[str, str]:
         if not is_adjectival(words[i:]) or not clean_np(" ".join(words[:i])):
             break
         last = words[i - 1]
-        noun_material = (words[i] in lex.MATERIALS and words[i] not in lex.ADJECTIVES
-                         and i < len(words) - 1 and words[i + 1] not in ("and", "or"))
+        noun_material = (
+            words[i] in lex.MATERIALS
+            and words[i] not in lex.ADJECTIVES
+            and i < len(words) - 1
+            and words[i + 1] not in ("and", "or")
+        )
         if noun_material:  # "the sheep's wool pink": wool is the object, not a complement
             break
-        if last not in ("and", "or", "more", "less", "very") and last not in lex.COLORS \
-                and last not in lex.ADJECTIVES:
+        if (
+            last not in ("and", "or", "more", "less", "very")
+            and last not in lex.COLORS
+            and last not in lex.ADJECTIVES
+        ):
             start = i
     if start < len(words):
         return " ".join(words[:start]), " ".join(words[start:])
@@ -718,19 +1047,25 @@ def _split_object_complement(rest: str) -> tuple[str, str]:
 
 
 def _match_see(c: str) -> Parse | None:
-    m = re.match(r"^(?:let (?:us|me) )?(?:see|show|view|show me|picture|imagine)\s+"
-                 r"(?P<o>it|this|that|the (?:image|photo|picture|scene|view)|everything)"
-                 r"\s+(?P<c>.+)$", c)
+    m = re.match(
+        r"^(?:let (?:us|me) )?(?:see|show|view|show me|picture|imagine)\s+"
+        r"(?P<o>it|this|that|the (?:image|photo|picture|scene|view)|everything)"
+        r"\s+(?P<c>.+)$",
+        c,
+    )
     if not m:
-        m = re.match(r"^(?:what|how)\s+(?:would|will|does|might|could|should)\s+"
-                     r"(?P<o>.+?)\s+look(?:\s+like)?\s*(?P<c>.*)$", c)
+        m = re.match(
+            r"^(?:what|how)\s+(?:would|will|does|might|could|should)\s+"
+            r"(?P<o>.+?)\s+look(?:\s+like)?\s*(?P<c>.*)$",
+            c,
+        )
     if not m:
         return None
     return _decide_change(m.group("o"), m.group("c"), "see")
 
 
 def _match_adjust(c: str) -> Parse | None:
-    """"increase the contrast", "blur the background", "sharpen", "more saturation"."""
+    """ "increase the contrast", "blur the background", "sharpen", "more saturation"."""
     words = c.split()
     if not words:
         return None
@@ -749,16 +1084,27 @@ def _match_adjust(c: str) -> Parse | None:
         if verb == "more":  # "more clouds"
             return _decide_add("more", np_raw, tail)
         return _decide_remove(rest, verb)  # "fewer people"
-    if kind == "background" or (re.match(r"^(?:behind|around)\b", tail) and np_head(obj) in (
-            "everything", "area", "stuff", "space", "rest", "scene", "image", "picture")):
-        return Parse(Category.BACKGROUND, "adjust_background", obj=_anchor_from(tail),
-                      comp=verb, anchor=np_head(obj), verb=verb, cues=[f"verb:{verb}"])
+    if kind == "background" or (
+        re.match(r"^(?:behind|around)\b", tail)
+        and np_head(obj)
+        in ("everything", "area", "stuff", "space", "rest", "scene", "image", "picture")
+    ):
+        return Parse(
+            Category.BACKGROUND,
+            "adjust_background",
+            obj=_anchor_from(tail),
+            comp=verb,
+            anchor=np_head(obj),
+            verb=verb,
+            cues=[f"verb:{verb}"],
+        )
     if not obj or kind in ("image", "global", "time") or np_head(obj) in lex.GLOBAL_ADDABLES:
         comp = "" if kind == "image" else obj.split(" of ")[0]
         return Parse(Category.GLOBAL, "adjust", comp=comp, verb=verb, cues=[f"verb:{verb}"])
     if verb in lex.GLOBAL_VERBS:
-        return Parse(Category.LOCAL, "adjust_object", obj=inner, comp=verb, verb=verb,
-                      cues=[f"verb:{verb}"])
+        return Parse(
+            Category.LOCAL, "adjust_object", obj=inner, comp=verb, verb=verb, cues=[f"verb:{verb}"]
+        )
     return None
 
 
@@ -771,11 +1117,37 @@ def _match_global_phrase(c: str) -> Parse | None:
     words = c.split()
     if words and (words[0] in lex.GLOBAL_VERBS or words[0] in lex.ADJUST_VERBS):
         return None  # an adjustment verb: the adjust frame reads it
-    vocab = (lex.STYLE_WORDS | lex.GLOBAL_ADJECTIVES | lex.TIME_WEATHER | lex.GLOBAL_VERBS
-             | lex.GLOBAL_PROPERTIES | {"more", "less", "and", "a", "an", "the", "style",
-                                        "effect", "version", "filter", "look", "mode", "tone",
-                                        "toned", "please", "very", "much", "of", "in",
-                                        "image", "photo", "picture"})
+    vocab = (
+        lex.STYLE_WORDS
+        | lex.GLOBAL_ADJECTIVES
+        | lex.TIME_WEATHER
+        | lex.GLOBAL_VERBS
+        | lex.GLOBAL_PROPERTIES
+        | {
+            "more",
+            "less",
+            "and",
+            "a",
+            "an",
+            "the",
+            "style",
+            "effect",
+            "version",
+            "filter",
+            "look",
+            "mode",
+            "tone",
+            "toned",
+            "please",
+            "very",
+            "much",
+            "of",
+            "in",
+            "image",
+            "photo",
+            "picture",
+        }
+    )
     if words and all(w in vocab for w in words) and len(words) <= 6:
         return Parse(Category.GLOBAL, "style_words", comp=c, cues=["style"])
     return None
@@ -786,8 +1158,11 @@ def _match_bare(c: str) -> Parse | None:
     m = re.match(r"^(?P<o>.+?)\s+(?:to|into|as|should be|:)\s+(?P<c>.+)$", c)
     if m and np_kind(clean_np(m.group("o"))) in ("background", "image", "time"):
         return _decide_change(m.group("o"), m.group("c"), "bare")
-    m = re.match(r"^(?P<o>(?:the\s+)?[a-z'\-]+(?:\s+[a-z'\-]+)?)\s+(?:to|into|->|:)\s+"
-                 r"(?P<c>(?:a\s+|an\s+)?[a-z'\-]+(?:\s+[a-z'\-]+)?)$", c)
+    m = re.match(
+        r"^(?P<o>(?:the\s+)?[a-z'\-]+(?:\s+[a-z'\-]+)?)\s+(?:to|into|->|:)\s+"
+        r"(?P<c>(?:a\s+|an\s+)?[a-z'\-]+(?:\s+[a-z'\-]+)?)$",
+        c,
+    )
     if m and not scene_in(m.group("c")):  # "cat to dog", "horse into a unicorn"
         return _decide_change(m.group("o"), m.group("c"), "bare")
     np_raw, tail = split_np(c)
@@ -796,13 +1171,24 @@ def _match_bare(c: str) -> Parse | None:
         return None
     kind = np_kind(obj)
     if kind == "background":
-        return Parse(Category.BACKGROUND, "bare_background", comp=c, anchor=np_head(obj),
-                      obj=_anchor_from(tail), cues=["background-noun"])
+        return Parse(
+            Category.BACKGROUND,
+            "bare_background",
+            comp=c,
+            anchor=np_head(obj),
+            obj=_anchor_from(tail),
+            cues=["background-noun"],
+        )
     if is_indefinite(np_raw):
         return _decide_add("bare", np_raw, tail)
     if re.match(r"^(?:\w+ing\s+)?(?:in|on|at|inside|in front of)\b", tail) and scene_in(tail):
-        return Parse(Category.BACKGROUND, "subject_in_scene", obj=obj, comp=_place(tail),
-                      cues=[f"scene:{scene_in(tail)}"])
+        return Parse(
+            Category.BACKGROUND,
+            "subject_in_scene",
+            obj=obj,
+            comp=_place(tail),
+            cues=[f"scene:{scene_in(tail)}"],
+        )
     if tail:
         return _decide_add("bare", np_raw, tail)
     return None
@@ -816,13 +1202,13 @@ def fallback_parse(c: str) -> Parse:
     if re.search(r"\b(?:background|backdrop|surroundings|scenery|sky)\b", c):
         return Parse(Category.BACKGROUND, "fallback", comp=c, confidence="low", cues=cues)
     if re.search(r"\b(?:remove|gone|delete|erase|rid|without|no)\b", c):
-        obj = clean_np(split_np(re.sub(r"^.*?\b(?:remove|delete|erase|rid of|without|no)\s+",
-                                       "", c))[0])
+        obj = clean_np(
+            split_np(re.sub(r"^.*?\b(?:remove|delete|erase|rid of|without|no)\s+", "", c))[0]
+        )
         return Parse(Category.REMOVE, "fallback", obj=obj, confidence="low", cues=cues)
     if re.search(r"\b(?:add|put|place|insert|there)\b", c):
         obj = clean_np(split_np(re.sub(r"^.*?\b(?:add|put|place|insert|be)\s+", "", c))[0])
-        return Parse(Category.ADDITION, "fallback", obj=obj, comp=obj, confidence="low",
-                      cues=cues)
+        return Parse(Category.ADDITION, "fallback", obj=obj, comp=obj, confidence="low", cues=cues)
     obj = clean_np(split_np(c)[0])
     if np_kind(obj) in ("image", "none"):
         return Parse(Category.GLOBAL, "fallback", comp=c, confidence="low", cues=cues)

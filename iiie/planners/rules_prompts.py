@@ -30,30 +30,56 @@ SOURCE_CAPTION = "a photo"
 # --------------------------------------------------------------------------------------------
 
 _TIME_PHRASES = {
-    "winter": "in winter, snowy", "snowy": "in winter, snowy", "snow": "covered in snow",
-    "summer": "in summer, sunny", "spring": "in spring, blooming flowers",
-    "autumn": "in autumn, fall foliage", "fall": "in autumn, fall foliage",
-    "night": "at night", "nighttime": "at night", "evening": "in the evening",
-    "sunset": "at sunset", "sunrise": "at sunrise", "dusk": "at dusk", "dawn": "at dawn",
-    "rain": "on a rainy day, raining", "rainy": "on a rainy day, raining",
-    "raining": "on a rainy day, raining", "fog": "in thick fog", "foggy": "in thick fog",
-    "storm": "during a storm", "stormy": "during a storm", "daytime": "in daytime",
+    "winter": "in winter, snowy",
+    "snowy": "in winter, snowy",
+    "snow": "covered in snow",
+    "summer": "in summer, sunny",
+    "spring": "in spring, blooming flowers",
+    "autumn": "in autumn, fall foliage",
+    "fall": "in autumn, fall foliage",
+    "night": "at night",
+    "nighttime": "at night",
+    "evening": "in the evening",
+    "sunset": "at sunset",
+    "sunrise": "at sunrise",
+    "dusk": "at dusk",
+    "dawn": "at dawn",
+    "rain": "on a rainy day, raining",
+    "rainy": "on a rainy day, raining",
+    "raining": "on a rainy day, raining",
+    "fog": "in thick fog",
+    "foggy": "in thick fog",
+    "storm": "during a storm",
+    "stormy": "during a storm",
+    "daytime": "in daytime",
     "morning": "in the morning",
 }
 _ADJUST_CAPTION = {
-    "blur": "a blurry photo", "sharpen": "a sharp, crisp photo",
-    "desaturate": "a desaturated photo", "saturate": "a saturated, vivid photo",
-    "invert": "a photo with inverted colors", "grayscale": "a grayscale photo",
-    "brighten": "a bright photo", "darken": "a dark photo", "lighten": "a bright photo",
-    "cartoonize": "a cartoon", "cartoonify": "a cartoon", "colorize": "a color photo",
-    "denoise": "a clean, noise-free photo", "enhance": "a high quality photo",
-    "pixelate": "a pixelated image", "posterize": "a posterized image",
-    "stylize": "a stylized artwork", "vignette": "a photo with a vignette",
+    "blur": "a blurry photo",
+    "sharpen": "a sharp, crisp photo",
+    "desaturate": "a desaturated photo",
+    "saturate": "a saturated, vivid photo",
+    "invert": "a photo with inverted colors",
+    "grayscale": "a grayscale photo",
+    "brighten": "a bright photo",
+    "darken": "a dark photo",
+    "lighten": "a bright photo",
+    "cartoonize": "a cartoon",
+    "cartoonify": "a cartoon",
+    "colorize": "a color photo",
+    "denoise": "a clean, noise-free photo",
+    "enhance": "a high quality photo",
+    "pixelate": "a pixelated image",
+    "posterize": "a posterized image",
+    "stylize": "a stylized artwork",
+    "vignette": "a photo with a vignette",
     "color-correct": "a photo with natural, balanced colors",
 }
 _ARTIFACT_TARGETS = (
-    (("noise", "grain", "graininess", "artifacts", "artefacts", "compression"),
-     "a clean, noise-free photo"),
+    (
+        ("noise", "grain", "graininess", "artifacts", "artefacts", "compression"),
+        "a clean, noise-free photo",
+    ),
     (("blur", "blurriness"), "a sharp, in-focus photo"),
     (("haze", "fog", "glare", "flare"), "a clear photo"),
     (("color", "colors", "saturation"), "a black and white photo"),
@@ -70,8 +96,9 @@ def _article(phrase: str) -> str:
 
 def global_captions(p: Parse, clause: str) -> tuple[str, str]:
     comp = strip_complement(p.comp)
-    comp = re.sub(r"^(?:it|this|the (?:image|photo|picture))\s+(?:was|is|were)\s+", "a photo ",
-                  comp)
+    comp = re.sub(
+        r"^(?:it|this|the (?:image|photo|picture))\s+(?:was|is|were)\s+", "a photo ", comp
+    )
     comp = re.sub(r"^(?:its|their|the)\s+", "a ", comp)
     if p.frame == "remove_artifact":
         obj = comp or "color cast"
@@ -143,16 +170,26 @@ def background_target(p: Parse) -> str:
         return "plain white background" if bg == "background" else f"plain {bg}"
     if p.frame == "adjust_background":
         verb = p.comp
-        word = {"blur": "blurred", "darken": "dark", "brighten": "bright",
-                "desaturate": "desaturated", "sharpen": "sharp"}.get(verb, verb + "ed")
+        word = {
+            "blur": "blurred",
+            "darken": "dark",
+            "brighten": "bright",
+            "desaturate": "desaturated",
+            "sharpen": "sharp",
+        }.get(verb, verb + "ed")
         return f"{word} {bg}"
     words = comp.split()
     if words[-1] in ("one", "ones") and len(words) > 1:  # "a stormy one"
         return " ".join(words[:-1] + [bg])
-    if is_adjectival(words) or (words[-1] in lex.TIME_WEATHER
-                                 and words[0] not in lex.DETERMINERS) or (
-        len(words) <= 2 and words[0] not in lex.DETERMINERS and not scene_in(comp)
-        and bg == "sky"
+    if (
+        is_adjectival(words)
+        or (words[-1] in lex.TIME_WEATHER and words[0] not in lex.DETERMINERS)
+        or (
+            len(words) <= 2
+            and words[0] not in lex.DETERMINERS
+            and not scene_in(comp)
+            and bg == "sky"
+        )
     ):
         return f"{comp} {bg}"
     return comp

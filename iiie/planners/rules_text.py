@@ -86,7 +86,7 @@ def strip_lead_ins(clause: str) -> str:
             if c == lead:
                 break
             if c.startswith(lead + " "):
-                c = c[len(lead) + 1:].strip()
+                c = c[len(lead) + 1 :].strip()
                 changed = True
                 break
         for tail in lex.TAIL_OUTS:
@@ -117,12 +117,28 @@ ING_NOUNS = frozenset(
     "ceiling stocking stockings wedding sibling duckling dumpling ping bling spring "
     "sapling viking pudding painting paintings buildings drawing drawings sing".split()
 )
-_ED_NOUNS = frozenset("bed shed sled seed weed reed feed need bred sped speed breed steed "
-                     "bled fled used red sunbed flowerbed seabed".split())
-_QUANT_PREFIXES = ("all of the ", "one of the ", "some of the ", "both of the ", "each of the ",
-                   "any of the ", "all the ", "both the ", "a couple of ", "a pair of ",
-                   "a bunch of ", "a lot of ", "lots of ", "a few ", "a group of ",
-                   "a set of ")
+_ED_NOUNS = frozenset(
+    "bed shed sled seed weed reed feed need bred sped speed breed steed "
+    "bled fled used red sunbed flowerbed seabed".split()
+)
+_QUANT_PREFIXES = (
+    "all of the ",
+    "one of the ",
+    "some of the ",
+    "both of the ",
+    "each of the ",
+    "any of the ",
+    "all the ",
+    "both the ",
+    "a couple of ",
+    "a pair of ",
+    "a bunch of ",
+    "a lot of ",
+    "lots of ",
+    "a few ",
+    "a group of ",
+    "a set of ",
+)
 NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten".split())
 
 
@@ -141,16 +157,25 @@ def split_np(text: str) -> tuple[str, str]:
         if tok == "and" and i + 1 < len(tokens) and tokens[i + 1] in NEW_COMMAND_VERBS:
             return " ".join(tokens[:i]), " ".join(tokens[i:])
         if (
-            tok.endswith("ing") and len(tok) > 4 and tok not in ING_NOUNS
-            and prev not in lex.DETERMINERS and not prev.endswith("'s")
+            tok.endswith("ing")
+            and len(tok) > 4
+            and tok not in ING_NOUNS
+            and prev not in lex.DETERMINERS
+            and not prev.endswith("'s")
         ):
             return " ".join(tokens[:i]), " ".join(tokens[i:])
         if tok in ("is", "are", "was", "were", "should", "must", "has", "have", "had"):
             return " ".join(tokens[:i]), " ".join(tokens[i:])
         if tok in ("she", "he", "they", "i", "we", "you") and prev not in ("and", "or"):
             return " ".join(tokens[:i]), " ".join(tokens[i:])  # "the umbrella she holds"
-        if (tok.endswith("ed") and len(tok) >= 4 and tok not in _ED_NOUNS and i + 1 < len(tokens)
-                and tokens[i + 1] in PREPOSITIONS and prev not in lex.DETERMINERS):
+        if (
+            tok.endswith("ed")
+            and len(tok) >= 4
+            and tok not in _ED_NOUNS
+            and i + 1 < len(tokens)
+            and tokens[i + 1] in PREPOSITIONS
+            and prev not in lex.DETERMINERS
+        ):
             return " ".join(tokens[:i]), " ".join(tokens[i:])  # "the bird perched on ..."
     return text, ""
 
@@ -162,18 +187,21 @@ def clean_np(np_text: str) -> str:
     t = t.strip()
     for q in _QUANT_PREFIXES:
         if t.startswith(q):
-            t = t[len(q):]
+            t = t[len(q) :]
     words = t.split()
     if len(words) == 1 and words[0] in lex.PRONOUN_OBJECTS:
         return lex.PRONOUN_OBJECTS[words[0]]
     # drop a possessor: "the man's shirt" -> "shirt"; keep "the man's" alone as "man"
     for i in range(len(words) - 1, -1, -1):
         if words[i].endswith("'s") and i < len(words) - 1:
-            words = words[i + 1:]
+            words = words[i + 1 :]
             break
     words = [w[:-2] if w.endswith("'s") else w for w in words]
-    while words and (words[0] in lex.DETERMINERS or words[0] in NUMBER_WORDS
-                     or words[0] in ("of", "other", "more", "extra", "new", "own")):
+    while words and (
+        words[0] in lex.DETERMINERS
+        or words[0] in NUMBER_WORDS
+        or words[0] in ("of", "other", "more", "extra", "new", "own")
+    ):
         if words[0] in ("new",) and len(words) == 1:
             break
         words = words[1:]
@@ -201,13 +229,29 @@ def is_definite(np_raw: str) -> bool:
     words = np_raw.split()
     if not words:
         return False
-    return words[0] in ("the", "this", "that", "these", "those", "his", "her", "their",
-                        "its", "my", "our", "your") or words[0].endswith("'s") or (
-        len(words) == 1 and words[0] in lex.PRONOUN_OBJECTS)
+    return (
+        words[0]
+        in (
+            "the",
+            "this",
+            "that",
+            "these",
+            "those",
+            "his",
+            "her",
+            "their",
+            "its",
+            "my",
+            "our",
+            "your",
+        )
+        or words[0].endswith("'s")
+        or (len(words) == 1 and words[0] in lex.PRONOUN_OBJECTS)
+    )
 
 
 def property_of(np_clean: str) -> tuple[str, str]:
-    """"color of the car" -> ("color", "car"); "sky color" -> ("color", "sky")."""
+    """ "color of the car" -> ("color", "car"); "sky color" -> ("color", "sky")."""
     m = re.match(r"^(?P<prop>[a-z]+(?: [a-z]+)?) of (?P<obj>.+)$", np_clean)
     if m and m.group("prop").split()[-1] in lex.OBJECT_PROPERTIES:
         return m.group("prop"), clean_np(m.group("obj"))
@@ -241,15 +285,20 @@ def np_kind(np_clean: str) -> str:
             return "image"
     words = np_clean.split()
     head = words[-1]
-    if np_clean in lex.WHOLE_IMAGE or words[0] in ("whole", "entire", "overall", "full") and (
-        head in lex.WHOLE_IMAGE
+    if (
+        np_clean in lex.WHOLE_IMAGE
+        or words[0] in ("whole", "entire", "overall", "full")
+        and (head in lex.WHOLE_IMAGE)
     ):
         return "image"
     if head in lex.WHOLE_IMAGE and len(words) <= 2 and head not in ("painting", "frame"):
         return "image"
-    if np_clean in lex.BACKGROUND_NOUNS or head in lex.BACKGROUND_NOUNS or re.search(
-        r"\b(?:behind|around)\b", np_clean
-    ) and words[0] in ("everything", "area", "wall", "room", "space", "scenery", "stuff"):
+    if (
+        np_clean in lex.BACKGROUND_NOUNS
+        or head in lex.BACKGROUND_NOUNS
+        or re.search(r"\b(?:behind|around)\b", np_clean)
+        and words[0] in ("everything", "area", "wall", "room", "space", "scenery", "stuff")
+    ):
         return "background"
     if np_clean in lex.GLOBAL_PROPERTIES or head in lex.GLOBAL_PROPERTIES:
         return "global"
@@ -264,17 +313,18 @@ def scene_in(text: str) -> str:
 
 
 def backdrop_behind(tail: str) -> bool:
-    """"in front of a brick wall": the subject is placed before a backdrop or scene."""
+    """ "in front of a brick wall": the subject is placed before a backdrop or scene."""
     m = re.match(r"^(?:\w+ing\s+)?in front of\s+(?P<b>.+)$", tail)
-    return bool(m) and bool(scene_in(m.group("b")) or find_phrase(m.group("b"),
-                                                                      lex.BACKDROP_NOUNS))
+    return bool(m) and bool(scene_in(m.group("b")) or find_phrase(m.group("b"), lex.BACKDROP_NOUNS))
 
 
 def is_adjectival(words: list[str]) -> bool:
     vocab = lex.COLORS | lex.MATERIALS | lex.ADJECTIVES | lex.GLOBAL_ADJECTIVES
     return bool(words) and all(
-        w in vocab or w in ("and", "or", "with", "more", "less", "very", "really", "too")
-        or w.endswith(("ish", "ful", "ous", "ic", "ed", "ier", "est")) and len(w) > 4
+        w in vocab
+        or w in ("and", "or", "with", "more", "less", "very", "really", "too")
+        or w.endswith(("ish", "ful", "ous", "ic", "ed", "ier", "est"))
+        and len(w) > 4
         for w in words
     )
 
@@ -294,9 +344,13 @@ def gerund(verb: str) -> str:
 def strip_complement(comp: str) -> str:
     """Drop the linking words in front of a complement ("to be", "into", "look like")."""
     c = comp.strip()
-    c = re.sub(r"^(?:to be|to|into|be|being|become|becomes|look like|looks like|look|"
-               r"like|as|with|for|by|so that it is|so it is|so it looks like|"
-               r"so that it looks like)\s+", "", c)
+    c = re.sub(
+        r"^(?:to be|to|into|be|being|become|becomes|look like|looks like|look|"
+        r"like|as|with|for|by|so that it is|so it is|so it looks like|"
+        r"so that it looks like)\s+",
+        "",
+        c,
+    )
     c = re.sub(r"\s+(?:instead|now|too|please|again)$", "", c)
     c = re.sub(r"^(?:instead of \w+ )", "", c)
     return c.strip()
