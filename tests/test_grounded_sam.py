@@ -356,3 +356,14 @@ def test_vlm_box_skips_without_a_box(root):
     m = VlmBoxMasker(sam=str(root / "sam"), device="cpu")
     with pytest.raises(SampleError, match="object_box"):
         m.mask_batch(requests(1), [Plan(Category.LOCAL, "cat")])
+
+
+def test_unnamed_background_subject_uses_the_configured_phrase(root, monkeypatch):
+    m = GroundedSamMasker(**paths(root, "transformers"), device="cpu", unnamed_subject="main object", on_empty="full")
+    seen = []
+    patch_detector(monkeypatch, m, lambda im, p: (seen.append(p), fake_scores([[10, 10, 60, 50]], [0.9]))[1])
+    r = m.mask_batch(requests(1), [Plan(Category.BACKGROUND, "")])[0]
+    assert seen == ["main object"] and r.boxes == [(10.0, 10.0, 60.0, 50.0)]
+    plain = GroundedSamMasker(**paths(root, "transformers"), device="cpu", on_empty="full")
+    r = plain.mask_batch(requests(1), [Plan(Category.BACKGROUND, "")])[0]
+    assert r.mask.all() and "names no object" in r.reason

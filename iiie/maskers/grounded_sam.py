@@ -65,9 +65,11 @@ class GroundedSamMasker(BoxSamMasker):
         on_empty: str = "skip",
         background: str = "complement",
         background_phrase: str = "background",
+        unnamed_subject: str | None = None,
     ) -> None:
         super().__init__(categories=categories, add_box_shape=add_box_shape, on_empty=on_empty,
-                         background=background, background_phrase=background_phrase)
+                         background=background, background_phrase=background_phrase,
+                         unnamed_subject=unnamed_subject)
         if impl not in ("transformers", "original"):
             raise ValueError(f"masker.impl must be 'transformers' or 'original', got {impl!r}")
         if keep not in ("best", "all", "phrase"):

@@ -9,7 +9,9 @@ terms:
   dilated more by default).
 * ``background``: ``background: complement`` (default) segments the subject
   (``plan.object``) and edits its complement; ``background: detect`` (ablation, what
-  BrushEdit does) segments the phrase ``background_phrase`` and edits that region.
+  BrushEdit does) segments the phrase ``background_phrase`` and edits that region. A plan
+  that names no subject uses ``unnamed_subject`` (e.g. "main object") when set, otherwise
+  it is an empty detection.
 * ``addition``: the plan's box as a rectangle or ellipse, clamped; no detector.
 * ``global``: the whole image.
 
@@ -74,7 +76,8 @@ class BoxSamMasker(BaseMasker):
     name = "box_sam"
 
     def __init__(self, categories: dict | None = None, add_box_shape: str = "rectangle", on_empty: str = "skip",
-                 background: str = "complement", background_phrase: str = "background") -> None:
+                 background: str = "complement", background_phrase: str = "background",
+                 unnamed_subject: str | None = None) -> None:
         if on_empty not in ON_EMPTY:
             raise ValueError(f"masker.on_empty must be one of {ON_EMPTY}, got {on_empty!r}")
         if background not in BACKGROUND_MODES:
@@ -86,6 +89,7 @@ class BoxSamMasker(BaseMasker):
         self.on_empty = on_empty
         self.background = background
         self.background_phrase = background_phrase
+        self.unnamed_subject = unnamed_subject
         self._stats: dict[str, int] = {}
 
     # -- hooks -------------------------------------------------------------------------
@@ -133,7 +137,12 @@ class BoxSamMasker(BaseMasker):
                 except SampleError as e:
                     errors.append(e)
             else:
-                phrase = self.background_phrase if (cat is Category.BACKGROUND and self.background == "detect") else plan.object
+                if cat is Category.BACKGROUND and self.background == "detect":
+                    phrase = self.background_phrase
+                elif cat is Category.BACKGROUND and not (plan.object or "").strip():
+                    phrase = self.unnamed_subject or ""  # the instruction did not name the subject
+                else:
+                    phrase = plan.object
                 need.append(i)
                 phrases.append((phrase or "").strip())
         if need:
