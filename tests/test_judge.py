@@ -190,11 +190,27 @@ def test_transient_server_errors_are_retried(stub_server_factory):
 
 
 def test_failed_votes_give_no_columns(stub_server_factory):
-    server = stub_server_factory(model=MODEL, responder=lambda req: Fault(400, "bad request"))
+    def responder(req):
+        if "broken" in req.last_user_text:
+            return Fault(400, "bad request")
+        return _yn(1, 1, 1)
+
+    server = stub_server_factory(model=MODEL, responder=responder)
     judge = MagicJudge(vlm=_settings(server), samples=3, temperature=0.7)
-    assert judge.score_batch([_item("f")]) == [{}]
+    rows = judge.score_batch([_item("f", "broken instruction"), _item("g")])
+    assert rows[0] == {} and rows[1]["overall"] == 1.0
     errors = [v["attempts"][0]["error"] for v in judge.details["f"]["votes"]]
     assert len(errors) == 3 and all("http_400" in e for e in errors)
+    judge.close()
+
+
+def test_every_request_rejected_is_a_setup_error(stub_server_factory):
+    server = stub_server_factory(
+        model=MODEL, responder=lambda req: Fault(400, "At most 1 image(s) may be provided")
+    )
+    judge = MagicJudge(vlm=_settings(server), samples=3, temperature=0.7)
+    with pytest.raises(BackendUnavailableError, match="limit_mm_per_prompt"):
+        judge.score_batch([_item("f"), _item("g")])
     judge.close()
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from iiie.errors import BackendUnavailableError
 from iiie.metrics.base import Scored
 from iiie.seeding import sample_seed
 from iiie.vlm.aio import BackgroundLoop
@@ -274,7 +275,30 @@ class VLMJudge:
         if self.health_check and not self._healthy:
             await self._client_().health_check()
             self._healthy = True
-        return await asyncio.gather(*(self._ask_item(it) for it in items))
+        results = await asyncio.gather(*(self._ask_item(it) for it in items))
+        self._raise_if_all_rejected(items)
+        return results
+
+    def _raise_if_all_rejected(self, items: list[Scored]) -> None:
+        """Every request of the batch refused with the same 4xx: a setup problem (most often
+        a server that allows one image per prompt), not per-sample bad luck. Stop with a
+        fix instead of writing a table of empty judge columns."""
+        errors = [
+            a.get("error") or ""
+            for it in items
+            for v in self.details.get(it.sample.request.id, {}).get("votes", [])
+            for a in v["attempts"]
+        ]
+        if not errors or not all(e.startswith("request: http_4") for e in errors):
+            return
+        codes = {e.split(":")[1].strip() for e in errors}
+        if len(codes) != 1:
+            return
+        raise BackendUnavailableError(
+            f"the VLM server rejected every {self.name} request ({errors[0][9:200]}). These "
+            "prompts attach up to two images: if vLLM was started with one image per prompt, "
+            "restart it with vlm.serve.limit_mm_per_prompt.image=2 (make serve-vlm)."
+        )
 
     def _images(self, item: Scored) -> dict[str, str]:
         s = self.settings
