@@ -192,6 +192,7 @@ def test_magicbrush_independent(tmp_path):
     assert s1.truth.mask.sum() == 3 and s1.truth.mask[3, 2:5].all()
     assert s2.truth.mask.sum() == 1 and s2.truth.mask[8, 10]
     assert s1.truth.category is None
+    assert (s2.truth.extra["session"], s2.truth.extra["turn"]) == ("327726", "2")
 
 
 def test_magicbrush_final_turn(tmp_path):

@@ -136,6 +136,7 @@ class MagicBrushDataset(Dataset):
             extra={
                 "session": img_id,
                 "turns": [i + 1 for i in turn_idx],
+                "turn": str(turn_idx[-1] + 1),  # for score_folder patterns
                 "global_target_caption": glob.get(last["output"]),
                 "target_file": last["output"],
             },
