@@ -126,8 +126,8 @@ def test_sigkill_mid_run_then_resume_finishes_each_sample_once(tmp_path):
     """Kill the real CLI with SIGKILL while it writes, re-run, and check the folders."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     args = [
-        sys.executable, "-m", "iiie.run", "experiment=smoke", "data.n=400", "data.odd_inputs=false",
-        "data.width=256", "data.height=192", "runtime.progress=false",
+        sys.executable, "-m", "iiie.run", "experiment=smoke", "data.n=150", "data.odd_inputs=false",
+        "runtime.progress=false",
         f"paths.runs={tmp_path / 'runs'}", f"paths.results={tmp_path / 'results'}",
         f"hydra.run.dir={tmp_path / 'out'}",
     ]
@@ -137,7 +137,7 @@ def test_sigkill_mid_run_then_resume_finishes_each_sample_once(tmp_path):
     killed_in = None
     while time.time() < deadline and proc.poll() is None:
         edits = list((runs / "edit").rglob("*.png")) if (runs / "edit").exists() else []
-        if len(edits) >= 40:
+        if len(edits) >= 20:
             proc.send_signal(signal.SIGKILL)
             killed_in = "edit"
             break
@@ -153,15 +153,15 @@ def test_sigkill_mid_run_then_resume_finishes_each_sample_once(tmp_path):
     for stage in ("plan", "mask", "score"):
         records = [p for p in (runs / stage).rglob("*.json") if not p.name.startswith("_")]
         ids = [p.name.removesuffix(".error.json").removesuffix(".json") for p in records]
-        assert len(ids) == len(set(ids)) == 400, stage
+        assert len(ids) == len(set(ids)) == 150, stage
         for p in records:
             json.loads(p.read_text())
     edit_pngs = list((runs / "edit").rglob("*.png"))
-    assert len(edit_pngs) == 400
+    assert len(edit_pngs) == 150
     for p in edit_pngs:
         with Image.open(p) as im:
             im.load()
     assert not [p for p in _stage_files(runs) if p.name.endswith(".tmp")]
     results = json.loads((tmp_path / "results" / "smoke" / "results.json").read_text())
-    assert len(results["per_sample"]) == 400
+    assert len(results["per_sample"]) == 150
     assert all("failed_stage" not in r for r in results["per_sample"])
