@@ -204,6 +204,19 @@ def test_phrasing_variants(instruction, category):
     assert parse_instruction(instruction).category.value == category
 
 
+@pytest.mark.parametrize(
+    "instruction,category,obj",
+    [
+        ("The woman is wearing a red dress. Make it blue.", "local", "red dress"),
+        ("the car is parked outside. remove it", "remove", "car"),
+        ("There is a lamp. Add a cat next to it.", "addition", "cat"),
+    ],
+)
+def test_description_then_request(instruction, category, obj):
+    plan = parse_instruction(instruction)
+    assert (plan.category.value, plan.object) == (category, obj), plan.raw
+
+
 def test_raw_trace_records_the_parse():
     plan = parse_instruction("Please remove the red car and then add a tree")
     raw = plan.raw

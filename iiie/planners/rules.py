@@ -88,6 +88,21 @@ __all__ = [
 MAX_INSTRUCTION_CHARS = 2000
 
 
+_DESCRIPTION = re.compile(
+    r"^(?:(?:the|a|an|this|that|his|her|their|there|it|he|she|they|i|we)\b.*?\s)?"
+    r"(?:is|are|has|have|wears|holds|sits|stands|see|can see|shows)\b"
+)
+_REQUEST_WORDS = re.compile(
+    r"\b(?:should|must|needs? to|has to|have to|want|would|could|can "
+    r"you|please|instead|make|let|now)\b"
+)
+
+
+def _describes(clause: str) -> bool:
+    """True for a clause that describes the picture rather than asking for an edit."""
+    return bool(_DESCRIPTION.match(clause)) and not _REQUEST_WORDS.search(clause)
+
+
 def _validate(instruction: Any) -> str:
     if not isinstance(instruction, str):
         raise InstructionError(f"instruction must be text, got {type(instruction).__name__}")
@@ -135,12 +150,22 @@ def parse_instruction(
         if mk and not keep:
             keep = clean_np(split_np(mk.group("s"))[0])
             continue
+        if parses and _describes(parses[-1][0]) and parses[-1][1].obj:
+            # "The woman wears a red dress. Make it blue.": "it" is the described object
+            resolved = re.sub(r"\b(?:it|them)\b", f"the {parses[-1][1].obj}", clause, count=1)
+            if resolved != clause:
+                clause = resolved
         parses.append((clause, parse_clause(clause)))
     if not parses:
         clause = clauses[0]
         parses.append((clause, fallback_parse(clause)))
-    # first confident clause decides; otherwise the first clause
-    clause, p = next(((c, q) for c, q in parses if q.confidence == "high"), parses[0])
+    # the first confident request decides; a clause that only describes the picture
+    # ("there is a dog on the sofa.") yields to a later one that asks for something
+    ranked = sorted(
+        enumerate(parses),
+        key=lambda ip: (ip[1][1].confidence != "high", _describes(ip[1][0]), ip[0]),
+    )
+    clause, p = ranked[0][1] if len(parses) > 1 else parses[0]
     category = p.category
     if keep and category == Category.BACKGROUND:
         p.obj = keep
