@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from iiie.vlm.settings import VLMSettings  # noqa: E402
 from tests.openai_stub_server import StubServer, follow_schema, free_port  # noqa: E402
 
 MODEL = "bench-vlm"
+CPU: list[float] = []  # client process CPU seconds per timed batch
 
 
 class NoFallback:
@@ -123,9 +125,10 @@ def run_planner(server, n: int, concurrency: int, size: tuple[int, int]) -> floa
     with VLMPlanner(settings(server, concurrency), strategy="single_call",
                     fallback=NoFallback()) as planner:
         planner.check()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         plans = planner.plan_batch(requests)
         wall = time.perf_counter() - start
+        CPU.append(time.process_time() - cpu)
         if any(p.fallback_reason for p in plans):
             raise SystemExit(f"invalid run: fallbacks {planner.stats()}")
     return wall
@@ -139,9 +142,10 @@ def run_client(server, n: int, concurrency: int) -> float:
 
     async def go() -> float:
         await client.health_check()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client.chat(messages, fmt, seed=i) for i in range(n)))
         wall = time.perf_counter() - start
+        CPU.append(time.process_time() - cpu)
         await client.aclose()
         return wall
 
@@ -178,12 +182,14 @@ def main() -> None:
             else:
                 wall = run_client(server, args.requests, args.concurrency)
             walls.append(wall)
-            print(f"  wall {wall:.3f} s  ({wall / ideal:.2f}x ideal)  "
+            print(f"  wall {wall:.3f} s  ({wall / ideal:.2f}x ideal)  cpu {CPU[-1]:.3f} s  "
                   f"peak in flight {server.peak_in_flight}  requests {count(server)}")
     best, median = min(walls), statistics.median(walls)
     print(f"{args.mode}: {args.requests} requests, {args.latency * 1000:.0f} ms latency, "
           f"{args.concurrency} in flight: ideal {ideal:.3f} s, best {best:.3f} s "
-          f"({best / ideal:.2f}x), median {median:.3f} s ({median / ideal:.2f}x)")
+          f"({best / ideal:.2f}x), median {median:.3f} s ({median / ideal:.2f}x); client CPU "
+          f"{statistics.median(CPU) / args.requests * 1000:.1f} ms per request; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

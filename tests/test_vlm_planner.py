@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import re
 import time
 
@@ -178,6 +179,8 @@ def test_happy_path_all_five_categories(server, strategy):
     # provenance: every reply kept
     assert addition.raw["strategy"] == strategy and addition.raw["prompt_version"] == "v1"
     assert addition.raw["turns"][-1]["reply"]
+    for plan in plans:  # what the plan stage writes must be plain JSON
+        assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))).category is plan.category
     expected_requests = {"multi_turn": 3 + 2 + 3 + 3 + 2, "single_call": 5}[strategy]
     assert len(server.requests) == stats["requests"] == expected_requests
     assert stats["samples"] == 5 and stats.get("fallbacks", 0) == 0 and stats.get("retries", 0) == 0
@@ -296,6 +299,7 @@ def test_schema_breaking_twice_falls_back_with_reason(server):
     assert good.category is Category.REMOVE and good.fallback_reason is None
     assert len(fallback.calls) == 1 and len(fallback.calls[0]) == 1
     assert stats["fallbacks"] == 1 and stats["fallback.schema"] == 1 and stats["repairs"] == 1
+    json.dumps(failed.to_dict())
 
 
 def test_5xx_is_retried_then_succeeds(server):
@@ -505,8 +509,6 @@ def test_follow_schema_server_default(make_server):
 def test_planner_from_hydra_config_and_plan_cli(make_server, make_cfg, tmp_path, capsys):
     """`python -m iiie.plan input=... output=... planner=vlm` path: config -> planner ->
     same output fields and accuracy print as the rule planner."""
-    import json
-
     from hydra.utils import instantiate
 
     from iiie.plan import run_plan_cli
