@@ -2,9 +2,10 @@
 
 Checks, in order, so that a divergence can be located:
 
-1. strict load: the ``PowerPaint_Brushnet/`` BrushNet-CA and text-encoder files load with
-   an exact key match (and match ``keys_*.txt`` when present);
-2. B1 modules: BrushNet-CA and the UNet with add-samples on the recorded inputs;
+1. strict load: the BrushNet-CA and text-encoder files of the ``PowerPaint_Brushnet/``
+   folder load with an exact key match (and match ``keys_*.txt`` when present);
+2. B1 modules: BrushNet-CA and the UNet with add-samples on the recorded inputs (the
+   BrushNet tool's module check);
 3. B2 text: our task tokenization against the recorded ``input_ids`` and the task-token
    text encoder against the recorded hidden states;
 4. B3 pipeline: every task in ``run_meta.json`` replayed through
@@ -13,16 +14,19 @@ Checks, in order, so that a divergence can be located:
    :func:`~iiie.models.powerpaint.prompts.build_task_prompts` and must equal the recorded
    call arguments.
 
-Everything is read from ``run_meta.json`` and the files, nothing is assumed about sizes.
-Tolerances (max abs): modules and text encoders 1e-4, images 1e-3; per-step tensors
-(which reach |x| ~ 50 on random weights) 1e-4 relative to the reference's largest value.
-Exit code 1 when anything is over tolerance or missing.
+Everything is read from ``run_meta.json`` and the files (folders are found by their
+configs, as in the BrushNet tool); nothing is assumed about sizes. Same options and
+tolerances as ``python -m iiie.parity brushnet``: modules and text encoders 1e-4 abs,
+per-step tensors (which reach |x| ~ 50 on random weights) 1e-4 relative to the reference's
+largest value, images 1e-3 abs. Exit code 0 when everything is within tolerance, 1 when
+anything is over or missing, 2 for a missing golden folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,16 +35,38 @@ from safetensors.torch import load_file
 
 from iiie.parity.common import Check, Report
 
-MODULE_TOL = 1e-4
-STEP_TOL = 1e-4  # relative
-IMAGE_TOL = 1e-3
-
 # Recorded inputs that the replay injects (the reference drew them from torch's RNG).
 _INJECTED = ("initial_latents", "vae_posterior_eps")
 
 
+@dataclass
+class Settings:
+    golden: Path
+    device: str = "cpu"
+    module_tol: float = 1e-4
+    step_rtol: float = 1e-4
+    image_tol: float = 1e-3
+
+    @property
+    def base(self) -> Path:
+        from iiie.parity.brushnet import find_base_dir
+
+        return find_base_dir(self.golden)
+
+    @property
+    def branch(self) -> Path:
+        from iiie.parity.brushnet import find_brushnet_dir
+
+        return find_brushnet_dir(self.golden)
+
+
 def _fail(report: Report, name: str, why: str) -> None:
     report.add(Check(name, float("inf"), float("inf"), 0.0, "abs", (), why))
+
+
+def _flag(report: Report, name: str, ok: bool, shape: tuple, note: str) -> None:
+    err = 0.0 if ok else float("inf")
+    report.add(Check(name, err, err, 0.0, "abs", shape, note))
 
 
 def _keys_file(path: Path) -> list[str] | None:
@@ -49,104 +75,76 @@ def _keys_file(path: Path) -> list[str] | None:
     return [line.split("\t")[0].strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def check_strict_load(golden: Path, report: Report):
-    """Load both PowerPaint files; record key-set agreement as checks."""
+def check_strict_load(cfg: Settings, report: Report):
+    """Load both PowerPaint files (each raises on any key mismatch); compare with the lists."""
     from iiie.models.powerpaint.loading import load_brushnet_ca
     from iiie.models.powerpaint.text_encoder import load_task_text_encoder, read_text_encoder_state
 
-    branch = golden / "PowerPaint_Brushnet"
-    brushnet = load_brushnet_ca(branch)
-    listed = _keys_file(golden / "keys_brushnet_ca.txt")
+    branch = cfg.branch
+    brushnet = load_brushnet_ca(branch).to(cfg.device)
+    listed = _keys_file(cfg.golden / "keys_brushnet_ca.txt")
     if listed is not None:
-        ours = set(brushnet.state_dict())
-        diff = len(ours.symmetric_difference(listed))
-        report.add(Check("load.brushnet_ca.keys", float(diff), float(diff), 0.0, "abs", (len(listed),),
-                         f"{len(ours)} model keys vs {len(listed)} listed"))
-    text_encoder = load_task_text_encoder(golden / "tiny_sd15_base" / "text_encoder", branch)
-    listed = _keys_file(golden / "keys_text_encoder_brushnet.txt")
+        same = list(brushnet.state_dict()) == listed
+        _flag(report, "load.brushnet_ca.keys", same, (len(listed),),
+              f"{len(listed)} listed keys, same order" if same else "model keys differ from keys_brushnet_ca.txt")
+    text_encoder = load_task_text_encoder(cfg.base / "text_encoder", branch).to(cfg.device)
+    listed = _keys_file(cfg.golden / "keys_text_encoder_brushnet.txt")
     if listed is not None:
-        file_keys = set(read_text_encoder_state(branch))
-        diff = len(file_keys.symmetric_difference(listed))
-        report.add(Check("load.text_encoder_brushnet.keys", float(diff), float(diff), 0.0, "abs",
-                         (len(listed),), "file keys vs listed (loaded strictly)"))
+        same = set(read_text_encoder_state(branch)) == set(listed)
+        _flag(report, "load.text_encoder_brushnet.keys", same, (len(listed),),
+              "file keys = listed keys (loaded strictly)" if same else "file keys differ from the list")
     return brushnet, text_encoder
 
 
-def check_modules(golden: Path, brushnet, report: Report) -> None:
-    """B1: branch outputs and UNet noise prediction on the recorded inputs."""
+def check_modules(cfg: Settings, brushnet, report: Report) -> None:
+    """B1: branch outputs and UNet noise prediction on the recorded inputs (the BrushNet
+    parity tool's module check, which reads the B1 layout too)."""
     from iiie.models.brushnet.unet import BrushNetUNet2DConditionModel
+    from iiie.parity.brushnet import check_modules as check_brushnet_modules
 
-    path = golden / "brushnet_ca_unet_forward.safetensors"
+    path = cfg.golden / "brushnet_ca_unet_forward.safetensors"
     if not path.exists():
         _fail(report, "B1", f"missing {path.name}")
         return
-    g = load_file(str(path))
-    unet = BrushNetUNet2DConditionModel.from_pretrained(str(golden / "tiny_sd15_base" / "unet")).eval()
-    sample, t = g["sample"], g["timestep"].reshape(())
-    with torch.no_grad():
-        plain = unet(sample, t, encoder_hidden_states=g["unet_encoder_hidden_states"], return_dict=False)[0]
-        report.compare("B1.unet_noise_pred_no_brushnet", plain, g["unet_noise_pred_no_brushnet"], MODULE_TOL)
-        tags = sorted({k.split(".")[0] for k in g if k.endswith(".conditioning_scale")})
-        for tag in tags:
-            scale = float(g[f"{tag}.conditioning_scale"].reshape(-1)[0])
-            down, mid, up = brushnet(sample, t, encoder_hidden_states=g["brushnet_encoder_hidden_states"],
-                                     brushnet_cond=g["brushnet_cond"], conditioning_scale=scale,
-                                     return_dict=False)
-            _compare_series(report, f"B1.{tag}.down", down, g, f"{tag}.down_block_res_samples.")
-            report.compare(f"B1.{tag}.mid", mid, g[f"{tag}.mid_block_res_sample"], MODULE_TOL)
-            _compare_series(report, f"B1.{tag}.up", up, g, f"{tag}.up_block_res_samples.")
-            noise = unet(sample, t, encoder_hidden_states=g["unet_encoder_hidden_states"],
-                         down_block_add_samples=list(down), mid_block_add_sample=mid,
-                         up_block_add_samples=list(up), return_dict=False)[0]
-            report.compare(f"B1.{tag}.unet_noise_pred", noise, g[f"{tag}.unet_noise_pred"], MODULE_TOL)
+    unet = BrushNetUNet2DConditionModel.from_pretrained(str(cfg.base / "unet")).to(cfg.device).eval()
+    sub = Report("B1")
+    check_brushnet_modules(sub, path, brushnet, unet, cfg.module_tol)
+    for c in sub.checks:
+        c.name = f"B1.{c.name}"
+        report.add(c)
 
 
-def _compare_series(report: Report, name: str, ours, g: dict, prefix: str, tol: float = MODULE_TOL,
-                    kind: str = "abs") -> None:
-    refs = sorted(k for k in g if k.startswith(prefix))
-    if len(refs) != len(ours):
-        _fail(report, name, f"{len(ours)} tensors vs {len(refs)} recorded")
-        return
-    for k, x in zip(refs, ours, strict=True):
-        report.compare(f"{name}.{k[len(prefix):]}", x, g[k], tol, kind)
-
-
-def check_text(golden: Path, text_encoder, meta: dict, report: Report) -> None:
-    """B2: task tokenization and the task-token text encoder."""
+def check_text(cfg: Settings, text_encoder, meta: dict, report: Report) -> None:
+    """B2: task tokenization and the task-token text encoder (and the base encoder for any
+    recorded string without task words)."""
     from transformers import CLIPTokenizer
 
     from iiie.models.powerpaint.task_tokens import TaskTokenizer
 
-    path = golden / "text_encoders.safetensors"
+    path = cfg.golden / "text_encoders.safetensors"
     if not path.exists():
         _fail(report, "B2", f"missing {path.name}")
         return
     g = load_file(str(path))
-    tokenizer = TaskTokenizer(CLIPTokenizer.from_pretrained(str(golden / "tiny_sd15_base" / "tokenizer")))
+    tokenizer = TaskTokenizer(CLIPTokenizer.from_pretrained(str(cfg.base / "tokenizer")))
     n = len({k.split(".")[0] for k in g if k.startswith("example")})
     texts = list(meta.get("token_examples", {}))
-    with torch.no_grad():
-        for i in range(n):
-            ref_ids = g[f"example{i}.input_ids"]
-            if len(texts) == n:
-                ids = tokenizer(texts[i], max_length=ref_ids.shape[-1])
-                same = ids.shape == ref_ids.shape and torch.equal(ids, ref_ids)
-                diff = 0.0 if same else float("inf")
-                report.add(Check(f"B2.example{i}.input_ids", diff, diff, 0.0, "abs", tuple(ref_ids.shape),
-                                 f"text {texts[i]!r}"))
-            hidden = text_encoder(ref_ids)[0]
-            report.compare(f"B2.example{i}.last_hidden_state", hidden,
-                           g[f"example{i}.text_encoder_brushnet_last_hidden_state"], MODULE_TOL)
-            for key in sorted(g):
-                if key.startswith(f"example{i}.text_encoder_") and key.endswith("last_hidden_state") \
-                        and "brushnet" not in key:
-                    _check_base_encoder(golden, key, ref_ids, g[key], tokenizer, report)
+    for i in range(n):
+        ref_ids = g[f"example{i}.input_ids"]
+        if len(texts) == n:
+            ids = tokenizer(texts[i], max_length=ref_ids.shape[-1])
+            _flag(report, f"B2.example{i}.input_ids", ids.shape == ref_ids.shape and torch.equal(ids, ref_ids),
+                  tuple(ref_ids.shape), f"text {texts[i]!r}")
+        hidden = text_encoder(ref_ids.to(cfg.device))[0]
+        report.compare(f"B2.example{i}.last_hidden_state", hidden,
+                       g[f"example{i}.text_encoder_brushnet_last_hidden_state"], cfg.module_tol)
+        for key in sorted(g):
+            if key.startswith(f"example{i}.text_encoder_") and key.endswith("last_hidden_state") \
+                    and "brushnet" not in key:
+                _check_base_encoder(cfg, key, ref_ids, g[key], tokenizer, report)
 
 
-_BASE_ENCODER: dict[Path, object] = {}
-
-
-def _check_base_encoder(golden: Path, key: str, ids: torch.Tensor, ref: torch.Tensor, tokenizer,
+def _check_base_encoder(cfg: Settings, key: str, ids: torch.Tensor, ref: torch.Tensor, tokenizer,
                         report: Report) -> None:
     """A string without task words also goes through the base encoder (plain ids only)."""
     from transformers import CLIPTextModel
@@ -154,53 +152,28 @@ def _check_base_encoder(golden: Path, key: str, ids: torch.Tensor, ref: torch.Te
     if int(ids.max()) >= tokenizer.first_task_id:
         _fail(report, f"B2.{key}", "recorded base-encoder output for ids that contain task ids")
         return
-    if golden not in _BASE_ENCODER:
-        _BASE_ENCODER[golden] = CLIPTextModel.from_pretrained(str(golden / "tiny_sd15_base" / "text_encoder")).eval()
-    report.compare(f"B2.{key}", _BASE_ENCODER[golden](ids)[0], ref, MODULE_TOL)
+    encoder = CLIPTextModel.from_pretrained(str(cfg.base / "text_encoder")).to(cfg.device).eval()
+    report.compare(f"B2.{key}", encoder(ids.to(cfg.device))[0], ref, cfg.module_tol)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m iiie.parity powerpaint", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("golden_dir", type=Path)
-    parser.add_argument("--skip-pipeline", action="store_true", help="modules and text only")
-    args = parser.parse_args(argv)
-    golden: Path = args.golden_dir
-    meta_path = golden / "run_meta.json"
-    if not meta_path.exists():
-        print(f"error: {meta_path} not found")
-        return 2
-    meta = json.loads(meta_path.read_text())
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    report = Report(f"PowerPaint v2 parity against {golden}")
-    try:
-        brushnet, text_encoder = check_strict_load(golden, report)
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        _fail(report, "load", str(exc))
-        report.print()
-        return 1
-    check_modules(golden, brushnet, report)
-    check_text(golden, text_encoder, meta, report)
-    if not args.skip_pipeline:
-        check_pipelines(golden, meta, report)
-    report.print()
-    return report.exit_code()
-
-
-def check_pipelines(golden: Path, meta: dict, report: Report) -> None:
+def check_pipelines(cfg: Settings, meta: dict, report: Report) -> None:
     """B3: every recorded task, replayed with the recorded noise (see module docstring)."""
     from iiie.models.powerpaint.pipeline import PowerPaintPipeline
 
-    pipe = PowerPaintPipeline.from_pretrained(golden / "tiny_sd15_base", golden / "PowerPaint_Brushnet")
+    tasks = meta.get("tasks") or {}
+    if not tasks:
+        _fail(report, "B3", "run_meta.json lists no tasks")
+        return
+    pipe = PowerPaintPipeline.from_pretrained(cfg.base, cfg.branch).to(cfg.device)
     pipe.set_progress_bar_config(disable=True)
-    for task, info in meta.get("tasks", {}).items():
+    for task, info in tasks.items():
         stem = task.replace("-", "_")
-        path = golden / f"pipeline_{stem}.safetensors"
+        path = cfg.golden / f"pipeline_{stem}.safetensors"
         if not path.exists():
             _fail(report, f"B3.{task}", f"missing {path.name}")
             continue
-        replay_task(pipe, golden, task, info, load_file(str(path)), report,
-                    golden / f"pipeline_output_{stem}.npy")
+        replay_task(cfg, pipe, task, info, load_file(str(path)), report,
+                    cfg.golden / f"pipeline_output_{stem}.npy")
 
 
 def _check_prompts(task: str, info: dict, report: Report) -> None:
@@ -261,25 +234,25 @@ class _Recorder:
             h.remove()
 
 
-def replay_task(pipe, golden: Path, task: str, info: dict, g: dict, report: Report, np_path: Path) -> None:
+def replay_task(cfg: Settings, pipe, task: str, info: dict, g: dict, report: Report, np_path: Path) -> None:
     """Run one recorded call with its initial latents and VAE noise; compare every tensor."""
     from PIL import Image
 
     _check_prompts(task, info, report)
     args = dict(info["call_args"])
-    image = Image.open(golden / "image_masked.png").convert("RGB")
-    mask = Image.open(golden / "mask.png").convert("RGB")
+    image = Image.open(cfg.golden / "image_masked.png").convert("RGB")
+    mask = Image.open(cfg.golden / "mask.png").convert("RGB")
     ours: dict[str, torch.Tensor] = {}
 
     # VAE posterior of the conditioning image, as the pipeline computes it.
     pixels, _ = pipe.prepare_image_and_mask([image], [mask], 1, args.get("height"), args.get("width"), True)
-    with torch.no_grad():
-        dist = pipe.vae.encode(pixels).latent_dist
-    copies = g["vae_posterior_eps"].shape[0] // pixels.shape[0] if "vae_posterior_eps" in g else 1
+    dist = pipe.vae.encode(pixels.to(cfg.device)).latent_dist
+    eps = g.get("vae_posterior_eps")
+    copies = eps.shape[0] // pixels.shape[0] if eps is not None else 1
     ours["vae_posterior_mean"] = dist.mean.repeat(copies, 1, 1, 1)
     ours["vae_posterior_std"] = dist.std.repeat(copies, 1, 1, 1)
-    if "vae_posterior_eps" in g:
-        ours["vae_posterior_sample"] = ours["vae_posterior_mean"] + ours["vae_posterior_std"] * g["vae_posterior_eps"]
+    if eps is not None:
+        ours["vae_posterior_sample"] = ours["vae_posterior_mean"] + ours["vae_posterior_std"] * eps.to(cfg.device)
 
     recorder = _Recorder(pipe)
     try:
@@ -292,7 +265,7 @@ def replay_task(pipe, golden: Path, task: str, info: dict, g: dict, report: Repo
             num_inference_steps=int(args["num_inference_steps"]),
             guidance_scale=float(args["guidance_scale"]),
             brushnet_conditioning_scale=float(args.get("brushnet_conditioning_scale", 1.0)),
-            latents=g["initial_latents"], vae_posterior_eps=g.get("vae_posterior_eps"),
+            latents=g["initial_latents"], vae_posterior_eps=eps,
             output_type="np", callback_on_step_end=recorder.on_step_end,
         ).images
     finally:
@@ -307,17 +280,16 @@ def replay_task(pipe, golden: Path, task: str, info: dict, g: dict, report: Repo
         if key not in ours:
             _fail(report, name, "not produced by our pipeline")
         elif key.endswith("timestep"):
-            same = torch.equal(ours[key].to(torch.int64).reshape(-1), g[key].to(torch.int64).reshape(-1))
-            report.add(Check(name, 0.0 if same else float("inf"), 0.0 if same else float("inf"), 0.0, "abs",
-                             tuple(g[key].shape), f"ours {ours[key].tolist()}"))
+            a, b = ours[key].cpu().to(torch.int64).reshape(-1), g[key].to(torch.int64).reshape(-1)
+            _flag(report, name, torch.equal(a, b), tuple(g[key].shape), f"ours {a.tolist()}")
         elif key == "output_np":
-            report.compare(name, ours[key], g[key], IMAGE_TOL)
+            report.compare(name, ours[key], g[key], cfg.image_tol)
         elif key.startswith("vae_posterior") or "encoder_hidden_states" in key:
-            report.compare(name, ours[key], g[key], MODULE_TOL)
+            report.compare(name, ours[key], g[key], cfg.module_tol)
         else:
-            report.compare(name, ours[key], g[key], STEP_TOL, "rel")
+            report.compare(name, ours[key], g[key], cfg.step_rtol, "rel")
     if np_path.exists():
-        report.compare(f"B3.{task}.{np_path.name}", ours["output_np"], np.load(np_path), IMAGE_TOL)
+        report.compare(f"B3.{task}.{np_path.name}", ours["output_np"], np.load(np_path), cfg.image_tol)
 
 
 def _order(key: str) -> tuple:
@@ -325,3 +297,43 @@ def _order(key: str) -> tuple:
         head, _, rest = key.partition(".")
         return (1, int(head[4:]), rest)
     return (0 if key != "output_np" else 2, 0, key)
+
+
+def run(cfg: Settings, skip_pipeline: bool = False) -> Report:
+    """All checks for one golden folder (see the module docstring)."""
+    report = Report(f"PowerPaint v2 parity vs {cfg.golden}")
+    meta_path = cfg.golden / "run_meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if not meta:
+        _fail(report, "run_meta.json", "missing or empty")
+    try:
+        brushnet, text_encoder = check_strict_load(cfg, report)
+    except (ValueError, OSError) as exc:  # OSError covers missing files and folders
+        _fail(report, "load", str(exc))
+        return report
+    check_modules(cfg, brushnet, report)
+    check_text(cfg, text_encoder, meta, report)
+    if not skip_pipeline:
+        check_pipelines(cfg, meta, report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m iiie.parity powerpaint", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("golden_dir", type=Path)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--module-tol", type=float, default=1e-4)
+    parser.add_argument("--step-rtol", type=float, default=1e-4)
+    parser.add_argument("--image-tol", type=float, default=1e-3)
+    parser.add_argument("--skip-pipeline", action="store_true", help="strict load, modules and text only")
+    args = parser.parse_args(argv)
+    if not args.golden_dir.is_dir():
+        print(f"golden folder not found: {args.golden_dir}")
+        return 2
+    torch.set_grad_enabled(False)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    cfg = Settings(args.golden_dir, args.device, args.module_tol, args.step_rtol, args.image_tol)
+    report = run(cfg, args.skip_pipeline)
+    report.print()
+    return report.exit_code()

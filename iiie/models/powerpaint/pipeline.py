@@ -91,9 +91,9 @@ class PowerPaintPipeline(BrushNetInpaintPipeline):
                 from transformers import CLIPTokenizer
 
                 # Task ids start right after the tokenizer's vocabulary, as in the reference.
-                tokenizer = components.get("tokenizer") or CLIPTokenizer.from_pretrained(
-                    Path(base_dir) / "tokenizer"
-                )
+                if components.get("tokenizer") is None:
+                    components["tokenizer"] = CLIPTokenizer.from_pretrained(Path(base_dir) / "tokenizer")
+                tokenizer = components["tokenizer"]
                 components["text_encoder_brushnet"] = load_task_text_encoder(
                     Path(base_dir) / "text_encoder", folder, first_task_id=len(tokenizer), dtype=dtype
                 )
