@@ -427,6 +427,17 @@ def test_rule_planner_reads_request_size_and_objects():
     assert blind.raw["box"]["anchor_found"] is False
 
 
+def test_unnamed_background_subject_is_configurable():
+    req = EditRequest("b", Image.new("RGB", (64, 64)), "change the background to a forest")
+    plan = RulePlanner().plan(req)
+    assert plan.object == "main subject" and plan.raw["subject_named"] is False
+    assert RulePlanner(unnamed_subject="").plan(req).object == ""
+    named = RulePlanner(unnamed_subject="").plan(
+        EditRequest("c", req.image, "put the dog on a beach")
+    )
+    assert named.object == "dog" and named.raw["subject_named"] is True
+
+
 def test_rule_planner_rejects_bad_settings():
     with pytest.raises(ValueError, match="default_add_box_frac"):
         RulePlanner(default_add_box_frac=0)

@@ -123,6 +123,7 @@ def parse_instruction(
     size: tuple[int, int] = (512, 512),
     objects: Mapping[str, np.ndarray] | None = None,
     default_add_box_frac: float = 0.3,
+    unnamed_subject: str = DEFAULT_SUBJECT,
 ) -> Plan:
     """Turn an editing instruction into a :class:`Plan` without any model.
 
@@ -169,7 +170,7 @@ def parse_instruction(
     category = p.category
     if keep and category == Category.BACKGROUND:
         p.obj = keep
-    obj = object_or_default(p.obj, category)
+    obj = object_or_default(p.obj, category, unnamed_subject)
     plan = Plan(category=category, object=obj)
     if category == Category.LOCAL:
         plan.target_prompt = local_target(p)
@@ -205,6 +206,8 @@ def parse_instruction(
     }
     if keep:
         plan.raw["keep"] = keep
+    if category == Category.BACKGROUND:
+        plan.raw["subject_named"] = obj != unnamed_subject
     if p.location:
         plan.raw["location"] = p.location
     if category == Category.ADDITION:
@@ -219,15 +222,24 @@ class RulePlanner(BasePlanner):
     (also the scale of boxes placed from location phrases).
     ``use_object_masks``: read ``request.meta["objects"]`` to place boxes relative to
     named objects (turn off to measure the phrase-only behaviour).
+    ``unnamed_subject``: the object of a background plan whose instruction names no subject
+    to keep. ``"main subject"`` works with the oracle masker and gives a detector a phrase;
+    ``""`` leaves the choice to the masker (``masker.unnamed_subject`` of grounded_sam).
     """
 
     name = "rules"
 
-    def __init__(self, default_add_box_frac: float = 0.3, use_object_masks: bool = True) -> None:
+    def __init__(
+        self,
+        default_add_box_frac: float = 0.3,
+        use_object_masks: bool = True,
+        unnamed_subject: str = DEFAULT_SUBJECT,
+    ) -> None:
         if not 0.0 < float(default_add_box_frac) <= 1.0:
             raise ValueError(f"default_add_box_frac must be in (0, 1], got {default_add_box_frac}")
         self.default_add_box_frac = float(default_add_box_frac)
         self.use_object_masks = bool(use_object_masks)
+        self.unnamed_subject = str(unnamed_subject or "")
 
     def plan(self, request: EditRequest) -> Plan:
         objects = request.meta.get("objects") if self.use_object_masks else None
@@ -238,4 +250,5 @@ class RulePlanner(BasePlanner):
             size=request.size,
             objects=objects,
             default_add_box_frac=self.default_add_box_frac,
+            unnamed_subject=self.unnamed_subject,
         )

@@ -195,10 +195,12 @@ def background_target(p: Parse) -> str:
     return comp
 
 
-def object_or_default(obj: str, category: Category) -> str:
+def object_or_default(obj: str, category: Category, unnamed_subject: str = DEFAULT_SUBJECT) -> str:
+    """The plan's object: none for global edits, ``unnamed_subject`` for a background edit
+    that names no subject to keep ("change the background to a forest")."""
     if category == Category.BACKGROUND:
         if not obj or np_kind(obj) in ("image", "background", "none"):
-            return DEFAULT_SUBJECT
+            return unnamed_subject
         return obj
     if category == Category.GLOBAL:
         return ""
