@@ -303,16 +303,25 @@ class Runner:
                 items = [Scored(self.sample(i), self.plan_of(i), R.load_mask(mask_dir, i), R.load_edit(ed, i)) for i in chunk]
 
                 def ok(item: Scored, row: dict, seconds: float, _d=d):
+                    sid = item.sample.request.id
                     truth = item.sample.truth.category
-                    R.atomic_write_json(
-                        _d.record(item.sample.request.id),
-                        {
-                            "id": item.sample.request.id,
-                            "category": (truth or item.plan.category).value,
-                            "plan_category": item.plan.category.value,
-                            "scores": row,
-                        },
-                    )
+                    record = {
+                        "id": sid,
+                        "category": (truth or item.plan.category).value,
+                        "plan_category": item.plan.category.value,
+                        "scores": row,
+                        "seconds": round(seconds, 4),
+                    }
+                    # Metrics that keep per-sample evidence (judge replies and votes) expose
+                    # it as ``details[sample_id]``; it is stored with the scores.
+                    details = {
+                        getattr(m, "name", type(m).__name__): m.details.pop(sid)
+                        for m in metrics
+                        if isinstance(getattr(m, "details", None), dict) and sid in m.details
+                    }
+                    if details:
+                        record["details"] = details
+                    R.atomic_write_json(_d.record(sid), record)
                     c.computed += 1
                     bar.update(1)
 
