@@ -14,13 +14,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from iiie.metrics.columns import COLUMN_DOCS as BENCHMARK_COLUMN_DOCS
+from iiie.metrics.columns import COLUMN_ORDER as BENCHMARK_COLUMN_ORDER
 from iiie.pipeline.cache import atomic_write_bytes, atomic_write_json
 from iiie.types import Category
 
-#: Preferred column order; other metric columns follow alphabetically.
+#: Preferred column order (synthetic columns, then the benchmark / judge columns of
+#: :mod:`iiie.metrics.columns`); other metric columns follow alphabetically.
 COLUMN_ORDER = [
     "category_acc", "object_match", "mask_iou", "l1", "l2", "psnr_in", "ssim_in", "psnr_out", "ssim_out",
-    "edit_faithfulness", "content_preservation", "overall",
+    *BENCHMARK_COLUMN_ORDER,
 ]
 #: What each column means (README and the Markdown table's footer use this).
 COLUMN_DOCS = {
@@ -35,6 +38,7 @@ COLUMN_DOCS = {
     "ssim_in": "SSIM inside the GT change region vs the target: edit fidelity",
     "psnr_out": "PSNR (dB, capped at 100) outside the GT change region vs the source: content preservation",
     "ssim_out": "SSIM outside the GT change region vs the source: content preservation",
+    **BENCHMARK_COLUMN_DOCS,
 }
 NON_METRIC = {"id", "category", "plan_category", "failed_stage", "error", "error_type"}
 ROW_ORDER = [c.value for c in Category] + ["unknown"]
