@@ -226,3 +226,11 @@ def test_wrong_text_model_folder_is_named(root, tmp_path):
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="hidden_size 24"):
         load_original_grounding_dino(root / "groundingdino_swint_ogc.pth", folder)
+
+
+def test_checkpoints_with_pickled_objects_are_refused_with_advice(tmp_path):
+    import argparse
+
+    torch.save({"model": {"x": torch.zeros(1)}, "args": argparse.Namespace(lr=1.0)}, tmp_path / "with_args.pth")
+    with pytest.raises(ValueError, match="weights_only=True refused"):
+        load_original_checkpoint(tmp_path / "with_args.pth")

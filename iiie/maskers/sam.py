@@ -143,7 +143,9 @@ def build_original_sam(checkpoint: str | os.PathLike):
         TwoWayTransformer,
     )
 
-    sd = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
+    from iiie.models.grounding_dino.original import safe_torch_load
+
+    sd = safe_torch_load(checkpoint)
     if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
         sd = sd["model"]
     a = _sam_architecture(sd)

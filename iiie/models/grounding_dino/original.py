@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -188,9 +189,21 @@ def strip_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()}
 
 
+def safe_torch_load(path: str | os.PathLike):
+    """``torch.load(weights_only=True)`` with an actionable error for pickled extras."""
+    try:
+        return torch.load(Path(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"{path} holds more than tensors (weights_only=True refused it: {str(e).splitlines()[0]}). "
+            "iiie never unpickles arbitrary objects; if you trust the file, re-save its state dict once with "
+            "torch.save(torch.load(p, weights_only=False)['model'], 'clean.pth') and point the config at it."
+        ) from None
+
+
 def load_original_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a ``groundingdino_*.pth`` safely (``weights_only=True``) as a flat state dict."""
-    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    obj = safe_torch_load(path)
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
