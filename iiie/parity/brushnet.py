@@ -164,7 +164,12 @@ def check_pipeline(report: Report, golden: Path, pipe, meta: dict, forward: dict
     device = pipe._execution_device
     image = Image.open(golden / "image_masked.png").convert("RGB")
     mask = Image.open(golden / "mask.png").convert("RGB")
-    height, width = int(meta.get("height", image.height)), int(meta.get("width", image.width))
+    # The documented call passes no height/width (the image size, rounded down to a multiple
+    # of the VAE factor, is used); pass run_meta's only if they say otherwise.
+    f = pipe.vae_scale_factor
+    default = (image.height // f * f, image.width // f * f)
+    recorded = (int(meta.get("height", default[0])), int(meta.get("width", default[1])))
+    height, width = (None, None) if recorded == default else recorded
 
     if "prompt_input_ids" in inputs:
         report.compare("prompt_input_ids", pipe.tokenize([prompt]), inputs["prompt_input_ids"], 0.0)

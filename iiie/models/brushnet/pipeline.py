@@ -236,7 +236,7 @@ class BrushNetInpaintPipeline(DiffusionPipeline):
                 raise ValueError(f"{len(neg)} negative prompts for {batch} prompts")
             # The reference pads the negative prompt to the positive embeddings' length.
             ids = self.tokenize(neg, max_length=prompt_embeds.shape[1])
-            negative_prompt_embeds = self._embed_ids(ids, device, None if clip_skip is None else clip_skip)
+            negative_prompt_embeds = self._embed_ids(ids, device, clip_skip)
         negative_prompt_embeds = negative_prompt_embeds.to(device=device, dtype=dtype)
         negative_prompt_embeds = negative_prompt_embeds.repeat_interleave(num_images_per_prompt, 0)
         return prompt_embeds, negative_prompt_embeds

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel, UNet2DConditionOutput
+from diffusers.utils.peft_utils import apply_lora_scale
 
 from iiie.models.brushnet.blocks import (
     AttentionInputs,
@@ -97,13 +98,17 @@ class BrushNetUNet2DConditionModel(UNet2DConditionModel):
         if cross_attention_kwargs is not None and cross_attention_kwargs.get("gligen") is not None:
             raise NotImplementedError("GLIGEN together with BrushNet add-samples")
         return self._forward_with_add_samples(
-            sample, timestep, encoder_hidden_states, class_labels, timestep_cond, attention_mask,
-            cross_attention_kwargs, added_cond_kwargs, encoder_attention_mask, return_dict,
-            list(down_block_add_samples), mid_block_add_sample, list(up_block_add_samples),
+            sample, timestep, encoder_hidden_states, class_labels=class_labels,
+            timestep_cond=timestep_cond, attention_mask=attention_mask,
+            cross_attention_kwargs=cross_attention_kwargs, added_cond_kwargs=added_cond_kwargs,
+            encoder_attention_mask=encoder_attention_mask, return_dict=return_dict,
+            down_add=list(down_block_add_samples), mid_add=mid_block_add_sample,
+            up_add=list(up_block_add_samples),
         )
 
+    @apply_lora_scale("cross_attention_kwargs")  # as diffusers' forward: PEFT LoRA `scale`
     def _forward_with_add_samples(
-        self, sample, timestep, encoder_hidden_states, class_labels, timestep_cond, attention_mask,
+        self, sample, timestep, encoder_hidden_states, *, class_labels, timestep_cond, attention_mask,
         cross_attention_kwargs, added_cond_kwargs, encoder_attention_mask, return_dict,
         down_add, mid_add, up_add,
     ):
