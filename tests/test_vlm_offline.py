@@ -95,3 +95,16 @@ def test_missing_vllm_is_a_clear_error():
 def test_bad_batch_size():
     with pytest.raises(ValueError, match="batch_size"):
         VLMOfflinePlanner(SETTINGS, engine=FakeEngine(), fallback=FakeFallback(), batch_size=0)
+
+
+def test_offline_bad_instruction_fails_alone_without_regenerating():
+    from iiie.errors import InstructionError
+
+    engine = FakeEngine()
+    planner = VLMOfflinePlanner(SETTINGS, engine=engine, fallback=FakeFallback(), strategy="single_call")
+    reqs = [make_request(0, "remove the cup"), make_request(1, ""), make_request(2, "make it winter")]
+    with pytest.raises(InstructionError, match="empty"):
+        planner.plan_batch(reqs)
+    assert engine.rounds == [2]
+    assert planner.plan_batch([reqs[2]])[0].category is Category.GLOBAL
+    assert engine.rounds == [2]  # remembered

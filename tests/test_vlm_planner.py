@@ -546,3 +546,67 @@ def test_planner_from_hydra_config_and_plan_cli(make_server, make_cfg, tmp_path,
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert written[3]["add_box"] is not None and written[3]["fallback_reason"] is None
     assert set(Plan(Category.LOCAL).to_dict()) <= set(written[0])
+
+
+# ----------------------------------------------------------------------------- per-sample errors
+
+
+def test_bad_instruction_fails_alone_without_resending_the_others(server):
+    """The stages retry a failed batch item by item; the VLM is not asked twice."""
+    from iiie.errors import InstructionError
+    from iiie.pipeline.runner import guarded_batch
+
+    reqs = [make_request(0, "remove the cup"), make_request(1, "   "), make_request(2, "make it winter")]
+    done, failed = {}, {}
+    with make_planner(server) as planner:
+        guarded_batch(
+            planner.plan_batch,
+            reqs,
+            lambda req, plan, _s: done.__setitem__(req.id, plan),
+            lambda req, exc: failed.__setitem__(req.id, exc),
+        )
+        stats = planner.stats()
+    assert set(done) == {"s0", "s2"} and done["s2"].category is Category.GLOBAL
+    assert isinstance(failed["s1"], InstructionError)
+    assert len(server.requests) == stats["requests"] == 2 + 2  # each good sample asked once
+    assert stats["samples"] == 2
+
+
+def test_sample_the_fallback_rejects_fails_alone(make_server):
+    from iiie.errors import InstructionError
+
+    class PickyFallback(FakeFallback):
+        def plan_batch(self, requests):
+            if any(r.id == "s1" for r in requests):
+                raise InstructionError("cannot parse this either")
+            return super().plan_batch(requests)
+
+    model = scripted_model()
+    server = make_server(
+        model="test-vlm",
+        responder=lambda req: Fault(500) if instruction_of(req) == "add a hat on the cat" else model(req),
+    )
+    reqs = [make_request(0, "remove the cup"), make_request(1, "add a hat on the cat"),
+            make_request(2, "make the car red")]
+    with make_planner(server, PickyFallback(), retries=0) as planner:
+        with pytest.raises(InstructionError, match="either"):
+            planner.plan_batch(reqs)
+        sent = len(server.requests)
+        first = planner.plan_batch([reqs[0]])
+        third = planner.plan_batch([reqs[2]])
+    assert len(server.requests) == sent  # remembered, not resent
+    assert first[0].category is Category.REMOVE and third[0].category is Category.LOCAL
+
+
+def test_real_rule_planner_as_fallback(make_server):
+    server = make_server(model="test-vlm", responder=lambda req: Fault(503))
+    settings = {"base_url": server.base_url, "model": "test-vlm", "family": "qwen2_5_vl",
+                "min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS, "retries": 0}
+    with VLMPlanner(settings) as planner:  # fallback=None -> iiie.planners.rules.RulePlanner
+        plans = planner.plan_batch([make_request(0, "remove the cup"), make_request(1, "make it winter")])
+        stats = planner.stats()
+    assert type(planner.fallback).__name__ == "RulePlanner"
+    assert [p.fallback_reason for p in plans] == ["http_503", "http_503"]
+    assert plans[0].category is Category.REMOVE and "cup" in plans[0].object
+    assert plans[1].category is Category.GLOBAL
+    assert stats["fallback.http_503"] == 2

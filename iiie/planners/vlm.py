@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from iiie.errors import BackendUnavailableError
+from iiie.errors import BackendUnavailableError, InstructionError
 from iiie.seeding import sample_seed
 from iiie.types import Category, EditRequest, Plan
 from iiie.vlm.aio import BackgroundLoop
@@ -32,6 +32,14 @@ from iiie.vlm.images import prepare_image
 from iiie.vlm.prompts import load_prompts
 from iiie.vlm.settings import VLMSettings
 from iiie.vlm.stats import Stats
+from iiie.weights import MissingWeightsError
+
+#: Longer instructions are rejected as a per-sample error rather than sent.
+MAX_INSTRUCTION_CHARS = 4000
+
+
+def _memo_key(request: EditRequest) -> tuple[str, str, tuple[int, int]]:
+    return (request.id, str(request.instruction), tuple(request.image.size))
 
 
 def default_fallback() -> Any:
@@ -61,6 +69,7 @@ class VLMPlannerBase:
         if not hasattr(self.fallback, "plan_batch"):
             raise TypeError(f"fallback planner {self.fallback!r} has no plan_batch()")
         self._stats = Stats()
+        self._memo: dict[tuple[str, str, tuple[int, int]], Outcome] = {}
         # qwen-vl-utils imports torch (seconds): pay for it here, not inside the first batch.
         import qwen_vl_utils.vision_process  # noqa: F401
 
@@ -98,15 +107,55 @@ class VLMPlannerBase:
         )
         return PlanDialogue(request, self.prompts, image, self.coords)
 
+    def check_instruction(self, request: EditRequest) -> InstructionError | None:
+        """An instruction no planner should be asked about (the VLM would answer anyway)."""
+        text = request.instruction
+        if not isinstance(text, str) or not text.strip():
+            return InstructionError("instruction is empty")
+        if len(text) > MAX_INSTRUCTION_CHARS:
+            return InstructionError(
+                f"instruction is {len(text)} characters long; the limit is {MAX_INSTRUCTION_CHARS}"
+            )
+        return None
+
+    def remembered(self, request: EditRequest) -> Outcome | None:
+        """The outcome of ``request`` from a batch that failed on another sample's error."""
+        return self._memo.pop(_memo_key(request), None)
+
     def finish(
         self, requests: Sequence[EditRequest], outcomes: Sequence[Outcome]
     ) -> list[Plan]:
-        """Apply the fault policy: fallback plans (or boxes) where the VLM failed."""
-        failed = [i for i, o in enumerate(outcomes) if o.plan is None]
-        fallback_plans: dict[int, Plan] = {}
+        """Apply the fault policy: fallback plans (or boxes) where the VLM failed.
+
+        A sample with an error of its own (a bad instruction, or one the fallback rejects)
+        fails the batch with that error, as a per-sample error should; the other samples'
+        VLM outcomes are remembered, so when the caller retries them one by one (the stages
+        do) no request is sent twice.
+        """
+        errors = {i: o.error for i, o in enumerate(outcomes) if o.error is not None}
+        failed = [i for i, o in enumerate(outcomes) if o.plan is None and o.error is None]
+        backups: dict[int, Plan] = {}
         if failed:
-            planned = self.fallback.plan_batch([requests[i] for i in failed])
-            fallback_plans = dict(zip(failed, planned, strict=True))
+            try:
+                planned = self.fallback.plan_batch([requests[i] for i in failed])
+                backups = dict(zip(failed, planned, strict=True))
+            except (BackendUnavailableError, MissingWeightsError):
+                raise
+            except Exception:  # find which sample the fallback rejects
+                for i in failed:
+                    try:
+                        backups[i] = self.fallback.plan_batch([requests[i]])[0]
+                    except (BackendUnavailableError, MissingWeightsError):
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - re-raised below
+                        errors[i] = exc
+        if errors:
+            if len(requests) > 1:
+                self._memo = {
+                    _memo_key(r): o for i, (r, o) in enumerate(zip(requests, outcomes, strict=True))
+                    if i not in errors
+                }
+            raise errors[min(errors)]
         plans: list[Plan] = []
         self._stats.add("samples", len(outcomes))
         for i, outcome in enumerate(outcomes):
@@ -116,7 +165,7 @@ class VLMPlannerBase:
             reason = outcome.failure or "unknown"
             self._stats.add("fallbacks")
             self._stats.add(f"fallback.{reason}")
-            plans.append(self._fallback_plan(outcome, fallback_plans[i]))
+            plans.append(self._fallback_plan(outcome, backups[i]))
         return plans
 
     @staticmethod
@@ -240,6 +289,10 @@ class VLMPlanner(VLMPlannerBase):
 
     async def _plan_one(self, request: EditRequest) -> Outcome:
         provenance = self.provenance()
+        if (known := self.remembered(request)) is not None:
+            return known
+        if (error := self.check_instruction(request)) is not None:
+            return Outcome(None, raw=provenance, error=error)
         try:
             dialogue = await asyncio.to_thread(self.start_dialogue, request)
         except (ValueError, OSError) as exc:

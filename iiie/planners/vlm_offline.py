@@ -148,6 +148,12 @@ class VLMOfflinePlanner(VLMPlannerBase):
         outcomes: dict[int, Outcome] = {}
         dialogues: dict[int, PlanDialogue] = {}
         for i, request in enumerate(requests):
+            if (known := self.remembered(request)) is not None:
+                outcomes[i] = known
+                continue
+            if (error := self.check_instruction(request)) is not None:
+                outcomes[i] = Outcome(None, raw=provenance, error=error)
+                continue
             try:
                 dialogues[i] = self.start_dialogue(request)
             except (ValueError, OSError) as exc:

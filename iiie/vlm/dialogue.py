@@ -55,6 +55,8 @@ class Outcome:
     detail: str = ""
     answers: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    #: a per-sample error (bad instruction) that no planner can answer
+    error: Exception | None = None
 
 
 class PlanDialogue:
