@@ -71,6 +71,10 @@ def _bg_subject(obj: str, tail: str) -> str:
     anchor = _anchor_from(tail)
     if anchor:
         return anchor
+    if " of " in obj:  # "the background of the dog"
+        right = clean_np(obj.split(" of ", 1)[1])
+        if np_kind(right) == "thing":
+            return right
     words = obj.split(" of ")[0].split()
     mods = [
         w
@@ -402,6 +406,8 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
             p.comp = " ".join(w for w in (subj_raw, gerund(verb), action) if w)
         return p
     subj = clean_np(subj_raw)
+    if np_kind(subj) != "background" and not re.search(r"\b(?:behind|around)\b", subj_raw):
+        subj = clean_np(split_np(subj_raw)[0])  # "the flowers in the vase" -> "flowers"
     prop, subj = property_of(subj)
     kind = np_kind(subj)
     rest = rest.strip()
@@ -512,6 +518,12 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
             return Parse(Category.GLOBAL, "image_has", comp=thing_raw, cues=cues)
         if thing in lex.CHANGE_ITEMS or np_head(thing) in lex.CHANGE_ITEMS:
             return Parse(Category.LOCAL, "given_change", obj=subj, comp=thing_raw, cues=cues)
+        if (
+            len(twords) > 1
+            and twords[-1] in lex.PART_NOUNS
+            and all(w in lex.TIME_WEATHER or is_adjectival([w]) for w in twords[:-1])
+        ):  # "give the house a red roof", "the trees should have autumn leaves"
+            return Parse(Category.LOCAL, "has_attribute", obj=subj, comp=thing, cues=cues)
         if (
             twords
             and twords[-1] in lex.BODY_PARTS
@@ -884,7 +896,16 @@ def _match_desire(c: str) -> Parse | None:
         r"it needs|it should have|it needs to have)\s+(?P<np>.+)$",
         c,
     )
-    if m and (is_indefinite(m.group("np")) or not is_definite(m.group("np"))):
+    if not m:
+        return None
+    m2 = re.match(
+        r"^(?P<o>it|this|that|everything|the (?:image|photo|picture|scene))\s+"
+        r"(?:as|in|to be|to look like|like|into)\s+(?P<c>.+)$",
+        m.group("np"),
+    )
+    if m2:  # "i'd like it as an anime"
+        return _decide_change(m2.group("o"), m2.group("c"), "want")
+    if is_indefinite(m.group("np")) or not is_definite(m.group("np")):
         return _decide_existential(m.group("np"))
     return None
 
@@ -1014,7 +1035,9 @@ def _split_object_complement(rest: str) -> tuple[str, str]:
     for k in range(min(4, len(words) - 1), 0, -1):
         if words[k] in PREPOSITIONS or words[k] == "of":
             continue
-        if np_kind(clean_np(" ".join(words[:k]))) in ("image", "background"):
+        if any(w in ("a", "an") for w in words[1:k]):
+            continue
+        if np_kind(clean_np(" ".join(words[:k]))) in ("image", "background", "global", "time"):
             return " ".join(words[:k]), " ".join(words[k:])
     for i in range(1, len(words)):
         if words[i] in ("a", "an") and i > 0:

@@ -13,64 +13,207 @@ from __future__ import annotations
 
 #: Frequent typos / variants in user instructions, fixed word by word before parsing.
 TYPOS: dict[str, str] = {
-    "teh": "the", "hte": "the", "th": "the", "tha": "the",
-    "backround": "background", "backgrond": "background", "bakground": "background",
-    "backgroud": "background", "backgound": "background", "bg": "background",
-    "backgorund": "background", "background's": "background",
-    "cahnge": "change", "chnage": "change", "chang": "change", "chage": "change",
-    "remvoe": "remove", "reomve": "remove", "rmove": "remove", "remov": "remove",
-    "delte": "delete", "eras": "erase", "ad": "add", "addd": "add",
-    "pls": "please", "plz": "please", "plse": "please",
-    "colour": "color", "colours": "colors", "coloured": "colored", "recolour": "recolor",
-    "grey": "gray", "greyscale": "grayscale", "gray-scale": "grayscale",
-    "b&w": "black and white", "bw": "black and white",
-    "u": "you", "ur": "your", "pic": "picture", "pics": "pictures", "img": "image",
-    "foto": "photo", "pict": "picture",
-    "nightime": "nighttime", "sunglases": "sunglasses", "umbrela": "umbrella",
-    "wont": "will not", "dont": "do not", "doesnt": "does not", "isnt": "is not",
-    "wasnt": "was not", "werent": "were not", "shouldnt": "should not",
-    "cant": "can not", "cannot": "can not", "im": "i am", "id": "i would",
-    "lets": "let us", "thats": "that is", "theres": "there is",
+    "teh": "the",
+    "hte": "the",
+    "th": "the",
+    "tha": "the",
+    "backround": "background",
+    "backgrond": "background",
+    "bakground": "background",
+    "backgroud": "background",
+    "backgound": "background",
+    "bg": "background",
+    "backgorund": "background",
+    "background's": "background",
+    "cahnge": "change",
+    "chnage": "change",
+    "chang": "change",
+    "chage": "change",
+    "remvoe": "remove",
+    "reomve": "remove",
+    "rmove": "remove",
+    "remov": "remove",
+    "delte": "delete",
+    "eras": "erase",
+    "ad": "add",
+    "addd": "add",
+    "pls": "please",
+    "plz": "please",
+    "plse": "please",
+    "colour": "color",
+    "colours": "colors",
+    "coloured": "colored",
+    "recolour": "recolor",
+    "grey": "gray",
+    "greyscale": "grayscale",
+    "gray-scale": "grayscale",
+    "b&w": "black and white",
+    "bw": "black and white",
+    "u": "you",
+    "ur": "your",
+    "pic": "picture",
+    "pics": "pictures",
+    "img": "image",
+    "foto": "photo",
+    "pict": "picture",
+    "nightime": "nighttime",
+    "sunglases": "sunglasses",
+    "umbrela": "umbrella",
+    "wont": "will not",
+    "dont": "do not",
+    "doesnt": "does not",
+    "isnt": "is not",
+    "wasnt": "was not",
+    "werent": "were not",
+    "shouldnt": "should not",
+    "cant": "can not",
+    "cannot": "can not",
+    "im": "i am",
+    "id": "i would",
+    "lets": "let us",
+    "thats": "that is",
+    "theres": "there is",
 }
 
 #: Contractions expanded before parsing (applied as regex-free substring swaps on words).
 CONTRACTIONS: dict[str, str] = {
-    "let's": "let us", "i'd": "i would", "i'm": "i am", "it's": "it is",
-    "that's": "that is", "there's": "there is", "wasn't": "was not",
-    "weren't": "were not", "isn't": "is not", "aren't": "are not", "don't": "do not",
-    "doesn't": "does not", "shouldn't": "should not", "won't": "will not",
-    "can't": "can not", "couldn't": "could not", "wouldn't": "would not",
-    "he's": "he is", "she's": "she is", "they're": "they are", "we'd": "we would",
-    "you'd": "you would", "i've": "i have", "what's": "what is",
+    "let's": "let us",
+    "i'd": "i would",
+    "i'm": "i am",
+    "it's": "it is",
+    "that's": "that is",
+    "there's": "there is",
+    "wasn't": "was not",
+    "weren't": "were not",
+    "isn't": "is not",
+    "aren't": "are not",
+    "don't": "do not",
+    "doesn't": "does not",
+    "shouldn't": "should not",
+    "won't": "will not",
+    "can't": "can not",
+    "couldn't": "could not",
+    "wouldn't": "would not",
+    "he's": "he is",
+    "she's": "she is",
+    "they're": "they are",
+    "we'd": "we would",
+    "you'd": "you would",
+    "i've": "i have",
+    "what's": "what is",
 }
 
 #: Politeness / hedging lead-ins stripped from the start of a clause (longest first).
 LEAD_INS: tuple[str, ...] = (
-    "would it be possible to", "is it possible to", "would you be able to",
-    "it would be nice to", "it would be nice if", "it would be cool to", "it would be cool if",
-    "it would be great to", "it would be great if", "it would be better if",
-    "it would be better to", "i would love it if", "i would like it if", "i think that",
-    "i think", "i feel like", "i would love to see", "i want to see", "i would like to see",
-    "i would like you to", "i would love you to", "i want you to", "i need you to",
-    "could you please", "can you please", "would you please", "will you please",
-    "could you", "can you", "would you", "will you", "you should", "you can",
-    "go ahead and", "i would like to", "i want to", "i need to", "we need to",
-    "we should", "help me", "try to", "let us", "please", "kindly", "now", "just",
-    "ok", "okay", "so", "hey", "hi", "also", "then", "and", "maybe", "simply",
-    "can we", "could we", "i wish to", "i am hoping to", "i hope to", "we want to",
-    "edit the image to", "edit the photo to", "edit this to", "edit it to",
-    "in this image", "in the image", "in this photo", "in the photo",
-    "in this picture", "in the picture",
+    "would it be possible to",
+    "is it possible to",
+    "would you be able to",
+    "it would be nice to",
+    "it would be nice if",
+    "it would be cool to",
+    "it would be cool if",
+    "it would be great to",
+    "it would be great if",
+    "it would be better if",
+    "it would be better to",
+    "i would love it if",
+    "i would like it if",
+    "i think that",
+    "i think",
+    "i feel like",
+    "i would love to see",
+    "i want to see",
+    "i would like to see",
+    "i would like you to",
+    "i would love you to",
+    "i want you to",
+    "i need you to",
+    "could you please",
+    "can you please",
+    "would you please",
+    "will you please",
+    "could you",
+    "can you",
+    "would you",
+    "will you",
+    "you should",
+    "you can",
+    "go ahead and",
+    "i would like to",
+    "i want to",
+    "i need to",
+    "we need to",
+    "we should",
+    "help me",
+    "try to",
+    "let us",
+    "please",
+    "kindly",
+    "now",
+    "just",
+    "ok",
+    "okay",
+    "so",
+    "hey",
+    "hi",
+    "also",
+    "then",
+    "and",
+    "maybe",
+    "simply",
+    "can we",
+    "could we",
+    "i wish to",
+    "i am hoping to",
+    "i hope to",
+    "we want to",
+    "edit the image to",
+    "edit the photo to",
+    "edit this to",
+    "edit it to",
+    "in this image",
+    "in the image",
+    "in this photo",
+    "in the photo",
+    "in this picture",
+    "in the picture",
 )
 
 #: Phrases stripped from the end of a clause.
 TAIL_OUTS: tuple[str, ...] = (
-    "please", "thanks", "thank you", "for me", "instead", "if possible", "if you can",
-    "in the image", "in the photo", "in the picture", "in this image", "in this photo",
-    "in this picture", "from the image", "from the photo", "from the picture",
-    "from this image", "from this photo", "from this picture", "in the scene",
-    "from the scene", "entirely", "completely", "altogether", "now", "too", "as well",
-    "a little", "a bit", "slightly", "a little bit", "somehow", "real quick",
+    "please",
+    "thanks",
+    "thank you",
+    "for me",
+    "instead",
+    "if possible",
+    "if you can",
+    "in the image",
+    "in the photo",
+    "in the picture",
+    "in this image",
+    "in this photo",
+    "in this picture",
+    "from the image",
+    "from the photo",
+    "from the picture",
+    "from this image",
+    "from this photo",
+    "from this picture",
+    "in the scene",
+    "from the scene",
+    "entirely",
+    "completely",
+    "altogether",
+    "now",
+    "too",
+    "as well",
+    "a little",
+    "a bit",
+    "slightly",
+    "a little bit",
+    "somehow",
+    "real quick",
 )
 
 # --- determiners, pronouns ----------------------------------------------------------------
@@ -83,18 +226,39 @@ INDEFINITE = frozenset("a an some another one two three four five six several ma
 
 #: Pronouns as objects, mapped to a groundable phrase.
 PRONOUN_OBJECTS: dict[str, str] = {
-    "him": "man", "he": "man", "his": "man", "her": "woman", "she": "woman",
-    "them": "people", "they": "people", "us": "people", "me": "person",
+    "him": "man",
+    "he": "man",
+    "his": "man",
+    "her": "woman",
+    "she": "woman",
+    "them": "people",
+    "they": "people",
+    "us": "people",
+    "me": "person",
+    "someone": "person",
+    "somebody": "person",
+    "anyone": "person",
+    "anybody": "person",
 }
 
 #: Phrases that mean "the whole image".
 WHOLE_IMAGE = frozenset(
-    "it this that image photo picture photograph shot scene everything frame view "
-    "overall".split()
+    "it this that image photo picture photograph shot scene everything frame view overall".split()
     + [
-        "whole image", "entire image", "whole photo", "entire photo", "whole picture",
-        "entire picture", "whole scene", "entire scene", "whole thing", "whole frame",
-        "overall image", "full image", "all of it", "everything in the image",
+        "whole image",
+        "entire image",
+        "whole photo",
+        "entire photo",
+        "whole picture",
+        "entire picture",
+        "whole scene",
+        "entire scene",
+        "whole thing",
+        "whole frame",
+        "overall image",
+        "full image",
+        "all of it",
+        "everything in the image",
     ]
 )
 
@@ -104,8 +268,17 @@ WHOLE_IMAGE = frozenset(
 BACKGROUND_NOUNS = frozenset(
     "background backdrop backgrounds surroundings surrounding scenery setting environment "
     "location sky skies skyline horizon".split()
-    + ["back ground", "area behind", "wall behind", "room behind", "everything behind",
-       "everything around", "area around", "space behind", "scenery behind"]
+    + [
+        "back ground",
+        "area behind",
+        "wall behind",
+        "room behind",
+        "everything behind",
+        "everything around",
+        "area around",
+        "space behind",
+        "scenery behind",
+    ]
 )
 
 #: Places a subject can be put in (a background swap when the subject is already there).
@@ -120,12 +293,35 @@ SCENE_NOUNS = frozenset(
     "airport station subway highway road alley sidewalk bridge rooftop roof hospital "
     "school playground zoo aquarium hotel lobby club concert party wedding battlefield "
     "galaxy universe cosmos planet nebula clouds heaven hell dungeon spaceship landscape "
-    "scenery wilderness countryside suburbs downtown".split()
-    + ["outer space", "living room", "new york", "times square", "eiffel tower",
-       "basketball court", "tennis court", "football field", "soccer field", "train station",
-       "parking lot", "city street", "night club", "coffee shop", "space station",
-       "rain forest", "snowy field", "city skyline", "night sky", "great wall",
-       "golden gate", "grand canyon", "the alps", "north pole", "south pole"]
+    "scenery wilderness countryside suburbs downtown room bathroom hallway grass sand lawn "
+    "mansion".split()
+    + [
+        "outer space",
+        "living room",
+        "new york",
+        "times square",
+        "eiffel tower",
+        "basketball court",
+        "tennis court",
+        "football field",
+        "soccer field",
+        "train station",
+        "parking lot",
+        "city street",
+        "night club",
+        "coffee shop",
+        "space station",
+        "rain forest",
+        "snowy field",
+        "city skyline",
+        "night sky",
+        "great wall",
+        "golden gate",
+        "grand canyon",
+        "the alps",
+        "north pole",
+        "south pole",
+    ]
 )
 
 #: Nouns that name a global property of the picture (an adjustment, not an object).
@@ -135,8 +331,17 @@ GLOBAL_PROPERTIES = frozenset(
     "filter mood atmosphere weather season vibe look feel style aesthetic effect effects "
     "vignette haze glare blur blurriness focus quality resolution palette "
     "tonality luminance".split()
-    + ["white balance", "color cast", "colour cast", "time of day", "color balance",
-       "color grading", "overall color", "overall tone", "lighting conditions"]
+    + [
+        "white balance",
+        "color cast",
+        "colour cast",
+        "time of day",
+        "color balance",
+        "color grading",
+        "overall color",
+        "overall tone",
+        "lighting conditions",
+    ]
 )
 
 #: Words that name a time, season or weather (turning the whole scene).
@@ -145,8 +350,19 @@ TIME_WEATHER = frozenset(
     "dawn evening morning noon midnight twilight rain rainy raining snow snowy snowing "
     "fog foggy misty mist storm stormy thunderstorm overcast sunny hot cold halloween "
     "christmas blizzard drought flood".split()
-    + ["night time", "day time", "golden hour", "blue hour", "rainy day", "snowy day",
-       "sunny day", "cloudy day", "foggy day", "a snowy day", "a rainy day"]
+    + [
+        "night time",
+        "day time",
+        "golden hour",
+        "blue hour",
+        "rainy day",
+        "snowy day",
+        "sunny day",
+        "cloudy day",
+        "foggy day",
+        "a snowy day",
+        "a rainy day",
+    ]
 )
 
 #: Styles / media / looks that re-render the whole picture.
@@ -164,12 +380,44 @@ STYLE_WORDS = frozenset(
     "ink tapestry fresco pointillism pointillist expressionist abstract psychedelic "
     "neon glitch halftone blueprint doodle storybook synthwave vhs 8-bit 16-bit "
     "origami papercut embroidery stained cel-shaded caricature".split()
-    + ["black and white", "black & white", "pixel art", "oil painting", "stained glass",
-       "film noir", "3d render", "pop art", "van gogh", "studio ghibli", "low poly",
-       "old photo", "old photograph", "old film", "in the style of", "art style",
-       "children's book", "comic book", "video game", "line art", "cel shaded",
-       "ukiyo e", "vector art", "digital art", "concept art", "1970s", "1980s",
-       "1920s", "1950s", "1960s", "1990s", "80s", "70s", "90s", "60s", "50s"]
+    + [
+        "black and white",
+        "black & white",
+        "pixel art",
+        "oil painting",
+        "stained glass",
+        "film noir",
+        "3d render",
+        "pop art",
+        "van gogh",
+        "studio ghibli",
+        "low poly",
+        "old photo",
+        "old photograph",
+        "old film",
+        "in the style of",
+        "art style",
+        "children's book",
+        "comic book",
+        "video game",
+        "line art",
+        "cel shaded",
+        "ukiyo e",
+        "vector art",
+        "digital art",
+        "concept art",
+        "1970s",
+        "1980s",
+        "1920s",
+        "1950s",
+        "1960s",
+        "1990s",
+        "80s",
+        "70s",
+        "90s",
+        "60s",
+        "50s",
+    ]
 )
 
 #: Adjustment words that are global when they have no specific object.
@@ -180,8 +428,17 @@ GLOBAL_ADJECTIVES = frozenset(
     "hazy moody dramatic cinematic glowing glow pop vivid crisp clearer clear "
     "old older aged vintage retro colorful colourful pastel neon dreamy gloomy cheerful "
     "creepy spooky scary eerie magical ethereal festive".split()
-    + ["high contrast", "low contrast", "less saturated", "more saturated", "washed out",
-       "black and white", "more vibrant", "less vibrant", "more colorful"]
+    + [
+        "high contrast",
+        "low contrast",
+        "less saturated",
+        "more saturated",
+        "washed out",
+        "black and white",
+        "more vibrant",
+        "less vibrant",
+        "more colorful",
+    ]
 )
 
 #: Verbs whose meaning is an image adjustment (global unless given a specific object).
@@ -225,11 +482,19 @@ GLOBAL_ADDABLES = frozenset(
     + ["light leak", "light leaks", "depth of field", "tilt shift", "motion blur"]
 )
 
+#: Parts an object already has: recolouring them is a local edit even when phrased as
+#: giving or having ("give the house a red roof", "the trees should have autumn leaves").
+PART_NOUNS = frozenset(
+    "roof wheels wheel door doors windows leaves blossoms petals stripes spots fur feathers "
+    "hair eyes skin lips nails scales shell wings tail mane horns".split()
+)
+
 #: Things "given" to an object that change it rather than add to it ("a haircut").
 CHANGE_ITEMS = frozenset(
     "hairstyle haircut hairdo makeover outfit costume color colour tan paintjob "
     "expression smile frown mohawk mullet ponytail pigtails braids bun afro buzzcut "
-    "dreadlocks perm bob fringe bangs".split() + ["paint job", "new look", "fresh coat"]
+    "dreadlocks perm bob fringe bangs".split()
+    + ["paint job", "new look", "fresh coat"]
 )
 
 # --- adjectives and verbs -------------------------------------------------------------------
@@ -266,7 +531,7 @@ ADJECTIVES = frozenset(
     "cloudy sunny stormy rainy foggy misty starry calm wavy choppy flooded sunlit "
     "wrinkled smooth upside-down upside reflective matte glossy faded vintage retro "
     "more less very much extremely slightly somewhat brown-haired red-haired "
-    "blue-eyed colored coloured painted patterned".split()
+    "blue-eyed colored coloured painted patterned natural unnatural realistic".split()
 )
 
 #: Intransitive / action verbs for "make the dog sit" (a local pose or state edit).
@@ -304,33 +569,71 @@ VANISH_VERBS = frozenset(
 
 #: Surfaces/areas without an object mask: where a box goes, as (cx, cy) fractions.
 AREA_CENTRES: dict[str, tuple[float, float]] = {
-    "sky": (0.5, 0.17), "air": (0.5, 0.2), "clouds": (0.5, 0.15), "ceiling": (0.5, 0.1),
-    "horizon": (0.5, 0.4), "distance": (0.5, 0.38), "background": (0.5, 0.35),
-    "foreground": (0.5, 0.78), "ground": (0.5, 0.82), "floor": (0.5, 0.82),
-    "grass": (0.5, 0.8), "road": (0.5, 0.78), "street": (0.5, 0.78), "sand": (0.5, 0.8),
-    "beach": (0.5, 0.78), "snow": (0.5, 0.8), "field": (0.5, 0.72), "water": (0.5, 0.72),
-    "sea": (0.5, 0.68), "ocean": (0.5, 0.68), "lake": (0.5, 0.7), "pond": (0.5, 0.72),
-    "river": (0.5, 0.72), "table": (0.5, 0.65), "desk": (0.5, 0.65), "counter": (0.5, 0.65),
-    "shelf": (0.5, 0.45), "bed": (0.5, 0.62), "sofa": (0.5, 0.62), "couch": (0.5, 0.62),
-    "chair": (0.5, 0.62), "plate": (0.5, 0.62), "wall": (0.5, 0.3), "window": (0.5, 0.35),
-    "roof": (0.5, 0.25), "tree": (0.5, 0.35), "branch": (0.5, 0.3), "yard": (0.5, 0.78),
-    "garden": (0.5, 0.75), "hand": (0.62, 0.55), "hands": (0.62, 0.55),
+    "sky": (0.5, 0.17),
+    "air": (0.5, 0.2),
+    "clouds": (0.5, 0.15),
+    "ceiling": (0.5, 0.1),
+    "horizon": (0.5, 0.4),
+    "distance": (0.5, 0.38),
+    "background": (0.5, 0.35),
+    "foreground": (0.5, 0.78),
+    "ground": (0.5, 0.82),
+    "floor": (0.5, 0.82),
+    "grass": (0.5, 0.8),
+    "road": (0.5, 0.78),
+    "street": (0.5, 0.78),
+    "sand": (0.5, 0.8),
+    "beach": (0.5, 0.78),
+    "snow": (0.5, 0.8),
+    "field": (0.5, 0.72),
+    "water": (0.5, 0.72),
+    "sea": (0.5, 0.68),
+    "ocean": (0.5, 0.68),
+    "lake": (0.5, 0.7),
+    "pond": (0.5, 0.72),
+    "river": (0.5, 0.72),
+    "table": (0.5, 0.65),
+    "desk": (0.5, 0.65),
+    "counter": (0.5, 0.65),
+    "shelf": (0.5, 0.45),
+    "bed": (0.5, 0.62),
+    "sofa": (0.5, 0.62),
+    "couch": (0.5, 0.62),
+    "chair": (0.5, 0.62),
+    "plate": (0.5, 0.62),
+    "wall": (0.5, 0.3),
+    "window": (0.5, 0.35),
+    "roof": (0.5, 0.25),
+    "tree": (0.5, 0.35),
+    "branch": (0.5, 0.3),
+    "yard": (0.5, 0.78),
+    "garden": (0.5, 0.75),
+    "hand": (0.62, 0.55),
+    "hands": (0.62, 0.55),
 }
 
 #: Things worn on top of a head / on the face / around the neck / held in a hand.
 HEAD_ITEMS = frozenset(
     "hat cap crown helmet wig halo horns horn ears tiara beanie bow headband bandana "
     "turban hood antlers flower-crown headphones".split()
-    + ["flower crown", "party hat", "top hat", "cowboy hat", "baseball cap", "santa hat",
-       "witch hat", "bunny ears", "cat ears"]
+    + [
+        "flower crown",
+        "party hat",
+        "top hat",
+        "cowboy hat",
+        "baseball cap",
+        "santa hat",
+        "witch hat",
+        "bunny ears",
+        "cat ears",
+    ]
 )
 FACE_ITEMS = frozenset(
     "glasses sunglasses goggles mask mustache moustache beard monocle eyepatch makeup "
     "lipstick freckles tattoo".split()
 )
 NECK_ITEMS = frozenset(
-    "scarf necklace tie collar medal pendant chain lei bowtie".split()
-    + ["bow tie", "gold chain"]
+    "scarf necklace tie collar medal pendant chain lei bowtie".split() + ["bow tie", "gold chain"]
 )
 HELD_ITEMS = frozenset(
     "umbrella book balloon balloons bouquet flower flowers sword cup mug phone guitar "
@@ -344,7 +647,8 @@ HELD_ITEMS = frozenset(
 BACKDROP_NOUNS = frozenset(
     "wall walls floor grass sky beach checkerboard curtain curtains pattern texture gradient "
     "wallpaper landscape scenery skyline field meadow lawn sand water backdrop screen mural "
-    "bricks sunset mountains mountain forest trees ocean sea lake city view".split()
+    "bricks sunset mountains mountain forest trees ocean sea lake city view house mansion "
+    "building buildings skyscraper skyscrapers tower monument fountain palace".split()
     + ["green screen", "brick wall", "night sky"]
 )
 
@@ -352,5 +656,6 @@ BACKDROP_NOUNS = frozenset(
 #: edit ("the room should be a forest", "swap the grass field for a basketball court").
 SCENERY_REGIONS = frozenset(
     "field fields grass lawn meadow wall walls room place area floor ground landscape "
-    "scenery view setting surroundings".split()
+    "scenery view setting surroundings bedroom bathroom kitchen office classroom hallway "
+    "studio".split()
 )

@@ -191,10 +191,12 @@ def clean_np(np_text: str) -> str:
     words = t.split()
     if len(words) == 1 and words[0] in lex.PRONOUN_OBJECTS:
         return lex.PRONOUN_OBJECTS[words[0]]
-    # drop a possessor: "the man's shirt" -> "shirt"; keep "the man's" alone as "man"
+    # drop a possessor: "the man's shirt" -> "shirt"; keep "the man's" alone as "man", and
+    # keep it before a property: "the teddy bear's color" -> "teddy bear color"
     for i in range(len(words) - 1, -1, -1):
         if words[i].endswith("'s") and i < len(words) - 1:
-            words = words[i + 1 :]
+            if not (i == len(words) - 2 and words[-1] in lex.OBJECT_PROPERTIES):
+                words = words[i + 1 :]
             break
     words = [w[:-2] if w.endswith("'s") else w for w in words]
     while words and (
@@ -270,6 +272,10 @@ def find_phrase(text: str, vocab: frozenset[str]) -> str:
     return ""
 
 
+#: Weather words that are also stuff in the picture ("make the snow melt" edits the snow).
+_WEATHER_STUFF = frozenset("snow rain fog mist storm".split())
+
+
 def np_kind(np_clean: str) -> str:
     """Meaning class of an object phrase: image, background, global, time, or thing."""
     if not np_clean:
@@ -302,7 +308,9 @@ def np_kind(np_clean: str) -> str:
         return "background"
     if np_clean in lex.GLOBAL_PROPERTIES or head in lex.GLOBAL_PROPERTIES:
         return "global"
-    if np_clean in lex.TIME_WEATHER or (head in ("day", "night", "season", "weather")):
+    if (np_clean in lex.TIME_WEATHER and np_clean not in _WEATHER_STUFF) or (
+        head in ("day", "night", "season", "weather")
+    ):
         return "time"
     return "thing"
 
