@@ -523,7 +523,19 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
             and twords[-1] in lex.PART_NOUNS
             and all(w in lex.TIME_WEATHER or is_adjectival([w]) for w in twords[:-1])
         ):  # "give the house a red roof", "the trees should have autumn leaves"
-            return Parse(Category.LOCAL, "has_attribute", obj=subj, comp=thing, cues=cues)
+            part = twords[-1]
+            spread = part in (
+                "stripes",
+                "spots",
+                "scales",
+                "leaves",
+                "blossoms",
+                "petals",
+                "feathers",
+                "mane",
+            )  # all over the object: ground the object
+            target = subj if spread or kind != "thing" else part
+            return Parse(Category.LOCAL, "has_attribute", obj=target, comp=thing, cues=cues)
         if (
             twords
             and twords[-1] in lex.BODY_PARTS
