@@ -456,3 +456,31 @@ def test_hydra_config_builds_the_rule_planner():
     assert isinstance(planner, RulePlanner)
     req = EditRequest("x", Image.new("RGB", (64, 64)), "remove the red circle")
     assert planner.plan(req).object == "red circle"
+
+
+def test_scrambled_and_odd_inputs_never_crash():
+    """Shuffled, truncated, joined and noisy instructions: a plan or an InstructionError."""
+    import random
+    import string
+
+    rows = [r["instruction"] for r in _load("instructions_dev.jsonl")]
+    rng = random.Random(0)
+    for _ in range(1500):
+        base = rng.choice(rows).split()
+        kind = rng.randrange(4)
+        if kind == 0:
+            rng.shuffle(base)
+        elif kind == 1 and len(base) > 1:
+            base.pop(rng.randrange(len(base)))
+        elif kind == 2:
+            base += [rng.choice(["😀", "ñandú", "日本", "\u200b", "'s", "->", ":", "?!"])]
+        else:
+            base = ["".join(rng.choice(string.printable) for _ in range(rng.randint(1, 40)))]
+        size = (rng.randint(1, 1500), rng.randint(1, 1500))
+        try:
+            plan = parse_instruction(" ".join(base), size)
+        except InstructionError:
+            continue
+        json.dumps(plan.to_dict())
+        if plan.add_box is not None:
+            _valid(plan.add_box, size)
