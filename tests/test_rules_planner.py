@@ -219,6 +219,19 @@ def test_description_then_request(instruction, category, obj):
     assert (plan.category.value, plan.object) == (category, obj), plan.raw
 
 
+@pytest.mark.parametrize(
+    "instruction,obj,target",
+    [
+        ("remove the background and replace it with a forest", "main subject", "a forest"),
+        ("remove the background behind the dog. Then put it on a beach", "dog", "a beach"),
+    ],
+)
+def test_background_removal_followed_by_the_new_scene(instruction, obj, target):
+    plan = parse_instruction(instruction)
+    assert plan.category == Category.BACKGROUND
+    assert (plan.object, plan.target_prompt) == (obj, target)
+
+
 def test_raw_trace_records_the_parse():
     plan = parse_instruction("Please remove the red car and then add a tree")
     raw = plan.raw

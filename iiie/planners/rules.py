@@ -153,9 +153,13 @@ def parse_instruction(
             continue
         if parses and _describes(parses[-1][0]) and parses[-1][1].obj:
             # "The woman wears a red dress. Make it blue.": "it" is the described object
-            resolved = re.sub(r"\b(?:it|them)\b", f"the {parses[-1][1].obj}", clause, count=1)
-            if resolved != clause:
-                clause = resolved
+            clause = re.sub(r"\b(?:it|them)\b", f"the {parses[-1][1].obj}", clause, count=1)
+        elif parses and parses[-1][1].frame == "remove_background":
+            # "remove the background and replace it with a forest" (it = the background);
+            # "remove the background behind the dog, then put it on a beach" (it = the dog)
+            moved = re.match(r"^(?:put|place|move|set|show)\b", clause) and parses[-1][1].obj
+            ref = f"the {parses[-1][1].obj}" if moved else "the background"
+            clause = re.sub(r"\b(?:it|them)\b", ref, clause, count=1)
         parses.append((clause, parse_clause(clause)))
     if not parses:
         clause = clauses[0]
@@ -167,6 +171,12 @@ def parse_instruction(
         key=lambda ip: (ip[1][1].confidence != "high", _describes(ip[1][0]), ip[0]),
     )
     clause, p = ranked[0][1] if len(parses) > 1 else parses[0]
+    if p.frame == "remove_background":
+        # a later clause may say what the new background is: take its scene
+        later = [q for _, q in parses if q.category == Category.BACKGROUND and q.comp]
+        if later:
+            later[0].obj = later[0].obj or p.obj
+            p = later[0]
     category = p.category
     if keep and category == Category.BACKGROUND:
         p.obj = keep

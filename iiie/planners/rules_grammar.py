@@ -369,7 +369,7 @@ def _place(tail: str) -> str:
     """The scene in "on a beach", "in front of the eiffel tower" -> "a beach"."""
     t = re.sub(
         r"^(?:\w+ing )?(?:in front of|on top of|next to|inside|in|on|at|into|to|"
-        r"under|near|by|among|onto)\s+",
+        r"under|near|by|among|onto|through|across|along|over|around)\s+",
         "",
         tail.strip(),
     )
@@ -558,7 +558,12 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
         )
     if verb in lex.VANISH_VERBS:
         return Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
-    if verb in lex.POSTURE_VERBS and kind == "thing" and (scene_in(rest) or backdrop_behind(rest)):
+    located = re.match(r"^(?:in|on|at|inside|through|across|along|around|among)\b", rest)
+    if (
+        (verb in lex.POSTURE_VERBS or located)
+        and kind == "thing"
+        and (scene_in(rest) or backdrop_behind(rest))
+    ):  # "let the cow graze in the alps": any verb that places the subject in a scene
         return Parse(
             Category.BACKGROUND,
             "subject_in_scene",
@@ -641,6 +646,13 @@ _BE = (
 
 
 def _match_remove(c: str) -> Parse | None:
+    m = re.match(
+        r"^(?:do not|never|not)\s+(?:have|include|show|keep|put|add|want)\s+(?:any\s+)?"
+        r"(?P<obj>.+?)(?:\s+(?:there|here|in it|anymore|any more))?$",
+        c,
+    )
+    if m:  # "let's not have the bucket there", "don't include the dog"
+        return _decide_remove(m.group("obj"), "do-not-have")
     m = re.match(
         r"^(?:i|we)\s+(?:do not|did not|would not|never)\s+(?:want|like|need)\s+"
         r"(?:to see\s+)?(?:any\s+)?(?P<obj>.+)$",
@@ -789,6 +801,14 @@ def _split_subject_verb(text: str) -> tuple[str, str, str] | None:
             if words[i - 1] in lex.DETERMINERS:
                 continue
             return " ".join(words[:i]), w, " ".join(words[i + 1 :])
+    # an unknown verb after "the <noun>" followed by a location: "the cow graze in the alps"
+    if (
+        len(words) >= 4
+        and words[0] in lex.DETERMINERS
+        and words[3] in PREPOSITIONS
+        and words[2] not in PREPOSITIONS
+    ):
+        return " ".join(words[:2]), words[2], " ".join(words[3:])
     return None
 
 
@@ -1047,7 +1067,11 @@ def _split_object_complement(rest: str) -> tuple[str, str]:
     for k in range(min(4, len(words) - 1), 0, -1):
         if words[k] in PREPOSITIONS or words[k] == "of":
             continue
-        if any(w in ("a", "an") for w in words[1:k]):
+        if (
+            any(w in ("a", "an") for w in words[1:k])
+            or words[k - 1] in lex.DETERMINERS
+            or (words[k - 1] in PREPOSITIONS)
+        ):
             continue
         if np_kind(clean_np(" ".join(words[:k]))) in ("image", "background", "global", "time"):
             return " ".join(words[:k]), " ".join(words[k:])

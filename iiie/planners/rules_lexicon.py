@@ -37,6 +37,19 @@ TYPOS: dict[str, str] = {
     "eras": "erase",
     "ad": "add",
     "addd": "add",
+    "shuld": "should",
+    "shoud": "should",
+    "sould": "should",
+    "shold": "should",
+    "whould": "would",
+    "woud": "would",
+    "coud": "could",
+    "mak": "make",
+    "maek": "make",
+    "amke": "make",
+    "repalce": "replace",
+    "replcae": "replace",
+    "backgroun": "background",
     "pls": "please",
     "plz": "please",
     "plse": "please",
@@ -120,6 +133,12 @@ LEAD_INS: tuple[str, ...] = (
     "i would like it if",
     "i think that",
     "i think",
+    "would be nice if",
+    "would be nice to",
+    "would be cool if",
+    "would be cool to",
+    "would be great if",
+    "would be great to",
     "i feel like",
     "i would love to see",
     "i want to see",
@@ -294,7 +313,7 @@ SCENE_NOUNS = frozenset(
     "school playground zoo aquarium hotel lobby club concert party wedding battlefield "
     "galaxy universe cosmos planet nebula clouds heaven hell dungeon spaceship landscape "
     "scenery wilderness countryside suburbs downtown room bathroom hallway grass sand lawn "
-    "mansion".split()
+    "mansion land wonderland fairyland dreamland".split()
     + [
         "outer space",
         "living room",

@@ -152,6 +152,8 @@ def local_target(p: Parse) -> str:
     words = comp.split()
     if words[-1] in ("one", "ones") and len(words) > 1 and obj:  # "a purple one"
         return " ".join(words[:-1] + [np_head(obj)])
+    if words[0].endswith(("ed", "ing")) and len(words) <= 3 and not is_adjectival(words):
+        return f"{obj} {comp}"  # "the lamp should be turned on" -> "lamp turned on"
     if words[0] in ("a", "an", "the", "some") or not is_adjectival(words):
         return comp
     # adjectival: replace adjectives of the same kind on the object ("blue square" -> green)

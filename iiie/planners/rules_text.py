@@ -361,4 +361,5 @@ def strip_complement(comp: str) -> str:
     )
     c = re.sub(r"\s+(?:instead|now|too|please|again)$", "", c)
     c = re.sub(r"^(?:instead of \w+ )", "", c)
+    c = re.sub(r"^(?:all|totally|completely|entirely)\s+", "", c)
     return c.strip()
