@@ -264,3 +264,12 @@ def test_editor_configs_compose_and_instantiate(tiny, make_cfg):
     remove = instantiate(cfg.editor.remove)
     addition = instantiate(cfg.editor.addition)
     assert remove.task == "object-removal" and addition.task == "text-guided"
+
+
+def test_default_config_without_weights_names_the_route_key(make_cfg, tmp_path):
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    cfg = make_cfg("editor@editor.remove=powerpaint", f"paths.weights={tmp_path / 'no_weights'}")
+    with pytest.raises((W.MissingWeightsError, InstantiationException), match=r"editor\.remove\.base_path"):
+        instantiate(cfg.editor.remove)
