@@ -265,3 +265,19 @@ def test_seeded_runs_repeat_and_settings_are_checked(pipe):
         InfEditSettings.from_dict({"stepz": 3})
     with pytest.raises(ValueError, match="multiple"):
         pipe.edit(_image(60, 48), SRC, TGT, s)
+
+
+def test_fast_self_attention_matches_explicit(pipe):
+    s = InfEditSettings(num_inference_steps=3, local="dog", mutual="table")
+    a, ta = _run(pipe, s)
+    b, tb = _run(pipe, replace(s, fast_self_attention=True))
+    torch.testing.assert_close(tb["step0.e_t"], ta["step0.e_t"], atol=1e-4, rtol=1e-4)
+    assert (a.image - b.image).abs().max() < 1e-2
+
+
+def test_half_precision_runs(tiny_lcm):
+    """dtype handling (scheduler tables stay float32) in a reduced precision, on the CPU."""
+    half = InfEditPipeline.from_pretrained(tiny_lcm, dtype=torch.bfloat16)
+    out, trace = _run(half, InfEditSettings(num_inference_steps=2, local="dog", mutual="table"))
+    assert out.image.dtype == torch.bfloat16 and trace["step1.x_t_next"].dtype == torch.bfloat16
+    assert torch.isfinite(out.image.float()).all()
