@@ -81,15 +81,18 @@ def test_prompts_reproduce_golden_call_args():
 # ---------------------------------------------------------------- tokens and embedding
 
 
-def _tokenizer() -> CLIPTokenizer:
-    if (GOLDEN / "tiny_sd15_base" / "tokenizer").exists():
-        return CLIPTokenizer.from_pretrained(str(GOLDEN / "tiny_sd15_base" / "tokenizer"))
-    pytest.skip("needs a CLIP tokenizer folder (golden data)")
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory) -> CLIPTokenizer:
+    """A real CLIP BPE tokenizer over a tiny vocabulary (no golden data needed)."""
+    from iiie.tiny_weights.powerpaint import write_tiny_clip_tokenizer
+
+    folder = tmp_path_factory.mktemp("tok")
+    write_tiny_clip_tokenizer(folder)
+    return CLIPTokenizer.from_pretrained(str(folder))
 
 
-@needs_golden
-def test_task_tokenizer_expands_each_word_into_ten_ids():
-    tok = _tokenizer()
+def test_task_tokenizer_expands_each_word_into_ten_ids(tokenizer):
+    tok = tokenizer
     tt = TaskTokenizer(tok)
     base = len(tok)
     ids = tt("a red cat P_obj")[0].tolist()
@@ -98,17 +101,22 @@ def test_task_tokenizer_expands_each_word_into_ten_ids():
     start = len(plain) - 1
     assert ids[start : start + NUM_VECTORS] == list(range(base + 20, base + 30))
     assert ids[start + NUM_VECTORS] == tok.eos_token_id
+    assert ids[start + NUM_VECTORS + 1 :] == [tok.pad_token_id] * (len(ids) - start - NUM_VECTORS - 1)
     assert len(ids) == tok.model_max_length
     assert tt("P_ctxt")[0, 1:11].tolist() == list(range(base, base + 10))
     assert tt("P_shape")[0, 1:11].tolist() == list(range(base + 10, base + 20))
+    # Text around a task word is tokenized as if the word were a separate token.
+    cat = tok("cat", add_special_tokens=False).input_ids
+    row = tt("catP_obj")[0].tolist()
+    assert row[1 : 1 + len(cat) + NUM_VECTORS] == cat + list(range(base + 20, base + 30))
     # The plain tokenizer never produces task ids, whatever the text says.
     assert max(tok("P_obj P_ctxt", padding="max_length", max_length=77).input_ids) < base
 
 
-@needs_golden
-def test_task_tokenizer_refuses_to_cut_a_task_word():
-    tt = TaskTokenizer(_tokenizer())
-    long_text = "cat " * 70 + "P_obj"
+def test_task_tokenizer_refuses_to_cut_a_task_word(tokenizer):
+    tt = TaskTokenizer(tokenizer)
+    n_cat = len(tokenizer("cat ", add_special_tokens=False).input_ids)
+    long_text = "cat " * (70 // n_cat) + "P_obj"
     with pytest.raises(ValueError, match="too long"):
         tt(long_text)
     # Dropping whole words by truncation is fine, as in CLIP.
@@ -146,7 +154,7 @@ def test_text_encoder_loads_official_bin_and_matches_golden():
 
     base = GOLDEN / "tiny_sd15_base"
     te = load_task_text_encoder(base / "text_encoder", GOLDEN / "PowerPaint_Brushnet")
-    tt = TaskTokenizer(_tokenizer())
+    tt = TaskTokenizer(CLIPTokenizer.from_pretrained(str(base / "tokenizer")))
     meta = json.loads((GOLDEN / "run_meta.json").read_text())
     gold = load_file(str(GOLDEN / "text_encoders.safetensors"))
     for i, (text, unpadded) in enumerate(meta["token_examples"].items()):
