@@ -19,7 +19,9 @@ run manifest.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from iiie.errors import BackendUnavailableError, InstructionError
@@ -219,6 +221,11 @@ class VLMPlanner(VLMPlannerBase):
         self._loop = BackgroundLoop()
         self._client: VLMClient | None = None
         self._served: list[str] | None = None
+        # Image preprocessing: a few threads, so images come out in request order and the
+        # event loop is not starved of the GIL by a crowd of encoders.
+        self._image_pool = ThreadPoolExecutor(
+            max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="iiie-vlm-image"
+        )
 
     # ----------------------------------------------------------------- public API
 
@@ -251,6 +258,7 @@ class VLMPlanner(VLMPlannerBase):
                 pass
             self._client = None
         self._loop.close()
+        self._image_pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> VLMPlanner:
         return self
@@ -294,7 +302,8 @@ class VLMPlanner(VLMPlannerBase):
         if (error := self.check_instruction(request)) is not None:
             return Outcome(None, raw=provenance, error=error)
         try:
-            dialogue = await asyncio.to_thread(self.start_dialogue, request)
+            loop = asyncio.get_running_loop()
+            dialogue = await loop.run_in_executor(self._image_pool, self.start_dialogue, request)
         except (ValueError, OSError) as exc:
             return Outcome(None, "image", f"{type(exc).__name__}: {exc}", {}, provenance)
         seed = self.request_seed(request)
