@@ -273,3 +273,16 @@ def test_default_config_without_weights_names_the_route_key(make_cfg, tmp_path):
     cfg = make_cfg("editor@editor.remove=powerpaint", f"paths.weights={tmp_path / 'no_weights'}")
     with pytest.raises((W.MissingWeightsError, InstantiationException), match=r"editor\.remove\.base_path"):
         instantiate(cfg.editor.remove)
+
+
+def test_removal_caption_naming_the_object_is_dropped(tiny):
+    from iiie.editors.powerpaint import mentions
+
+    assert mentions("a table without the vases", "the vase") and not mentions("a wooden table", "vase")
+    assert not mentions("a wooden table", "") and mentions("two Cats", "cat")
+    editor = _editor(tiny, removal_prompt="target_caption")
+    request, _, mres = _sample()
+    plan = Plan(Category.REMOVE, object="vase", target_caption="a table without the vase")
+    res = editor.edit_batch([request], [plan], [mres], [0])[0]
+    assert res.params["unet_prompt"] == " empty scene blur"
+    assert editor.stats()["prompt_fallbacks"] == 1

@@ -18,6 +18,7 @@ shared with every BrushNet editor on the same folder).
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,16 @@ _HINT = (
 )
 
 _REMOVAL_PROMPTS = ("none", "target_caption")
+
+
+_STOPWORDS = frozenset("a an the of on in at with and or to from".split())
+
+
+def mentions(text: str, phrase: str) -> bool:
+    """Whether ``text`` names any content word of ``phrase`` (plurals included)."""
+    words = [w for w in re.findall(r"[a-z0-9]+", (phrase or "").lower()) if w not in _STOPWORDS]
+    low = (text or "").lower()
+    return any(re.search(rf"\b{re.escape(w)}(e?s)?\b", low) for w in words)
 
 
 class PowerPaintEditor(BrushNetEditor):
@@ -130,9 +141,12 @@ class PowerPaintEditor(BrushNetEditor):
     def _prompt(self, request: EditRequest, plan: Plan) -> str:
         """The user prompt (``promptU``); PowerPaint adds its task suffix itself."""
         if self.task in ("object-removal", "context-aware"):
-            if self.removal_prompt == "target_caption":
-                return (plan.target_caption or "").strip()
-            return ""
+            caption = (plan.target_caption or "").strip() if self.removal_prompt == "target_caption" else ""
+            if caption and mentions(caption, plan.object):
+                # "a table without the vase" would ask the UNet for a vase: use no prompt.
+                self._counts["prompt_fallbacks"] += 1
+                return ""
+            return caption
         return super()._prompt(request, plan)
 
     def _params(self, prompt: str, size: tuple[int, int] | None, note: str | None = None) -> dict[str, Any]:
