@@ -29,9 +29,7 @@ IMAGE_TOL = 1e-3
 MASK_BAND = 1e-4
 
 SHARED_KEYS = ("vae_posterior_mean", "vae_posterior_std", "vae_posterior_sample", "clean_latents",
-               "source_prompt_embeds")
-# keys that are exact data (ids, timesteps) or handled specially
-_SKIP = {"target_input_ids"}
+               "source_prompt_embeds", "positive_prompt_embeds", "negative_prompt_embeds")
 
 
 def _settings(meta: dict):
@@ -60,10 +58,11 @@ def _settings(meta: dict):
 
 
 def _step_key_order(key: str) -> tuple:
+    """Setup tensors first, then step 0, step 1, ..., then the final latent and image."""
     m = re.match(r"step(\d+)\.(.*)", key)
     if m:
         return (1, int(m.group(1)), m.group(2))
-    return (0 if key != "pred_x0_final" else 2, 0, key)
+    return (2 if key in ("pred_x0_final", "output") else 0, 0, key)
 
 
 class _MaskTies:
@@ -142,9 +141,11 @@ def run_one(pipe, name: str, meta: dict, inputs: dict, golden_dir: Path, image: 
         golden["output"] = torch.from_numpy(np.load(out_path))
     # the reference's last-step x_t_next is after the blend; ours is named the same
     for key in sorted(golden, key=_step_key_order):
-        if key in _SKIP:
-            continue
         ref = golden[key]
+        if key == "target_input_ids":
+            ids = pipe.token_ids(meta["target_prompt"])
+            report.compare(f"{name}.{key}", ids, ref, 0.0, note="token ids, exact")
+            continue
         if key.endswith(("_map",)) and key in trace:
             # NaN maps (no words) must be NaN in both; compare finite values
             ours = trace[key].float().cpu()
@@ -217,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         trace = run_one(pipe, name, meta, inputs, golden_dir, image, report)
         if first:  # the shared inputs (source latent, prompts) once, from the first run
+            for key, text in (("source_input_ids", meta["source_prompt"]), ("empty_input_ids", "")):
+                if key in inputs:
+                    report.compare(f"inputs.{key}", pipe.token_ids(text), inputs[key], 0.0,
+                                   note="token ids, exact")
             for key in SHARED_KEYS:
                 if key in inputs and key in trace:
                     report.compare(f"inputs.{key}", trace[key], inputs[key], STEP_TOL)

@@ -256,6 +256,8 @@ class InfEditPipeline:
             trace["timesteps"] = timesteps.cpu()
             trace["alphas_cumprod_at_timesteps"] = sched.alphas_cumprod[timesteps.cpu().long()]
             trace["source_prompt_embeds"] = src
+            if cfg:
+                trace["positive_prompt_embeds"], trace["negative_prompt_embeds"] = pos, neg
             trace["target_prompt_embeds"] = tgt
             trace["unet_in.encoder_hidden_states"] = embeds
             if alignment is not None:
