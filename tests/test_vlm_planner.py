@@ -610,3 +610,28 @@ def test_real_rule_planner_as_fallback(make_server):
     assert plans[0].category is Category.REMOVE and "cup" in plans[0].object
     assert plans[1].category is Category.GLOBAL
     assert stats["fallback.http_503"] == 2
+
+
+def test_full_run_with_planner_vlm(make_server, make_cfg):
+    """iiie.run's stages with planner=vlm: plans made, odd inputs fail alone, stats in the
+    manifest's plan stage."""
+    from iiie.pipeline.runner import Runner
+
+    server = make_server(
+        model="test-vlm",
+        responder=lambda req: follow_schema(req.schema, {"category": "remove", "object": "object"}),
+    )
+    cfg = make_cfg(
+        "planner=vlm", f"vlm.base_url={server.base_url}", "vlm.model=test-vlm",
+        f"vlm.min_pixels={MIN_PIXELS}", f"vlm.max_pixels={MAX_PIXELS}", "data.n=5",
+    )
+    runner = Runner(cfg, show_progress=False)
+    manifest = runner.run()
+    plan = manifest["stages"]["plan"]
+    assert plan["computed"] >= 5 and plan["errors"] >= 1  # the empty instruction, the broken PNG
+    stats = plan["backend"]
+    assert stats["samples"] == plan["computed"] and stats["requests"] == len(server.requests)
+    assert len(server.requests) == 2 * stats["samples"]  # remove: 2 turns; nothing sent twice
+    assert stats.get("fallbacks", 0) == 0
+    sid = runner.ids[0]
+    assert runner.plan_of(sid).category is Category.REMOVE
