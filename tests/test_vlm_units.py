@@ -323,3 +323,36 @@ def test_serve_checks_weights_then_execs_vllm(tmp_path, monkeypatch):
     (file, argv, env), = calls
     assert file == "/opt/bin/vllm" and argv[2] == str(model)
     assert env["VLLM_API_KEY"] == "s3cret" and "s3cret" not in argv
+
+
+# ----------------------------------------------------------------------------- event loop
+
+
+def test_background_loop_from_sync_async_and_after_close():
+    import asyncio
+
+    from iiie.vlm.aio import BackgroundLoop
+
+    bg = BackgroundLoop()
+
+    async def where():
+        await asyncio.sleep(0)
+        return asyncio.get_running_loop()
+
+    first = bg.run(where())
+    assert bg.run(where()) is first  # one loop across calls (the HTTP pool stays bound to it)
+
+    async def from_another_loop():
+        return await bg.arun(where())
+
+    assert asyncio.run(from_another_loop()) is first
+
+    async def reenter():
+        return bg.run(where())  # a blocking call from the loop's own thread would deadlock
+
+    with pytest.raises(RuntimeError, match="own loop"):
+        bg.run(reenter())
+    bg.close()
+    assert first.is_closed()
+    assert bg.run(where()) is not first  # usable again after close
+    bg.close()
