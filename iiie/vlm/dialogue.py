@@ -155,7 +155,7 @@ class PlanDialogue:
                     repair=True,
                 )
                 return
-            reason = getattr(exc, "reason", None) or "schema"
+            reason = exc.reason if isinstance(exc, BoxError) else "schema"
             self.failure = (reason, f"{turn.name}: {exc}")
             self._pending = None
             return
@@ -186,13 +186,12 @@ class PlanDialogue:
             self.min_box_side,
         )
         if result.box is None:
-            err = BoxError(
+            raise BoxError(
+                result.reason,
                 f"the box {values['box']} is unusable ({BOX_PROBLEMS[result.reason]}): give "
                 f"[x0, y0, x1, y1] with x0 < x1 and y0 < y1, inside the image, in "
                 f"{self.context['box_hint']}",
             )
-            err.reason = result.reason
-            raise err
         self.box_original = result.box
 
     # ----------------------------------------------------------------- result
@@ -230,4 +229,6 @@ class PlanDialogue:
 class BoxError(ReplyError):
     """A box that cannot be used; ``reason`` is the coordinate check's reason."""
 
-    reason: str = "box_invalid"
+    def __init__(self, reason: str | None, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason or "box_invalid"
