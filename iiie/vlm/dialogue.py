@@ -60,6 +60,9 @@ class Outcome:
 
 
 class PlanDialogue:
+    """The conversation for one request: turns from the prompt set, one repair per turn,
+    the box checked against the image; :meth:`outcome` assembles the plan."""
+
     def __init__(
         self,
         request: EditRequest,
