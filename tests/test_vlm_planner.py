@@ -635,3 +635,18 @@ def test_full_run_with_planner_vlm(make_server, make_cfg):
     assert stats.get("fallbacks", 0) == 0
     sid = runner.ids[0]
     assert runner.plan_of(sid).category is Category.REMOVE
+
+
+def test_random_faults_are_absorbed_by_retries(make_server):
+    """A server that fails 30% of requests at random (seeded): every plan still comes from
+    the VLM, and the retries are counted."""
+    server = make_server(model="test-vlm", responder=scripted_model(), fault_rate=0.3,
+                         fault_status=503, seed=1)
+    reqs = [make_request(i, text) for i, text in enumerate(list(TRUTH) * 4)]
+    with make_planner(server, retries=8, backoff=0.001, backoff_max=0.01, concurrency=8) as planner:
+        plans = planner.plan_batch(reqs)
+        stats = planner.stats()
+    assert all(p.fallback_reason is None for p in plans)
+    assert [p.category.value for p in plans] == [TRUTH[r.instruction]["category"] for r in reqs]
+    assert stats["retries"] == stats["retry.http_503"] > 0
+    assert stats["requests"] == len(server.requests) == 4 * 13 + stats["retries"]
