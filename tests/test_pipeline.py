@@ -165,3 +165,12 @@ def test_sigkill_mid_run_then_resume_finishes_each_sample_once(tmp_path):
     results = json.loads((tmp_path / "results" / "smoke" / "results.json").read_text())
     assert len(results["per_sample"]) == 150
     assert all("failed_stage" not in r for r in results["per_sample"])
+
+
+def test_vlm_server_settings_do_not_change_the_plan_key_and_secrets_stay_off_disk(make_cfg, tmp_path):
+    a = Runner(make_cfg("data.n=5", "planner=vlm", "vlm.base_url=http://127.0.0.1:1/v1", "vlm.api_key=s3cret"), show_progress=False)
+    b = Runner(make_cfg("data.n=5", "planner=vlm", "vlm.concurrency=4"), show_progress=False)
+    c = Runner(make_cfg("data.n=5", "planner=vlm", "vlm.temperature=0.5"), show_progress=False)
+    assert a.keys["plan"] == b.keys["plan"] != c.keys["plan"]
+    manifest = json.dumps(a.manifest(time.time()))
+    assert "s3cret" not in manifest and "***" in manifest

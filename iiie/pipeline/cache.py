@@ -33,6 +33,29 @@ def plain(obj: Any) -> Any:
     return obj
 
 
+SECRET_KEYS = frozenset({"api_key", "token", "password"})
+
+
+def without_keys(obj: Any, drop: frozenset[str]) -> Any:
+    """A plain copy of ``obj`` with every mapping key in ``drop`` removed, at any depth."""
+    obj = plain(obj)
+    if isinstance(obj, dict):
+        return {k: without_keys(v, drop) for k, v in obj.items() if k not in drop}
+    if isinstance(obj, list):
+        return [without_keys(v, drop) for v in obj]
+    return obj
+
+
+def redact(obj: Any) -> Any:
+    """A plain copy with secrets (``api_key``, ...) replaced, for files written to disk."""
+    obj = plain(obj)
+    if isinstance(obj, dict):
+        return {k: ("***" if k in SECRET_KEYS and v else redact(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    return obj
+
+
 def stable_hash(obj: Any, length: int = 12) -> str:
     """Hash of a JSON-able value, independent of dict order."""
     text = json.dumps(plain(obj), sort_keys=True, default=str, separators=(",", ":"))

@@ -28,9 +28,10 @@ from iiie.data.base import Dataset, Sample
 from iiie.errors import BackendUnavailableError
 from iiie.metrics.base import Scored
 from iiie.pipeline import records as R
-from iiie.pipeline.cache import StageDir, plain, stable_hash
+from iiie.pipeline.cache import StageDir, plain, redact, stable_hash, without_keys
 from iiie.seeding import sample_seed
 from iiie.types import Category
+from iiie.vlm.settings import NON_SEMANTIC_KEYS
 
 #: Exceptions that stop the run instead of being recorded against one sample.
 FATAL = (BackendUnavailableError, weights.MissingWeightsError, KeyboardInterrupt, MemoryError, SystemExit)
@@ -105,7 +106,9 @@ class Runner:
     def _keys(self) -> dict[str, Any]:
         cfg = self.cfg
         data = stable_hash(self.dataset.fingerprint())
-        plan = stable_hash({"planner": plain(cfg.planner), "data": data})
+        # Server address, concurrency, timeouts... change how plans are made, not what they
+        # are: moving the VLM server must not invalidate cached plans.
+        plan = stable_hash({"planner": without_keys(cfg.planner, NON_SEMANTIC_KEYS), "data": data})
         mask = stable_hash({"masker": plain(cfg.masker), "plan": plan})
         edit = {
             c.value: stable_hash(
@@ -156,7 +159,7 @@ class Runner:
 
     def run_plan(self) -> None:
         d = self.stage_dir("plan")
-        d.write_meta({"planner": plain(self.cfg.planner), "data": self.dataset.fingerprint()})
+        d.write_meta({"planner": redact(self.cfg.planner), "data": self.dataset.fingerprint()})
         d.clean_tmp()
         c = self.counters["plan"]
         pending = [i for i in self.ids if not (d.is_done(i) or d.is_failed(i))]
@@ -384,7 +387,7 @@ class Runner:
             "keys": self.keys,
             "stages": {s: asdict(c) for s, c in self.counters.items()},
             "model_loads": dict(weights.LOAD_COUNTS),
-            "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "config": redact(OmegaConf.to_container(self.cfg, resolve=True)),
         }
 
 
