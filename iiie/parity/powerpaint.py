@@ -220,7 +220,12 @@ class _Recorder:
             self.data[f"{pre}up.{i:02d}"] = u
 
     def _unet(self, module, args, kwargs, out) -> None:
-        self.data[f"step{self.step}.unet_in.encoder_hidden_states"] = kwargs["encoder_hidden_states"]
+        pre = f"step{self.step}.unet_in."
+        self.data[pre + "sample"] = args[0] if args else kwargs["sample"]
+        t = args[1] if len(args) > 1 else kwargs["timestep"]
+        self.data[pre + "timestep"] = torch.as_tensor(t).reshape(1)
+        ehs = args[2] if len(args) > 2 else kwargs["encoder_hidden_states"]
+        self.data[pre + "encoder_hidden_states"] = ehs
         self.data[f"step{self.step}.unet_noise_pred_cfg_batch"] = out[0] if isinstance(out, tuple) else out.sample
 
     def on_step_end(self, pipe, i, t, tensors) -> dict:
