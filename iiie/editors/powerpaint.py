@@ -17,7 +17,6 @@ shared with every BrushNet editor on the same folder).
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,23 @@ def mentions(text: str, phrase: str) -> bool:
     words = [w for w in re.findall(r"[a-z0-9]+", (phrase or "").lower()) if w not in _STOPWORDS]
     low = (text or "").lower()
     return any(re.search(rf"\b{re.escape(w)}(e?s)?\b", low) for w in words)
+
+
+class TaskBoundPipeline:
+    """A shared :class:`PowerPaintPipeline` with one editor's task arguments filled in.
+
+    Calls get the bound keyword arguments (explicit ones win); every other attribute is the
+    pipeline's, so code written for a BrushNet pipeline can use it unchanged.
+    """
+
+    def __init__(self, pipe, **bound: Any) -> None:
+        self.pipe, self.bound = pipe, bound
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        return self.pipe(*args, **{**self.bound, **kwargs})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pipe, name)
 
 
 class PowerPaintEditor(BrushNetEditor):
@@ -135,7 +151,7 @@ class PowerPaintEditor(BrushNetEditor):
         key = ("powerpaint-pipeline", str(self.base_path), str(self.powerpaint_path), self.scheduler,
                str(self.device), str(self.dtype))
         pipe = load_once(key, build, label="powerpaint-pipeline")
-        return functools.partial(pipe, task=self.task, fitting_degree=self.fitting_degree)
+        return TaskBoundPipeline(pipe, task=self.task, fitting_degree=self.fitting_degree)
 
     # ------------------------------------------------------------------ prompts
     def _prompt(self, request: EditRequest, plan: Plan) -> str:
