@@ -75,7 +75,10 @@ def test_batch_output_sizes_seeds_and_single_load(tiny_root):
     assert out[0].params["source_caption"] == p1.source_caption
     assert out[0].params["target_caption"] == p1.target_caption
     again = b.edit(r1, p1, m1, 0)
-    assert np.array_equal(np.asarray(again.image), np.asarray(out[0].image))  # same seed
+    # same seed, alone instead of in a batch of two: equal up to batched-kernel rounding
+    diff = np.abs(np.asarray(again.image, np.int16) - np.asarray(out[0].image, np.int16))
+    assert diff.max() <= 2
+    assert a.stats()["model_batches"] == 2  # (70, 50) x2 in one batch, (33, 61) alone
     assert not np.array_equal(np.asarray(out[2].image), np.asarray(out[0].image))  # other seed
     assert weights.LOAD_COUNTS.get("infedit") == 1
     assert a.stats()["samples"] == 3

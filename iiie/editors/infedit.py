@@ -7,9 +7,10 @@ global category. When one is missing the editor falls back and records it in
 ``EditResult.params["fallbacks"]``: the target falls back to ``plan.target_prompt``, then to
 the instruction; the source to ``source_fallback`` ("a photo").
 
-Each sample is resized to the model resolution (long side ``resolution``, multiples of 8),
-edited by :class:`iiie.models.infedit.InfEditPipeline` with its own seeded CPU generator,
-and mapped back to the input's size. The mask of the global route covers the whole image,
+Each sample is resized to the model resolution (long side ``resolution``, multiples of 8);
+samples of equal resolution are edited together (up to ``batch_size`` per UNet batch of
+6 x B rows) by :class:`iiie.models.infedit.InfEditPipeline`, each with its own seeded CPU
+generator, captions and token alignment, and mapped back to the input's size. The mask of the global route covers the whole image,
 so the result is the model output; a smaller mask is honoured with
 :func:`iiie.masks.paste_back` (pixels outside its feathered edge stay the input's).
 
@@ -53,6 +54,7 @@ class InfEditEditor:
         blur: int = 0,
         source_fallback: str = "a photo",
         local_from_plan: bool = False,
+        batch_size: int = 4,
         device: str = "auto",
         dtype: str = "float32",
         config_key: str = "editor.global",
@@ -76,9 +78,13 @@ class InfEditEditor:
         self.resolution, self.blur = int(resolution), int(blur)
         self.source_fallback = source_fallback
         self.local_from_plan = bool(local_from_plan)
+        if int(batch_size) < 1:
+            raise ValueError(f"{config_key}.batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
         self.device = dc.resolve_device(device)
         self.dtype = dc.resolve_dtype(dtype, self.device)
-        self._counts = {"samples": 0, "caption_fallbacks": 0, "empty_masks": 0, "blend_words_dropped": 0}
+        self._counts = {"samples": 0, "model_batches": 0, "caption_fallbacks": 0, "empty_masks": 0,
+                        "blend_words_dropped": 0}
 
     def pipeline(self):
         """The InfEdit pipeline for (folder, device, dtype), built once per process."""
@@ -109,15 +115,14 @@ class InfEditEditor:
             notes.append("source and target captions are identical: expect a near reconstruction")
         return source, target, notes
 
-    def _settings_for(self, plan: Plan, target: str):
-        from dataclasses import replace
-
-        s = self.settings
-        if self.local_from_plan and plan.object and not s.local:
-            word = plan.object.strip().split()[-1] if plan.object.strip() else ""
-            if word and word in target.split():
-                s = replace(s, local=word)
-        return s
+    def _blend_words(self, plan: Plan, target: str) -> tuple[str, str]:
+        """(local, mutual) blend words: from settings, or the plan's object if configured."""
+        local, mutual = self.settings.local, self.settings.mutual
+        if self.local_from_plan and not local and plan.object and plan.object.strip():
+            word = plan.object.strip().split()[-1]
+            if word in target.split():
+                local = word
+        return local, mutual
 
     # ------------------------------------------------------------------ editing
     def edit_batch(
@@ -135,37 +140,60 @@ class InfEditEditor:
         if not (len(plans) == len(masks) == len(seeds) == n):
             raise ValueError(f"batch lengths differ: {n} requests, {len(plans)} plans, "
                              f"{len(masks)} masks, {len(seeds)} seeds")
-        results = []
-        for req, plan, mres, seed in zip(requests, plans, masks, seeds, strict=True):
+        results: list[EditResult | None] = [None] * n
+        todo: list[int] = []
+        inputs: list[dc.ModelInput] = []
+        jobs: list[dict[str, Any]] = []
+        for i, (req, plan, mres) in enumerate(zip(requests, plans, masks, strict=True)):
             self._counts["samples"] += 1
-            mask = np.asarray(mres.mask, bool)
-            if not mask.any():
+            if not np.asarray(mres.mask, bool).any():
                 self._counts["empty_masks"] += 1
-                results.append(EditResult(req.image.convert("RGB").copy(), self.name,
-                                          {"note": "empty mask: input returned"}, int(seed)))
+                results[i] = EditResult(req.image.convert("RGB").copy(), self.name,
+                                        {"note": "empty mask: input returned"}, int(seeds[i]))
                 continue
             source, target, notes = self.captions(req, plan)
-            if notes and any(n.startswith("empty") for n in notes):
+            if any(note.startswith("empty") for note in notes):
                 self._counts["caption_fallbacks"] += 1
-            settings = self._settings_for(plan, target)
-            inp = dc.to_model_input(req.image, mask, self.resolution)
-            image = self._to_tensor(inp.image)
-            pipe = self.pipeline()
-            generator = dc.generators([seed])[0]
-            try:
-                out = pipe.edit(image, source, target, settings, generator=generator)
-            except AlignmentError as err:
-                self._counts["blend_words_dropped"] += 1
-                notes.append(f"{err}: local blend words dropped")
-                settings = replace(settings, local="", mutual="")
-                out = pipe.edit(image, source, target, settings, generator=dc.generators([seed])[0])
-            notes += out.notes
-            edited = self._to_pil(out.image)
-            final = dc.finish(req.image, edited, mask, self.blur) if not mask.all() else (
-                edited if edited.size == req.image.size else edited.resize(req.image.size, _bicubic()))
-            results.append(EditResult(final, self.name, self._params(source, target, settings, inp.size, notes),
-                                      int(seed)))
-        return results
+            todo.append(i)
+            inputs.append(dc.to_model_input(req.image, mres.mask, self.resolution))
+            jobs.append({"source": source, "target": target, "notes": notes,
+                         "words": self._blend_words(plan, target)})
+        if not todo:
+            return [r for r in results if r is not None]
+        pipe = self.pipeline()
+        for job in jobs:  # token alignment per sample; bad blend words are dropped
+            local, mutual = job["words"]
+            if self.settings.control:
+                try:
+                    job["alignment"] = pipe.align(job["source"], job["target"], local, mutual)
+                except AlignmentError as err:
+                    self._counts["blend_words_dropped"] += 1
+                    job["notes"].append(f"{err}: local blend words dropped")
+                    local = mutual = ""
+                    job["alignment"] = pipe.align(job["source"], job["target"], local, mutual)
+            job["settings"] = replace(self.settings, local=local, mutual=mutual)
+        for size, members in dc.group_by_size(inputs).items():
+            for chunk in dc.chunks(members, self.batch_size):
+                images = torch.cat([self._to_tensor(inputs[k].image) for k in chunk])
+                out = pipe.edit_batch(
+                    images, [jobs[k]["source"] for k in chunk], [jobs[k]["target"] for k in chunk],
+                    self.settings, generators=dc.generators([seeds[todo[k]] for k in chunk]),
+                    alignments=[jobs[k].get("alignment") for k in chunk],
+                )
+                self._counts["model_batches"] += 1
+                for j, k in enumerate(chunk):
+                    i = todo[k]
+                    edited = self._to_pil(out.image[j:j + 1])
+                    mask = np.asarray(masks[i].mask, bool)
+                    if mask.all():  # the global route: the whole image is the edit
+                        final = edited.resize(requests[i].image.size, _bicubic())
+                    else:
+                        final = dc.finish(requests[i].image, edited, mask, self.blur)
+                    job = jobs[k]
+                    params = self._params(job["source"], job["target"], job["settings"], size,
+                                          job["notes"] + out.notes[j])
+                    results[i] = EditResult(final, self.name, params, int(seeds[i]))
+        return [r for r in results if r is not None]
 
     def edit(self, request: EditRequest, plan: Plan, mask: MaskResult, seed: int) -> EditResult:
         """One sample (convenience wrapper of :meth:`edit_batch`)."""

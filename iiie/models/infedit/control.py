@@ -1,7 +1,8 @@
 """Unified attention control (InfEdit) as diffusers attention processors.
 
-The UNet runs one batch per step with rows ``[source, target, mutual]`` (twice when
-classifier-free guidance is on: unconditional half first). :class:`UnifiedAttentionControl`
+The UNet runs one batch per step with rows ``[source, target, mutual]`` per sample
+(``[s_1, t_1, m_1, s_2, ...]``; twice when classifier-free guidance is on, the unconditional
+block first). :class:`UnifiedAttentionControl`
 holds the per-edit state; :class:`ControlledAttnProcessor` instances are installed on each
 ``Attention`` module of the UNet with :func:`controlled_attention`, a context manager that
 restores the previous processors afterwards (nothing global is patched).
@@ -44,9 +45,11 @@ class LayerInfo:
 
 @dataclass
 class UnifiedAttentionControl:
-    """State of one edit: schedules, token mapping and the accumulated cross-attention.
+    """State of one (batched) edit: schedules, token mapping, accumulated cross-attention.
 
-    ``mapper``/``alphas`` come from :mod:`.aligner`. ``blend_level`` selects which
+    ``mapper``/``alphas`` come from :mod:`.aligner`, one row per sample ((B, 77) or (77,)).
+    ``store`` maps each blend layer to the per-sample sum over steps of
+    ``[refine(A_source), refine(A_mutual)]``, shape (B, 2 * heads, tokens, 77). ``blend_level`` selects which
     cross-attention layers are stored for the local blend (level 2 = 1/4 of the latent, the
     layers the reference uses in SD1.5). ``enabled=False`` makes every processor behave like
     the stock one (used to check that control off equals plain DDCM sampling).
@@ -73,6 +76,15 @@ class UnifiedAttentionControl:
             )
         if self.num_steps < 1:
             raise ValueError("num_steps must be >= 1")
+        # one row per sample of the batch
+        self.mapper = self.mapper.reshape(-1, self.mapper.shape[-1])
+        self.alphas = self.alphas.reshape(-1, self.alphas.shape[-1])
+        if self.mapper.shape != self.alphas.shape:
+            raise ValueError(f"mapper {tuple(self.mapper.shape)} and alphas {tuple(self.alphas.shape)} differ")
+
+    @property
+    def batch(self) -> int:
+        return self.mapper.shape[0]
 
     @property
     def frac(self) -> float:
@@ -111,35 +123,46 @@ class UnifiedAttentionControl:
         return torch.cat(qs), torch.cat(ks), torch.cat(vs)
 
     # -- cross-attention ----------------------------------------------------------------
-    def refine(self, attn: torch.Tensor, attn_target: torch.Tensor) -> torch.Tensor:
-        alphas = self.alphas.to(attn.dtype)
-        mapped = attn[:, :, self.mapper.to(attn.device)]
+    def refine(self, attn: torch.Tensor, attn_target: torch.Tensor, b: int) -> torch.Tensor:
+        """``A[..., mapper] * alphas + A_target * (1 - alphas)`` for sample ``b``."""
+        alphas = self.alphas[b].to(attn.dtype)
+        mapped = attn[:, :, self.mapper[b].to(attn.device)]
         return mapped * alphas + attn_target * (1 - alphas)
 
     def edit_cross(self, probs: torch.Tensor, heads: int, layer: LayerInfo) -> torch.Tensor:
         """Apply refinement/replacement to the conditional rows and store blend maps."""
+        n = self.batch
         rows = probs.shape[0] // heads
-        cond = 3 if not self.cfg else rows // 2
-        if rows not in (3, 6):
-            raise ValueError(f"expected 3 or 6 rows per cross-attention call, got {rows}")
-        offset = (rows - cond) * heads
-        src = probs[offset: offset + heads]
-        tgt = probs[offset + heads: offset + 2 * heads]
-        mut = probs[offset + 2 * heads: offset + 3 * heads]
-        base_store = self.refine(src, tgt)
-        replace_new = self.refine(mut, tgt)
-        if self.cross_replace_active:
+        expected = 3 * n * (2 if self.cfg else 1)
+        if rows != expected:
+            raise ValueError(f"expected {expected} rows per cross-attention call, got {rows}")
+        offset = 3 * n * heads if self.cfg else 0  # the conditional block
+        replace = self.cross_replace_active
+        store = self.blend_level is not None and layer.level == self.blend_level and layer.place != "mid"
+        if replace:
             probs = probs.clone()
-            chosen = base_store if self.replace_with == "source" else replace_new
-            probs[offset + heads: offset + 2 * heads] = chosen
-        if self.blend_level is not None and layer.level == self.blend_level and layer.place != "mid":
-            pair = torch.cat([base_store, replace_new])
+        pairs = []
+        for b in range(n):
+            o = offset + 3 * b * heads
+            src, tgt, mut = probs[o: o + heads], probs[o + heads: o + 2 * heads], probs[o + 2 * heads: o + 3 * heads]
+            base_store = self.refine(src, tgt, b)
+            replace_new = self.refine(mut, tgt, b)
+            if store:
+                pairs.append(torch.cat([base_store, replace_new]))
+            if replace:
+                probs[o + heads: o + 2 * heads] = base_store if self.replace_with == "source" else replace_new
+        if store:
+            pair = torch.stack(pairs)
             if layer.name in self.store:
                 self.store[layer.name] = self.store[layer.name] + pair
             else:
                 self.store[layer.name] = pair
                 self.store_order.append(layer.name)
         return probs
+
+    def sample_store(self, b: int) -> dict[str, torch.Tensor]:
+        """Sample ``b``'s summed maps per blend layer, each (2 * heads, tokens, 77)."""
+        return {name: t[b] for name, t in self.store.items()}
 
     def reset_store(self) -> None:
         self.store.clear()

@@ -15,6 +15,7 @@ Every intermediate can be written to a ``trace`` dict under the golden folder's 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -90,6 +91,14 @@ class InfEditNoise:
     vae_eps: torch.Tensor | None = None
     initial: torch.Tensor | None = None
     steps: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class InfEditBatchOutput:
+    image: torch.Tensor  # (B, 3, H, W) in [0, 1]
+    pred_x0: torch.Tensor  # last calibrated target x0 per sample (latents)
+    alignments: list[TokenAlignment | None]
+    notes: list[list[str]]
 
 
 @dataclass
@@ -185,26 +194,67 @@ class InfEditPipeline:
         trace: dict[str, torch.Tensor] | None = None,
         mask_hook=None,
     ) -> InfEditOutput:
-        """Edit one image (1, 3, H, W) in [-1, 1], H and W multiples of the VAE factor."""
-        if image.ndim != 4 or image.shape[0] != 1 or image.shape[1] != 3:
+        """Edit one image (1, 3, H, W) in [-1, 1]; see :meth:`edit_batch`."""
+        if image.ndim != 4 or image.shape[0] != 1:
             raise ValueError(f"image must be (1, 3, H, W), got {tuple(image.shape)}")
+        out = self.edit_batch(image, [source_prompt], [target_prompt], settings,
+                              generators=[generator], noises=[noise] if noise else None,
+                              trace=trace, mask_hook=mask_hook)
+        return InfEditOutput(out.image, out.pred_x0, out.alignments[0], out.notes[0])
+
+    @torch.no_grad()
+    def edit_batch(
+        self,
+        images: torch.Tensor,
+        source_prompts: Sequence[str],
+        target_prompts: Sequence[str],
+        settings: InfEditSettings,
+        generators: Sequence[torch.Generator | None] | None = None,
+        noises: Sequence[InfEditNoise] | None = None,
+        alignments: Sequence[TokenAlignment | None] | None = None,
+        trace: dict[str, torch.Tensor] | None = None,
+        mask_hook=None,
+    ) -> InfEditBatchOutput:
+        """Edit B images (B, 3, H, W) in [-1, 1] (H, W multiples of the VAE factor) at once.
+
+        One UNet call per step serves every sample: rows ``[s_1, t_1, m_1, ..., s_B, t_B,
+        m_B]``, unconditional block first when guidance is on. Each sample has its own
+        captions, token alignment (``alignments``, computed from ``settings.local`` /
+        ``settings.mutual`` when not given), generator and blend, so a sample's result does
+        not depend on its batch (up to floating-point rounding of batched kernels).
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
+        n = images.shape[0]
+        if not (len(source_prompts) == len(target_prompts) == n):
+            raise ValueError(f"{n} images but {len(source_prompts)} source and "
+                             f"{len(target_prompts)} target prompts")
         f = self.latent_factor
-        if image.shape[2] % f or image.shape[3] % f:
-            raise ValueError(f"image size {tuple(image.shape[2:])} is not a multiple of {f}")
-        noise = noise or InfEditNoise()
+        if images.shape[2] % f or images.shape[3] % f:
+            raise ValueError(f"image size {tuple(images.shape[2:])} is not a multiple of {f}")
+        generators = list(generators) if generators is not None else [None] * n
+        noises = list(noises) if noises is not None else [InfEditNoise() for _ in range(n)]
+        if len(generators) != n or len(noises) != n:
+            raise ValueError("need one generator and one noise record per image")
         device, dtype = self.device, self.dtype
         s = settings
-        notes: list[str] = []
-        latent_shape = (1, self.unet.config.in_channels, image.shape[2] // f, image.shape[3] // f)
+        notes: list[list[str]] = [[] for _ in range(n)]
+        shape1 = (1, self.unet.config.in_channels, images.shape[2] // f, images.shape[3] // f)
 
-        def draw(given: torch.Tensor | None, shape) -> torch.Tensor:
-            if given is None:
-                given = torch.randn(shape, generator=generator, dtype=torch.float32)
-            return given.to(device, dtype)
+        def draw(kind: str, step: int | None = None) -> torch.Tensor:
+            """One tensor per sample from its injected noise or its generator, stacked."""
+            out = []
+            for b in range(n):
+                given = getattr(noises[b], kind)
+                if step is not None:
+                    given = given[step] if step < len(given) else None
+                if given is None:
+                    given = torch.randn(shape1, generator=generators[b], dtype=torch.float32)
+                out.append(given.reshape(shape1).to(device, dtype))
+            return torch.cat(out)
 
-        # 1. source latent (VAE posterior noise is the first draw)
-        eps = draw(noise.vae_eps, latent_shape)
-        x0 = self.encode_image(image, eps, trace)
+        # 1. source latents (each sample's VAE posterior noise is its first draw)
+        x0 = self.encode_image(images, draw("vae_eps"), trace)
 
         # 2. schedule
         sched = self.scheduler
@@ -212,60 +262,72 @@ class InfEditPipeline:
             num_inference_steps=s.num_inference_steps, device=device,
             original_inference_steps=s.original_inference_steps,
         )
-        strength, start_steps = s.schedule()
+        _, start_steps = s.schedule()
         full = sched.timesteps
         timesteps = full[start_steps:]
         if len(timesteps) == 0:
             raise ValueError("strength leaves no denoising step; raise strength or steps")
-        initial = draw(noise.initial, latent_shape)
+        initial = draw("initial")
         x_t = sched.add_noise(x0, initial, timesteps[:1]) if s.denoise_model else initial
         x_s = x_m = x_t
 
-        # 3. text
+        # 3. text: rows [s, t, m] per sample, unconditional block first
         cfg = s.guidance_t > 1.0
-        src = self.encode_text(source_prompt)
-        tgt = self.encode_text(target_prompt)
+        src = torch.cat([self.encode_text(p) for p in source_prompts])
+        tgt = torch.cat([self.encode_text(p) for p in target_prompts])
+        cond = torch.stack([src, tgt, src], dim=1).flatten(0, 1)
         if cfg:
-            pos = self.encode_text(s.positive_prompt)
-            neg = self.encode_text(s.negative_prompt)
-            embeds = torch.cat([pos, neg, pos, src, tgt, src])
+            pos = self.encode_text(s.positive_prompt).expand_as(src)
+            neg = self.encode_text(s.negative_prompt).expand_as(src)
+            uncond = torch.stack([pos, neg, pos], dim=1).flatten(0, 1)
+            embeds = torch.cat([uncond, cond])
         else:
-            embeds = torch.cat([src, tgt, src])
+            embeds = cond
 
         # 4. control and blend
-        alignment = None
+        aligns: list[TokenAlignment | None] = [None] * n
         control = None
-        blend = None
+        blends: list[LocalBlend] = []
         if s.control:
-            alignment = self.align(source_prompt, target_prompt, s.local, s.mutual)
-            notes += list(alignment.warnings)
+            given = list(alignments) if alignments is not None else [None] * n
+            for b in range(n):
+                aligns[b] = given[b] or self.align(source_prompts[b], target_prompts[b], s.local, s.mutual)
+                notes[b] += list(aligns[b].warnings)
             control = UnifiedAttentionControl(
-                mapper=alignment.mapper.to(device), alphas=alignment.alphas.to(device, dtype),
+                mapper=torch.stack([a.mapper for a in aligns]).to(device),
+                alphas=torch.stack([a.alphas for a in aligns]).to(device, dtype),
                 num_steps=s.num_inference_steps, start_steps=start_steps,
                 cross_replace_steps=s.cross_replace_steps, self_replace_steps=s.self_replace_steps,
                 replace_with=s.replace_with, blend_level=s.blend_level, cfg=cfg,
             )
-            blend = LocalBlend(
-                alpha_e=alignment.alpha_e.to(device, dtype), alpha_m=alignment.alpha_m.to(device, dtype),
-                target_len=alignment.target_len, thresh_e=s.thresh_e, thresh_m=s.thresh_m,
-                temperature=s.temperature, level=s.blend_level, mask_hook=mask_hook, trace=trace,
-            )
+            blends = [
+                LocalBlend(
+                    alpha_e=a.alpha_e.to(device, dtype), alpha_m=a.alpha_m.to(device, dtype),
+                    target_len=a.target_len, thresh_e=s.thresh_e, thresh_m=s.thresh_m,
+                    temperature=s.temperature, level=s.blend_level, mask_hook=mask_hook,
+                    trace=trace if n == 1 else None,
+                )
+                for a in aligns
+            ]
         if trace is not None:
             trace["clean_latents"] = x0
             trace["initial_noise"] = initial
             trace["timesteps"] = timesteps.cpu()
             trace["alphas_cumprod_at_timesteps"] = sched.alphas_cumprod[timesteps.cpu().long()]
             trace["source_prompt_embeds"] = src
-            if cfg:
-                trace["positive_prompt_embeds"], trace["negative_prompt_embeds"] = pos, neg
             trace["target_prompt_embeds"] = tgt
+            if cfg:
+                trace["positive_prompt_embeds"], trace["negative_prompt_embeds"] = pos[:1], neg[:1]
             trace["unet_in.encoder_hidden_states"] = embeds
-            if alignment is not None:
-                trace["ctrl.mapper"] = alignment.mapper[None]
-                trace["ctrl.alphas"] = alignment.alphas
-                trace["ctrl.alpha_e"] = alignment.alpha_e
-                trace["ctrl.alpha_m"] = alignment.alpha_m
-                trace["ctrl.alpha_me"] = alignment.alpha_me
+            if control is not None:
+                trace["ctrl.mapper"] = control.mapper.cpu()
+                trace["ctrl.alphas"] = torch.stack([a.alphas for a in aligns]).squeeze(0)
+                trace["ctrl.alpha_e"] = torch.stack([a.alpha_e for a in aligns]).squeeze(0)
+                trace["ctrl.alpha_m"] = torch.stack([a.alpha_m for a in aligns]).squeeze(0)
+                trace["ctrl.alpha_me"] = torch.stack([a.alpha_me for a in aligns]).squeeze(0)
+
+        def rows(a, b, c):  # [a_1, b_1, c_1, a_2, ...]
+            return torch.stack([a, b, c], dim=1).flatten(0, 1)
 
         ctx = controlled_attention(self.unet, control, s.fast_self_attention) if control else _null()
         pred_x0 = x0
@@ -274,17 +336,19 @@ class InfEditPipeline:
                 idx = start_steps + i
                 if control is not None:
                     control.begin_step(i)
-                rows = [x_s, x_t, x_m] * (2 if cfg else 1)
-                latent_in = sched.scale_model_input(torch.cat(rows), t)
+                block = rows(x_s, x_t, x_m)
+                latent_in = sched.scale_model_input(torch.cat([block, block]) if cfg else block, t)
                 out = self.unet(latent_in, t, encoder_hidden_states=embeds).sample
                 if cfg:
-                    u_s, u_t, u_m, c_s, c_t, c_m = out.chunk(6)
+                    u, c = out.chunk(2)
+                    u_s, u_t, u_m = u.unflatten(0, (n, 3)).unbind(1)
+                    c_s, c_t, c_m = c.unflatten(0, (n, 3)).unbind(1)
                     e_t = u_t + s.guidance_t * (c_t - u_t)
                     e_s = u_s + s.guidance_s * (c_s - u_s)
                     e_m = u_m + s.guidance_s * (c_m - u_m)
                 else:
-                    e_s, e_t, e_m = out.chunk(3)
-                step_noise = draw(noise.steps[i] if i < len(noise.steps) else None, latent_shape)
+                    e_s, e_t, e_m = out.unflatten(0, (n, 3)).unbind(1)
+                step_noise = draw("steps", i)
 
                 t_idx = int(t)
                 prev_t = int(full[idx + 1]) if idx + 1 < len(full) else t_idx
@@ -307,17 +371,21 @@ class InfEditPipeline:
                     trace[f"{k}.x_m_next"] = mut_step.x_e_next
                 x_s, x_m, x_t = mut_step.x_s_next, mut_step.x_e_next, tgt_step.x_e_next
                 pred_x0 = tgt_step.pred_x0
-                if blend is not None and i > 0:
+                if blends and i > 0:
                     use_xm = i + 1 + start_steps + 1 == s.num_inference_steps
-                    x_t = blend(i, x_s, x_t, x_m, control.store, control.store_order,
-                                sched.alphas_cumprod[t_idx], use_xm)
+                    a_blend = sched.alphas_cumprod[t_idx]
+                    x_t = torch.cat([
+                        blends[b](i, x_s[b:b + 1], x_t[b:b + 1], x_m[b:b + 1], control.sample_store(b),
+                                  control.store_order, a_blend, use_xm)
+                        for b in range(n)
+                    ])
                 if trace is not None:
                     trace[f"step{i}.x_t_next"] = x_t
         image_out = self.decode(pred_x0)
         if trace is not None:
             trace["pred_x0_final"] = pred_x0
             trace["output"] = image_out.permute(0, 2, 3, 1)
-        return InfEditOutput(image=image_out, pred_x0=pred_x0, alignment=alignment, notes=notes)
+        return InfEditBatchOutput(image=image_out, pred_x0=pred_x0, alignments=aligns, notes=notes)
 
 
 class _null:
