@@ -68,8 +68,10 @@ def test_offline_plans_all_categories_in_batched_rounds():
     add = plans[3]
     assert add.object == "hat" and add.add_box is not None
     # two chunks (3 + 2 samples); each runs rounds of all its pending turns
-    assert engine.rounds == [3, 3, 2, 2, 2, 1]
-    assert planner.stats()["requests"] == sum(engine.rounds) == 13
+    # (local 4 turns, remove 3, background 4 | addition 3, global 2)
+    assert engine.rounds == [3, 3, 3, 2, 2, 2, 1]
+    assert planner.stats()["requests"] == sum(engine.rounds) == 16
+    assert plans[1].raw["object_box"] == pytest.approx(TRUTH["remove the cup"]["object_box"], abs=2)
     assert all(s is not None for s in engine.seeds)
 
 

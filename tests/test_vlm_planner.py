@@ -36,14 +36,19 @@ from iiie.vlm.images import resized_size
 SIZE = (320, 240)  # original image size in these tests
 MIN_PIXELS, MAX_PIXELS = 4 * 28 * 28, 64 * 28 * 28  # tiny grid: fast, still resized
 
-# What the "model" answers per instruction. Boxes are given as ORIGINAL-pixel boxes and
-# converted to the model's own convention by the responder, per family.
+# What the "model" answers per instruction. Boxes (the addition's `box`, the edited
+# object's `object_box`) are given as ORIGINAL-pixel boxes and converted to the model's own
+# convention by the responder, per family.
+BOX_FIELDS = ("box", "object_box")
 TRUTH = {
     "make the car red": {
-        "category": "local", "object": "car", "target_prompt": "a shiny red car"},
-    "remove the cup": {"category": "remove", "object": "cup"},
+        "category": "local", "object": "car", "target_prompt": "a shiny red car",
+        "object_box": (40.0, 100.0, 200.0, 180.0)},
+    "remove the cup": {"category": "remove", "object": "cup",
+                       "object_box": (250.0, 30.0, 300.0, 90.0)},
     "put the dog on a beach": {
-        "category": "background", "object": "dog", "target_prompt": "a sandy beach"},
+        "category": "background", "object": "dog", "target_prompt": "a sandy beach",
+        "object_box": (100.0, 60.0, 220.0, 230.0)},
     "add a hat on the cat": {
         "category": "addition", "object": "hat", "target_prompt": "a red knitted hat",
         "box": (64.0, 24.0, 160.0, 96.0)},
@@ -96,12 +101,14 @@ def scripted_model(coords: str = "absolute_resized", overrides: dict | None = No
     def respond(req: ChatRequest):
         truth = dict(TRUTH[instruction_of(req)])
         truth.update((overrides or {}).get(instruction_of(req), {}))
-        if "box" in truth:
-            image = req_images(req)[0] if req.image_urls() else None
-            truth["box"] = model_box(truth["box"], coords, image.size if image else (0, 0))
+        for key in BOX_FIELDS:
+            if truth.get(key) is not None:
+                image = req_images(req)[0] if req.image_urls() else None
+                truth[key] = model_box(truth[key], coords, image.size if image else (0, 0))
+        defaults = {"box": [0, 0, 0, 0], "object_box": None}
         answer = {}
         for field in req.schema_properties:
-            answer[field] = truth.get(field, [0, 0, 0, 0] if field == "box" else "")
+            answer[field] = truth.get(field, defaults.get(field, ""))
         return answer
 
     return respond
@@ -176,12 +183,20 @@ def test_happy_path_all_five_categories(server, strategy):
     assert (glob.source_caption, glob.target_caption) == (
         "a street in summer", "a street in winter, covered in snow")
     assert glob.object == "" and glob.add_box is None
+    # grounding (planner.ground_objects, on by default): the edited object's box, in
+    # original pixels, for masker=vlm_box; none for addition and global
+    for plan in (local, remove, background):
+        truth = next(t for t in TRUTH.values() if t.get("object") == plan.object)["object_box"]
+        assert plan.raw["object_box"] == pytest.approx(truth, abs=tol)
+    assert "object_box" not in addition.raw and "object_box" not in glob.raw
+    assert stats["object_boxes"] == 3 and "object_box_missing" not in stats
     # provenance: every reply kept
-    assert addition.raw["strategy"] == strategy and addition.raw["prompt_version"] == "v1"
+    assert addition.raw["strategy"] == strategy and addition.raw["prompt_version"] == "v2"
+    assert addition.raw["ground_objects"] is True
     assert addition.raw["turns"][-1]["reply"]
     for plan in plans:  # what the plan stage writes must be plain JSON
         assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))).category is plan.category
-    expected_requests = {"multi_turn": 3 + 2 + 3 + 3 + 2, "single_call": 5}[strategy]
+    expected_requests = {"multi_turn": 4 + 3 + 4 + 3 + 2, "single_call": 5}[strategy]
     assert len(server.requests) == stats["requests"] == expected_requests
     assert stats["samples"] == 5 and stats.get("fallbacks", 0) == 0 and stats.get("retries", 0) == 0
     assert server.model_list_calls == 1
@@ -267,14 +282,14 @@ def test_schema_breaking_reply_gets_one_repair(server):
         stats = planner.stats()
     assert plan.category is Category.LOCAL and plan.object == "car"
     assert plan.fallback_reason is None
-    assert stats["repairs"] == 1 and stats["requests"] == 4
+    assert stats["repairs"] == 1 and stats["requests"] == 5
     repair = server.requests[1]
     assert repair.messages[-2] == {"role": "assistant", "content": "Sure! The category is local."}
     assert "could not be used" in repair.last_user_text and "not valid JSON" in repair.last_user_text
     assert repair.schema == server.requests[0].schema
     # the bad exchange is not carried into the next turn's context
     assert "Sure!" not in str(server.requests[2].messages)
-    assert [t.get("error") is not None for t in plan.raw["turns"]] == [True, False, False, False]
+    assert [t.get("error") is not None for t in plan.raw["turns"]] == [True, False, False, False, False]
 
 
 def test_schema_breaking_twice_falls_back_with_reason(server):
@@ -309,7 +324,7 @@ def test_5xx_is_retried_then_succeeds(server):
         stats = planner.stats()
     assert plan.fallback_reason is None and plan.object == "cup"
     assert stats["retries"] == 2 and stats["retry.http_500"] == 1 and stats["retry.http_503"] == 1
-    assert stats["requests"] == 4
+    assert stats["requests"] == 5
 
 
 def test_persistent_5xx_falls_back_after_retries(make_server):
@@ -497,8 +512,10 @@ def test_follow_schema_server_default(make_server):
     server = make_server(model="test-vlm")
     with make_planner(server, strategy="single_call") as planner:
         (plan,) = planner.plan_batch([make_request(1, "remove the cup")])
-    # first enum value is "local"; object "x", target_prompt "x": a complete local plan
+    # first enum value is "local"; object "x", target_prompt "x": a complete local plan;
+    # its object box [0, 0, 0, 0] is unusable, which costs the box, not the plan
     assert plan.category is Category.LOCAL and plan.fallback_reason is None
+    assert plan.raw["object_box"] is None and plan.raw["object_box_reason"] == "box_degenerate"
     assert follow_schema({"type": "object", "properties": {"b": {"type": "array", "minItems": 2,
                           "items": {"type": "integer"}}}, "required": ["b"]}) == {"b": [0, 0]}
 
@@ -568,7 +585,7 @@ def test_bad_instruction_fails_alone_without_resending_the_others(server):
         stats = planner.stats()
     assert set(done) == {"s0", "s2"} and done["s2"].category is Category.GLOBAL
     assert isinstance(failed["s1"], InstructionError)
-    assert len(server.requests) == stats["requests"] == 2 + 2  # each good sample asked once
+    assert len(server.requests) == stats["requests"] == 3 + 2  # each good sample asked once
     assert stats["samples"] == 2
 
 
@@ -619,7 +636,8 @@ def test_full_run_with_planner_vlm(make_server, make_cfg):
 
     server = make_server(
         model="test-vlm",
-        responder=lambda req: follow_schema(req.schema, {"category": "remove", "object": "object"}),
+        responder=lambda req: follow_schema(
+            req.schema, {"category": "remove", "object": "object", "object_box": [0, 0, 28, 28]}),
     )
     cfg = make_cfg(
         "planner=vlm", f"vlm.base_url={server.base_url}", "vlm.model=test-vlm",
@@ -631,10 +649,11 @@ def test_full_run_with_planner_vlm(make_server, make_cfg):
     assert plan["computed"] >= 5 and plan["errors"] >= 1  # the empty instruction, the broken PNG
     stats = plan["backend"]
     assert stats["samples"] == plan["computed"] and stats["requests"] == len(server.requests)
-    assert len(server.requests) == 2 * stats["samples"]  # remove: 2 turns; nothing sent twice
-    assert stats.get("fallbacks", 0) == 0
+    assert len(server.requests) == 3 * stats["samples"]  # remove: 3 turns; nothing sent twice
+    assert stats.get("fallbacks", 0) == 0 and stats["object_boxes"] == stats["samples"]
     sid = runner.ids[0]
     assert runner.plan_of(sid).category is Category.REMOVE
+    assert runner.plan_of(sid).raw["object_box"] is not None  # survives the plan cache
 
 
 def test_random_faults_are_absorbed_by_retries(make_server):
@@ -649,4 +668,4 @@ def test_random_faults_are_absorbed_by_retries(make_server):
     assert all(p.fallback_reason is None for p in plans)
     assert [p.category.value for p in plans] == [TRUTH[r.instruction]["category"] for r in reqs]
     assert stats["retries"] == stats["retry.http_503"] > 0
-    assert stats["requests"] == len(server.requests) == 4 * 13 + stats["retries"]
+    assert stats["requests"] == len(server.requests) == 4 * 16 + stats["retries"]

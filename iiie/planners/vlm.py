@@ -14,6 +14,12 @@ rejects. An addition whose box stays unusable after a repair keeps the VLM's cat
 object and prompt and takes only the box from the fallback (reason ``box_degenerate``,
 ``box_outside_image`` or ``box_invalid``). :meth:`VLMPlanner.stats` counts it all for the
 run manifest.
+
+Grounding (``planner.ground_objects``, default on): for local/remove/background edits the
+VLM is also asked for the box of ``plan.object`` (the subject kept, for background), which
+lands in ``plan.raw["object_box"]`` in original-image pixels for ``masker=vlm_box``. An
+unusable box never replaces the plan by the fallback's: ``object_box`` is then ``None`` and
+``plan.raw["object_box_reason"]`` says why. Off, ``multi_turn`` saves that extra turn.
 """
 
 from __future__ import annotations
@@ -60,12 +66,20 @@ class VLMPlannerBase:
         self,
         vlm: Mapping[str, Any] | VLMSettings | None = None,
         strategy: str = "multi_turn",
-        prompt_version: str = "v1",
+        prompt_version: str = "v2",
         prompts_dir: str | None = None,
         fallback: Any = None,
+        ground_objects: bool = True,
     ) -> None:
         self.settings = vlm if isinstance(vlm, VLMSettings) else VLMSettings.from_config(vlm)
-        self.prompts = load_prompts(strategy, prompt_version, prompts_dir)
+        self.ground_objects = bool(ground_objects)
+        self.prompts = load_prompts(strategy, prompt_version, prompts_dir, self.ground_objects)
+        if self.ground_objects and not self.prompts.asks_object_box:
+            raise ValueError(
+                f"planner.ground_objects=true, but prompt set {prompt_version!r} "
+                f"({strategy}) asks no object_box; use planner.prompt_version=v2 (or later) "
+                "or set planner.ground_objects=false"
+            )
         self.coords = self.settings.coord_convention
         self.fallback = fallback if fallback is not None else default_fallback()
         if not hasattr(self.fallback, "plan_batch"):
@@ -89,6 +103,7 @@ class VLMPlannerBase:
             "strategy": self.prompts.strategy,
             "prompt_version": self.prompts.version,
             "prompts_sha": self.prompts.sha,
+            "ground_objects": self.ground_objects,
         }
 
     def request_seed(self, request: EditRequest) -> int | None:
@@ -162,6 +177,7 @@ class VLMPlannerBase:
         self._stats.add("samples", len(outcomes))
         for i, outcome in enumerate(outcomes):
             if outcome.plan is not None:
+                self._count_object_box(outcome.plan)
                 plans.append(outcome.plan)
                 continue
             reason = outcome.failure or "unknown"
@@ -169,6 +185,16 @@ class VLMPlannerBase:
             self._stats.add(f"fallback.{reason}")
             plans.append(self._fallback_plan(outcome, backups[i]))
         return plans
+
+    def _count_object_box(self, plan: Plan) -> None:
+        """``object_boxes`` found, ``object_box_missing.<reason>`` not (grounding on)."""
+        if not self.ground_objects or "object_box" not in plan.raw:
+            return
+        if plan.raw["object_box"] is not None:
+            self._stats.add("object_boxes")
+            return
+        self._stats.add("object_box_missing")
+        self._stats.add(f"object_box_missing.{plan.raw.get('object_box_reason', 'unknown')}")
 
     @staticmethod
     def _fallback_plan(outcome: Outcome, backup: Plan) -> Plan:
@@ -211,12 +237,13 @@ class VLMPlanner(VLMPlannerBase):
         self,
         vlm: Mapping[str, Any] | VLMSettings | None = None,
         strategy: str = "multi_turn",
-        prompt_version: str = "v1",
+        prompt_version: str = "v2",
         prompts_dir: str | None = None,
         fallback: Any = None,
         health_check: bool = True,
+        ground_objects: bool = True,
     ) -> None:
-        super().__init__(vlm, strategy, prompt_version, prompts_dir, fallback)
+        super().__init__(vlm, strategy, prompt_version, prompts_dir, fallback, ground_objects)
         self.health_check = health_check
         self._loop = BackgroundLoop()
         self._client: VLMClient | None = None
@@ -313,7 +340,7 @@ class VLMPlanner(VLMPlannerBase):
             try:
                 result = await self.client.chat(call.messages, call.response_format, seed)
             except RequestFailed as exc:
-                dialogue.fail(exc.reason, exc.detail)
-                break
+                dialogue.fail(exc.reason, exc.detail)  # ends it, unless the turn was optional
+                continue
             dialogue.feed(result)
         return dialogue.outcome(provenance)

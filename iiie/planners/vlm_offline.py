@@ -1,7 +1,8 @@
 """Steps 1+2 by a VLM run in-process with ``vllm.LLM.chat``: ``planner=vlm_offline``.
 
 For users without a server. The prompts, schemas, repairs, box conversion and fallback
-policy are those of ``planner=vlm`` (shared through :class:`~iiie.planners.vlm.
+policy (object boxes for ``masker=vlm_box`` with ``planner.ground_objects`` included) are
+those of ``planner=vlm`` (shared through :class:`~iiie.planners.vlm.
 VLMPlannerBase` and :mod:`iiie.vlm.dialogue`); only the transport differs: all samples'
 current turns go to ``LLM.chat`` together, round after round, until every dialogue is done.
 
@@ -116,13 +117,14 @@ class VLMOfflinePlanner(VLMPlannerBase):
         self,
         vlm: Mapping[str, Any] | VLMSettings | None = None,
         strategy: str = "multi_turn",
-        prompt_version: str = "v1",
+        prompt_version: str = "v2",
         prompts_dir: str | None = None,
         fallback: Any = None,
         batch_size: int = 256,
         engine: ChatEngine | None = None,
+        ground_objects: bool = True,
     ) -> None:
-        super().__init__(vlm, strategy, prompt_version, prompts_dir, fallback)
+        super().__init__(vlm, strategy, prompt_version, prompts_dir, fallback, ground_objects)
         if batch_size < 1:
             raise ValueError(f"planner.batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)

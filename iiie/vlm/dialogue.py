@@ -10,6 +10,12 @@ breaks the schema, leaves a needed field empty, or gives an unusable box gets ON
 request (the bad reply and the error are shown to the model); a second bad reply ends the
 dialogue with a failure reason. Only the accepted reply of each turn stays in the context
 of later turns.
+
+The object box (``object_box``, for ``masker=vlm_box``) is optional: a turn that asks only
+for it gets the same one repair, but when it still fails (bad box, broken reply, transport
+error) the plan keeps every other answer and ``Plan.raw`` says why the box is missing. In a
+turn that asks for more (``single_call``) an unusable object box is recorded, not repaired,
+so it can neither cost a repair of the whole plan nor send it to the fallback.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from iiie.vlm.client import ChatResult
 from iiie.vlm.coords import Coords, box_hint, to_original
 from iiie.vlm.images import PreparedImage
 from iiie.vlm.prompts import PromptSet, Turn
-from iiie.vlm.schema import NEEDED, ReplyError, parse_reply, response_format
+from iiie.vlm.schema import GROUNDED, NEEDED, ReplyError, parse_reply, response_format
 
 BOX_PROBLEMS = {
     "box_invalid": "it is not four finite numbers",
@@ -87,6 +93,10 @@ class PlanDialogue:
         self.transcript: list[dict[str, Any]] = []
         self.failure: tuple[str, str] | None = None
         self.box_original: tuple[float, float, float, float] | None = None
+        self.object_box: tuple[float, float, float, float] | None = None
+        self.object_box_raw: Any = None
+        #: (reason, detail) when the object box was asked for and is unusable
+        self.object_box_missing: tuple[str, str] | None = None
         self._queue: list[Turn] = list(prompts.first)
         self._history: list[dict[str, Any]] = []
         if prompts.system:
@@ -138,6 +148,7 @@ class PlanDialogue:
         try:
             values = parse_reply(result.content, turn.fields, self.answers.get("category"))
             self._check_box(values)
+            self._take_object_box(values, strict=turn.optional)
         except ReplyError as exc:
             entry["error"] = str(exc)
             self.transcript.append(entry)
@@ -159,8 +170,11 @@ class PlanDialogue:
                 )
                 return
             reason = exc.reason if isinstance(exc, BoxError) else "schema"
-            self.failure = (reason, f"{turn.name}: {exc}")
             self._pending = None
+            if turn.optional:  # the plan goes on without this answer
+                self.object_box_missing = (reason, f"{turn.name}: {exc}")
+                return
+            self.failure = (reason, f"{turn.name}: {exc}")
             return
         self.transcript.append(entry)
         self.answers.update(values)
@@ -177,8 +191,11 @@ class PlanDialogue:
         """The last call could not be answered (transport failure after retries)."""
         name = self._turn.name if self._turn is not None else "?"
         self.transcript.append({"turn": name, "reply": None, "error": f"{reason}: {detail}"})
-        self.failure = (reason, f"{name}: {detail}" if detail else name)
         self._pending = None
+        if self._turn is not None and self._turn.optional:  # keep the plan, note the gap
+            self.object_box_missing = (reason, f"{name}: {detail}" if detail else name)
+            return
+        self.failure = (reason, f"{name}: {detail}" if detail else name)
 
     def _check_box(self, values: dict[str, Any]) -> None:
         category = values.get("category", self.answers.get("category"))
@@ -196,6 +213,36 @@ class PlanDialogue:
                 f"{self.context['box_hint']}",
             )
         self.box_original = result.box
+
+    def _take_object_box(self, values: dict[str, Any], strict: bool) -> None:
+        """Convert the object box to original pixels; ``strict`` (a turn asking only for
+        it) raises :class:`BoxError` so the turn is repaired, otherwise the problem is
+        recorded and the rest of the reply stands."""
+        if "object_box" not in values:
+            return
+        category = values.get("category", self.answers.get("category"))
+        if category not in GROUNDED:  # single_call: no object to ground for this category
+            return
+        raw = self.object_box_raw = values["object_box"]
+        if raw is None:
+            self.object_box, self.object_box_missing = None, (
+                "box_not_found", "the model answered null (it does not see the object)")
+            return
+        result = to_original(
+            raw, self.coords, self.image.original_size, self.image.size, self.min_box_side
+        )
+        if result.box is None:
+            reason = result.reason or "box_invalid"
+            message = (
+                f"the object box {raw!r} is unusable ({BOX_PROBLEMS[reason]}): give "
+                f"[x0, y0, x1, y1] with x0 < x1 and y0 < y1, inside the image, in "
+                f"{self.context['box_hint']}"
+            )
+            if strict:
+                raise BoxError(reason, message)
+            self.object_box, self.object_box_missing = None, (reason, message)
+            return
+        self.object_box, self.object_box_missing = result.box, None
 
     # ----------------------------------------------------------------- result
 
@@ -224,9 +271,34 @@ class PlanDialogue:
             if "target_caption" in need
             else "",
             add_box=self.box_original if category is Category.ADDITION else None,
-            raw=raw,
+            raw={**raw, **self._object_box_raw(category)},
         )
         return Outcome(plan, None, "", dict(self.answers), raw)
+
+
+    def _object_box_raw(self, category: Category) -> dict[str, Any]:
+        """``object_box`` in original pixels for ``masker=vlm_box``, or ``None`` and why
+        (``object_box_reason``: a box check reason, ``box_not_found``, ``schema``, a
+        transport reason, or ``disabled`` with ``planner.ground_objects=false``)."""
+        if category not in GROUNDED:
+            return {}
+        out: dict[str, Any] = {"object_box": None}
+        if self.object_box_raw is not None:
+            out["object_box_raw"] = self.object_box_raw
+        if self.object_box is not None:
+            out["object_box"] = [float(v) for v in self.object_box]
+        elif self.object_box_missing is not None:
+            out["object_box_reason"], out["object_box_detail"] = self.object_box_missing
+        elif not self.prompts.ground_objects:
+            out["object_box_reason"] = "disabled"
+            out["object_box_detail"] = "planner.ground_objects=false"
+        else:
+            out["object_box_reason"] = "not_asked"
+            out["object_box_detail"] = (
+                f"prompt set {self.prompts.version}/{self.prompts.strategy} asks no "
+                f"object_box for {category.value!r}"
+            )
+        return out
 
 
 class BoxError(ReplyError):

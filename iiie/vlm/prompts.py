@@ -13,6 +13,12 @@ reply fields its schema requires::
       remove:
         - {name: object, prompt: remove_object.txt, fields: [object]}
 
+A turn marked ``grounding: true`` is asked only with ``planner.ground_objects=true``, one
+marked ``grounding: false`` only without it (unmarked: always). That is how a prompt set
+asks for the edited object's box (``object_box``, for ``masker=vlm_box``) only when a run
+needs it: an extra follow-up in ``multi_turn``, a second variant of the one turn in
+``single_call``. A turn asking for ``object_box`` must be marked ``grounding: true``.
+
 Prompt files are ``string.Template`` text: ``$instruction``, ``$width``/``$height`` (the
 image as the model sees it), ``$box_hint`` (the coordinate convention in words) and any
 field answered in an earlier turn (``$category``, ``$object``, ...). ``repair.txt`` also
@@ -33,7 +39,7 @@ from typing import Any
 import yaml
 
 from iiie.types import Category
-from iiie.vlm.schema import FIELDS, NEEDED, check_fields
+from iiie.vlm.schema import FIELDS, NEEDED, OPTIONAL_FIELDS, check_fields
 
 STRATEGIES = ("multi_turn", "single_call")
 CONTEXT_KEYS = frozenset({"instruction", "width", "height", "box_hint", *FIELDS})
@@ -52,6 +58,13 @@ class Turn:
     name: str
     template: Template
     fields: tuple[str, ...]
+    #: ``True``: asked only with ``ground_objects``; ``False``: only without; ``None``: always
+    grounding: bool | None = None
+
+    @property
+    def optional(self) -> bool:
+        """Asks only for fields a plan can do without: its failure does not fail the plan."""
+        return set(self.fields) <= OPTIONAL_FIELDS
 
     def render(self, context: dict[str, Any]) -> str:
         return self.template.substitute(_text_context(context))
@@ -66,6 +79,14 @@ class PromptSet:
     first: tuple[Turn, ...]
     followups: dict[Category, tuple[Turn, ...]] = field(default_factory=dict)
     sha: str = ""
+    #: whether the grounding turns were kept (``planner.ground_objects``)
+    ground_objects: bool = False
+
+    @property
+    def asks_object_box(self) -> bool:
+        """Whether some turn asks for ``object_box`` (for any category)."""
+        turns = [*self.first, *(t for ts in self.followups.values() for t in ts)]
+        return any("object_box" in t.fields for t in turns)
 
     def turns_after(self, category: Category) -> tuple[Turn, ...]:
         return self.followups.get(category, ())
@@ -98,7 +119,8 @@ def _template(path: Path, allowed: frozenset[str]) -> Template:
     return template
 
 
-def _turns(folder: Path, items: Any, where: str) -> tuple[Turn, ...]:
+def _turns(folder: Path, items: Any, where: str, ground_objects: bool) -> tuple[Turn, ...]:
+    """The turns of one manifest list, keeping those ``ground_objects`` selects."""
     if not isinstance(items, list) or not items:
         raise ValueError(f"{where}: expected a non-empty list of turns")
     turns = []
@@ -107,14 +129,30 @@ def _turns(folder: Path, items: Any, where: str) -> tuple[Turn, ...]:
             raise ValueError(f"{where}[{i}]: a turn needs `prompt` and `fields`")
         fields = check_fields(item["fields"])
         name = str(item.get("name") or Path(item["prompt"]).stem)
-        turns.append(Turn(name, _template(folder / item["prompt"], CONTEXT_KEYS), fields))
+        grounding = item.get("grounding")
+        if grounding not in (None, True, False):
+            raise ValueError(f"{where}[{i}]: `grounding` must be true or false, got {grounding!r}")
+        if "object_box" in fields and grounding is not True:
+            raise ValueError(
+                f"{where}[{i}]: a turn asking for object_box must be marked `grounding: true` "
+                "(it is asked only with planner.ground_objects=true)"
+            )
+        template = _template(folder / item["prompt"], CONTEXT_KEYS)  # checked either way
+        if grounding is None or grounding == ground_objects:
+            turns.append(Turn(name, template, fields, grounding))
+    if not turns:
+        raise ValueError(f"{where}: no turn is left with planner.ground_objects={ground_objects}")
     return tuple(turns)
 
 
 def load_prompts(
-    strategy: str = "multi_turn", version: str = "v1", root: str | Path | None = None
+    strategy: str = "multi_turn",
+    version: str = "v2",
+    root: str | Path | None = None,
+    ground_objects: bool = True,
 ) -> PromptSet:
-    """Load and check the prompt set ``root/version/strategy.yaml``."""
+    """Load and check the prompt set ``root/version/strategy.yaml``; ``ground_objects``
+    keeps the turns marked ``grounding: true`` (else those marked ``false``)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown planner.strategy {strategy!r}; expected one of {STRATEGIES}")
     folder = Path(root) if root else default_prompts_dir()
@@ -127,10 +165,12 @@ def load_prompts(
         )
     manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8")) or {}
     where = str(manifest_path)
-    first = _turns(folder, manifest.get("first"), f"{where}: first")
+    first = _turns(folder, manifest.get("first"), f"{where}: first", ground_objects)
     followups: dict[Category, tuple[Turn, ...]] = {}
     for name, items in (manifest.get("followups") or {}).items():
-        followups[Category.parse(name)] = _turns(folder, items, f"{where}: followups.{name}")
+        followups[Category.parse(name)] = _turns(
+            folder, items, f"{where}: followups.{name}", ground_objects
+        )
     if "category" not in first[0].fields:
         raise ValueError(f"{where}: the first turn must ask for `category`")
     asked_first = {f for t in first for f in t.fields}
@@ -157,4 +197,5 @@ def load_prompts(
         first=first,
         followups=followups,
         sha=digest.hexdigest()[:12],
+        ground_objects=bool(ground_objects),
     )

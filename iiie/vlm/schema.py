@@ -2,8 +2,9 @@
 
 Schemas are written by hand from a small field table, using only standard, widely
 supported features (``type``, ``enum``, ``required``, ``additionalProperties``,
-``minItems``/``maxItems``), so every vLLM structured-output backend (xgrammar, guidance,
-outlines) and any OpenAI-protocol server accepts them. Pydantic then checks more than the
+``minItems``/``maxItems``, and ``anyOf`` with ``{"type": "null"}`` for the one nullable
+field, the form pydantic writes for ``Optional``), so every vLLM structured-output backend
+(xgrammar, guidance, outlines) and any OpenAI-protocol server accepts them. Pydantic then checks more than the
 schema says (a non-empty object name where the category needs one), because a reply that
 fits the schema can still be useless.
 """
@@ -27,7 +28,22 @@ FIELDS: dict[str, dict[str, Any]] = {
     "source_caption": {"type": "string"},
     "target_caption": {"type": "string"},
     "box": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+    # The box of the object a local/remove edit changes (the subject a background edit
+    # keeps), for ``masker=vlm_box``; ``null`` when the model cannot see it.
+    "object_box": {
+        "anyOf": [
+            {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+            {"type": "null"},
+        ]
+    },
 }
+
+#: Fields a plan can do without: a bad answer is recorded in ``Plan.raw``, never a reason
+#: to replace the whole plan by the fallback's.
+OPTIONAL_FIELDS = frozenset({"object_box"})
+
+#: Categories whose ``object`` is found in the image, so it has a box worth asking for.
+GROUNDED = frozenset({Category.LOCAL, Category.REMOVE, Category.BACKGROUND})
 
 #: The fields a plan of each category cannot do without (empty strings are not answers).
 NEEDED: dict[Category, frozenset[str]] = {
@@ -91,6 +107,9 @@ _TYPES: dict[str, Any] = {
     "source_caption": (str, ...),
     "target_caption": (str, ...),
     "box": (list[float], Field(..., min_length=4, max_length=4)),
+    # Required but untyped here: its shape is checked by the box conversion, which turns a
+    # malformed box into a recorded reason instead of a schema failure of the whole reply.
+    "object_box": (Any, ...),
 }
 
 
