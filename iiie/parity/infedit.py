@@ -51,7 +51,7 @@ def _settings(meta: dict):
         thresh_m=float(meta["thresh_m"]),
         temperature=float(meta.get("localblend_temperature", 0.15)),
         denoise_model=bool(meta["denoise_model"]),
-        strength=float(meta.get("strength_arg", 1.0)),
+        strength=float(next((meta[k] for k in ("strength_arg", "strength", "strength_used") if k in meta), 1.0)),
         positive_prompt=meta.get("positive_prompt", ""),
         negative_prompt=meta.get("negative_prompt", ""),
     )
@@ -182,6 +182,17 @@ def run_one(pipe, name: str, meta: dict, inputs: dict, golden_dir: Path, image: 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the comparison; torch's global settings are restored afterwards."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        return _main(argv)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m iiie.parity infedit")
     parser.add_argument("golden_dir")
     parser.add_argument("--runs", nargs="*", help="only these runs (default: all stored)")
@@ -195,7 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     from iiie.models.infedit import InfEditPipeline
 
     golden_dir = Path(args.golden_dir)
+    if not (golden_dir / "run_meta.json").exists():
+        print(f"error: {golden_dir} has no run_meta.json (not an InfEdit golden folder)")
+        return 2
     meta_all = json.loads((golden_dir / "run_meta.json").read_text())
+    unknown = set(args.runs or []) - set(meta_all["runs"])
+    if unknown:
+        print(f"error: unknown runs {sorted(unknown)}; recorded: {sorted(meta_all['runs'])}")
+        return 2
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
