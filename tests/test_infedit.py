@@ -302,3 +302,21 @@ def test_batch_equals_single_runs(pipe, one_thread):
                          image=images[k:k + 1])
         torch.testing.assert_close(batch.pred_x0[k:k + 1], single.pred_x0, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(batch.image[k:k + 1], single.image, atol=1e-3, rtol=0)
+
+
+def test_blend_layers_are_the_references_at_sd15_proportions():
+    """Level 2 (1/4 of the latent) in an SD1.5-shaped UNet is exactly the reference's
+    ``down_cross[2:4] + up_cross[:3]`` (at 512 px: the 16x16 layers)."""
+    from diffusers import UNet2DConditionModel
+
+    from iiie.models.infedit.control import layer_infos
+
+    unet = UNet2DConditionModel(
+        sample_size=8, layers_per_block=2, block_out_channels=(8, 8, 8, 8), norm_num_groups=4,
+        cross_attention_dim=8, attention_head_dim=2,
+    )
+    chosen = [i.name.split(".transformer_blocks")[0] for i in layer_infos(unet).values()
+              if i.is_cross and i.level == 2 and i.place != "mid"]
+    assert chosen == ["down_blocks.2.attentions.0", "down_blocks.2.attentions.1",
+                      "up_blocks.1.attentions.0", "up_blocks.1.attentions.1", "up_blocks.1.attentions.2"]
+    assert level_size(64, 2) == 16 and level_size(40, 2) == 10 and level_size(9, 2) == 3
