@@ -110,3 +110,49 @@ def test_offline_bad_instruction_fails_alone_without_regenerating():
     assert engine.rounds == [2]
     assert planner.plan_batch([reqs[2]])[0].category is Category.GLOBAL
     assert engine.rounds == [2]  # remembered
+
+
+# ----------------------------------------------------------------------------- grounding
+
+
+@pytest.mark.parametrize("strategy", ["multi_turn", "single_call"])
+def test_offline_object_boxes_like_the_server_planner(strategy):
+    grounded = ["make the car red", "remove the cup", "put the dog on a beach"]
+    engine = FakeEngine()
+    planner = VLMOfflinePlanner(SETTINGS, engine=engine, fallback=FakeFallback(), strategy=strategy)
+    plans = planner.plan_batch([make_request(i, t) for i, t in enumerate([*grounded, "make it winter"])])
+    for plan, text in zip(plans, grounded, strict=False):
+        assert plan.fallback_reason is None
+        assert plan.raw["object_box"] == pytest.approx(TRUTH[text]["object_box"], abs=2)
+    assert "object_box" not in plans[3].raw
+    assert planner.stats()["object_boxes"] == 3
+    # multi_turn: the box is one more round (local 4, remove 3, background 4, global 2)
+    assert engine.rounds == {"multi_turn": [4, 4, 3, 2], "single_call": [4]}[strategy]
+
+
+@pytest.mark.parametrize("strategy", ["multi_turn", "single_call"])
+def test_offline_ground_objects_false_saves_the_turn(strategy):
+    engine = FakeEngine()
+    planner = VLMOfflinePlanner(SETTINGS, engine=engine, fallback=FakeFallback(), strategy=strategy,
+                                ground_objects=False)
+    (plan,) = planner.plan_batch([make_request(0, "make the car red")])
+    assert engine.rounds == {"multi_turn": [1, 1, 1], "single_call": [1]}[strategy]
+    assert plan.raw["object_box"] is None and plan.raw["object_box_reason"] == "disabled"
+
+
+def test_offline_bad_object_box_keeps_the_plan():
+    import json
+
+    class BadBoxEngine(FakeEngine):
+        def chat(self, calls, seeds):
+            out = super().chat(calls, seeds)
+            return [ChatResult(json.dumps({"object_box": [5, 5, 5, 9]}), "stop")
+                    if "object_box" in c.schema["properties"] else r for c, r in zip(calls, out, strict=True)]
+
+    fallback = FakeFallback()
+    engine = BadBoxEngine()
+    planner = VLMOfflinePlanner(SETTINGS, engine=engine, fallback=fallback)
+    (plan,) = planner.plan_batch([make_request(0, "remove the cup")])
+    assert plan.fallback_reason is None and plan.object == "cup" and fallback.calls == []
+    assert plan.raw["object_box"] is None and plan.raw["object_box_reason"] == "box_degenerate"
+    assert engine.rounds == [1, 1, 1, 1]  # category, object, box, box repair

@@ -201,6 +201,58 @@ def test_shipped_prompt_sets_load():
     assert "hat" in text and "HINT" in text and "$" not in text
 
 
+@pytest.mark.parametrize("strategy", ["multi_turn", "single_call"])
+def test_prompt_set_v2_asks_object_boxes_only_with_grounding(strategy):
+    on = load_prompts(strategy, "v2", ground_objects=True)
+    off = load_prompts(strategy, "v2", ground_objects=False)
+    assert on.asks_object_box and not off.asks_object_box
+    assert on.ground_objects and not off.ground_objects and on.sha == off.sha
+    assert not load_prompts(strategy, "v1", ground_objects=True).asks_object_box
+    grounded = {Category.LOCAL, Category.REMOVE, Category.BACKGROUND}
+    if strategy == "single_call":
+        v1 = load_prompts(strategy, "v1").first
+        assert [(t.fields, t.template.template) for t in off.first] == [
+            (t.fields, t.template.template) for t in v1]
+        assert on.first[0].fields[-1] == "object_box" and not on.first[0].optional
+        return
+    def names(turns):
+        return [(t.name, t.fields, t.template.template) for t in turns]
+
+    for category in Category:
+        with_box = [t for t in on.turns_after(category) if "object_box" in t.fields]
+        without = names(off.turns_after(category))
+        if category in grounded:  # one extra question, the last, asking only for the box
+            assert len(with_box) == 1 and on.turns_after(category)[-1] is with_box[0]
+            assert with_box[0].optional and with_box[0].grounding is True
+            assert names(on.turns_after(category)[:-1]) == without
+        else:
+            assert with_box == [] and names(on.turns_after(category)) == without
+
+
+def test_object_box_turn_must_be_marked_grounding(tmp_path):
+    followups = "followups:\n" + "".join(
+        f"  {c.value}:\n    - {{prompt: all.txt, fields: [object, target_prompt, source_caption, "
+        f"target_caption, box]}}\n    - {{prompt: all.txt, fields: [object_box]}}\n" for c in Category
+    )
+    root = _prompt_dir(tmp_path, "Instruction: $instruction", followups)
+    with pytest.raises(ValueError, match="grounding: true"):
+        load_prompts("multi_turn", "v9", root)
+
+
+def test_object_box_schema_is_nullable_and_parsing_is_lenient():
+    schema = json_schema(["object_box"])
+    assert schema["required"] == ["object_box"]
+    assert schema["properties"]["object_box"] == {"anyOf": [
+        {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+        {"type": "null"},
+    ]}
+    # a malformed box is the box check's business (a recorded reason), not a schema failure
+    for value in ([1, 2, 3], None, ["a", 1, 2, 3], [1, 2, 3, 4]):
+        assert parse_reply(json.dumps({"object_box": value}), ["object_box"]) == {"object_box": value}
+    with pytest.raises(ReplyError, match="object_box"):
+        parse_reply("{}", ["object_box"])
+
+
 def _prompt_dir(tmp_path: Path, category_text: str, followups: str = "") -> Path:
     root = tmp_path / "prompts"
     folder = root / "v9"
