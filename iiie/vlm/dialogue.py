@@ -275,7 +275,6 @@ class PlanDialogue:
         )
         return Outcome(plan, None, "", dict(self.answers), raw)
 
-
     def _object_box_raw(self, category: Category) -> dict[str, Any]:
         """``object_box`` in original pixels for ``masker=vlm_box``, or ``None`` and why
         (``object_box_reason``: a box check reason, ``box_not_found``, ``schema``, a
