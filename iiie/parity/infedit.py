@@ -28,6 +28,7 @@ STEP_TOL = 1e-4
 IMAGE_TOL = 1e-3
 MASK_BAND = 1e-4
 
+TIE_TOTALS: dict[str, int] = {}  # run -> mask pixels that differ within the threshold band
 SHARED_KEYS = ("vae_posterior_mean", "vae_posterior_std", "vae_posterior_sample", "clean_latents",
                "source_prompt_embeds", "positive_prompt_embeds", "negative_prompt_embeds")
 
@@ -136,6 +137,7 @@ def run_one(pipe, name: str, meta: dict, inputs: dict, golden_dir: Path, image: 
     trace: dict[str, torch.Tensor] = {}
     pipe.edit(image, meta["source_prompt"], meta["target_prompt"], _settings(meta), noise=noise,
               trace=trace, mask_hook=ties)
+    TIE_TOTALS[name] = sum(ties.ties.values())
     if out_path.exists():
         golden = dict(golden)
         golden["output"] = torch.from_numpy(np.load(out_path))
@@ -205,6 +207,7 @@ def _main(argv: list[str] | None) -> int:
 
     from iiie.models.infedit import InfEditPipeline
 
+    TIE_TOTALS.clear()
     golden_dir = Path(args.golden_dir)
     if not (golden_dir / "run_meta.json").exists():
         print(f"error: {golden_dir} has no run_meta.json (not an InfEdit golden folder)")
@@ -245,4 +248,6 @@ def _main(argv: list[str] | None) -> int:
                     report.compare(f"inputs.{key}", trace[key], inputs[key], STEP_TOL)
             first = False
     report.print()
+    ties = ", ".join(f"{k}: {v}" for k, v in TIE_TOTALS.items())
+    print(f"mask pixels differing within {MASK_BAND:g} of the threshold (taken from the reference): {ties}")
     return report.exit_code()
