@@ -425,11 +425,11 @@ def test_data_configs_compose_and_instantiate(tmp_path):
     }
     for name, root in roots.items():
         # the default experiment (smoke) sets synthetic-only data keys: drop them here
-        cfg = compose_config([f"data={name}", f"data.root={root}", "~data.odd_inputs"])
+        cfg = compose_config([f"data={name}", f"data.root={root}"])
         ds = instantiate(cfg.data)
         assert ds.name == name and ds.ids()
         ds.load(ds.ids()[0])
-    cfg = compose_config(["data=emu_edit", "~data.odd_inputs"])
+    cfg = compose_config(["data=emu_edit"])
     assert cfg.data.root.endswith("/emu_edit") and cfg.data.split == "test"
 
 

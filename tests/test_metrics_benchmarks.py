@@ -460,7 +460,6 @@ def test_pie_bench_end_to_end_run(make_cfg, tmp_path, clip_dir, dino8_dir, squee
     cfg = make_cfg(
         "data=pie_bench",
         f"data.root={root}",
-        "~data.odd_inputs",
         "data.n=2",
         "masker.on_missing=full",
         "metrics=pie_bench",
