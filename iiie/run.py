@@ -18,6 +18,7 @@ from iiie.errors import IIIEError
 from iiie.pipeline.cache import stable_hash
 from iiie.pipeline.report import to_markdown, write_results
 from iiie.pipeline.runner import Runner
+from iiie.weights import MissingWeightsError
 
 log = logging.getLogger("iiie")
 
@@ -75,7 +76,7 @@ def execute(cfg: DictConfig) -> list[dict]:
 def main(cfg: DictConfig) -> None:
     try:
         execute(cfg)
-    except IIIEError as exc:  # configuration-level problems: one clear line, no traceback
+    except (IIIEError, MissingWeightsError) as exc:  # configuration-level problems: one clear line
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 

@@ -174,3 +174,15 @@ def test_vlm_server_settings_do_not_change_the_plan_key_and_secrets_stay_off_dis
     assert a.keys["plan"] == b.keys["plan"] != c.keys["plan"]
     manifest = json.dumps(a.manifest(time.time()))
     assert "s3cret" not in manifest and "***" in manifest
+
+
+def test_missing_weights_is_one_clear_error_naming_the_route(make_cfg, tmp_path):
+    from iiie.weights import MissingWeightsError
+
+    cfg = make_cfg("data.n=5", "data.odd_inputs=false", "editor@editor.remove=brushnet", f"paths.weights={tmp_path / 'none'}")
+    with pytest.raises(MissingWeightsError, match=r"editor\.remove\.base_path"):
+        Runner(cfg, show_progress=False).run()
+    # plans and masks made before the failure stay on disk for the next attempt
+    runner = Runner(cfg, show_progress=False)
+    runner.run_plan()
+    assert runner.counters["plan"].cached == 5

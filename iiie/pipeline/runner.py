@@ -19,13 +19,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from iiie import weights
 from iiie.data.base import Dataset, Sample
-from iiie.errors import BackendUnavailableError
+from iiie.errors import BackendUnavailableError, IIIEError
 from iiie.metrics.base import Scored
 from iiie.pipeline import records as R
 from iiie.pipeline.cache import StageDir, plain, redact, stable_hash, without_keys
@@ -138,7 +139,15 @@ class Runner:
         """Instantiate a config node once per run (routes with equal configs share one)."""
         key = stable_hash(plain(node))
         if key not in self._built:
-            self._built[key] = instantiate(node, _convert_="all")
+            try:
+                self._built[key] = instantiate(node, _convert_="all")
+            except InstantiationException as exc:
+                # Hydra wraps the backend's own error; surface it with the config key that
+                # was being built (an editor cannot know which route it is mounted on).
+                cause = exc.__cause__
+                if isinstance(cause, (IIIEError, weights.MissingWeightsError)):
+                    raise type(cause)(f"[{name}] " + str(cause).replace("editor.<route>", name)) from exc
+                raise
         return self._built[key]
 
     def _bar(self, total: int, desc: str):
