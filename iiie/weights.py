@@ -18,6 +18,9 @@ T = TypeVar("T")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Per-file "Loading weights" bars of transformers/diffusers drown the stage progress bars
+# that matter; set HF_HUB_DISABLE_PROGRESS_BARS=0 to get them back.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 class MissingWeightsError(FileNotFoundError):
