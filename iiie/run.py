@@ -31,6 +31,9 @@ def run_prepare(cfg: DictConfig) -> None:
 
 def results_dir(cfg: DictConfig) -> Path:
     base = Path(cfg.paths.results) / str(cfg.experiment_name)
+    shards = int(cfg.runtime.get("num_shards", 1) or 1)
+    if shards > 1:  # each data-parallel process reports its own shard only
+        base = base / f"shard{int(cfg.runtime.shard_index)}-of-{shards}"
     try:
         hc = HydraConfig.get()
     except ValueError:  # not under @hydra.main (tests, notebooks)
@@ -69,6 +72,9 @@ def execute(cfg: DictConfig) -> list[dict]:
         + "; ".join(f"{s}: {c['computed']} computed, {c['cached']} cached, {c['errors']} errors" for s, c in stages.items())
     )
     print(f"results written to {out}/table.md")
+    if int(cfg.runtime.get("num_shards", 1) or 1) > 1:
+        print("this was one shard: when all shards are done, the same command with "
+              "runtime.num_shards=1 recomputes nothing and writes the full table")
     return table
 
 

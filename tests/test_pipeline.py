@@ -186,3 +186,18 @@ def test_missing_weights_is_one_clear_error_naming_the_route(make_cfg, tmp_path)
     runner = Runner(cfg, show_progress=False)
     runner.run_plan()
     assert runner.counters["plan"].cached == 5
+
+
+def test_data_parallel_shards_cover_the_dataset_once(make_cfg, tmp_path):
+    shards = [Runner(make_cfg("data.n=10", "data.odd_inputs=false", "runtime.num_shards=3", f"runtime.shard_index={k}"), show_progress=False) for k in range(3)]
+    ids = [i for r in shards for i in r.ids]
+    assert sorted(ids) == sorted(shards[0].dataset.ids()) and len(ids) == len(set(ids)) == 10
+    for r in shards:
+        r.run()
+    table = execute(make_cfg("data.n=10", "data.odd_inputs=false"))
+    whole = Runner(make_cfg("data.n=10", "data.odd_inputs=false"), show_progress=False)
+    whole.run()
+    assert all(c.computed == 0 for c in whole.counters.values())
+    assert table[-1]["n"] == 10 and table[-1]["failed"] == 0
+    with pytest.raises(ValueError, match="shard_index"):
+        Runner(make_cfg("data.n=10", "runtime.num_shards=2", "runtime.shard_index=2"), show_progress=False)
