@@ -338,7 +338,7 @@ def test_serve_command_from_config():
     flags = dict(zip(cmd[3::2], cmd[4::2], strict=False))
     assert flags["--served-model-name"] == "Qwen3-VL-8B-Instruct"
     assert flags["--host"] == "127.0.0.1" and flags["--port"] == "8123"
-    assert json.loads(flags["--limit-mm-per-prompt"]) == {"image": 1}
+    assert json.loads(flags["--limit-mm-per-prompt"]) == {"image": 2}
     assert flags["--max-model-len"] == str(vlm["serve"]["max_model_len"])
     assert flags["--gpu-memory-utilization"] == str(vlm["serve"]["gpu_memory_utilization"])
     assert "--max-num-seqs" not in flags  # null -> vLLM's default
