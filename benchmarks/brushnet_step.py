@@ -37,7 +37,7 @@ def tiny_pipeline(dtype: torch.dtype):
 
 def full_size_pipeline(dtype: torch.dtype, device: str):
     """Random weights with the SD1.5 + BrushNet shapes (tokenizer: the tiny one)."""
-    from iiie.tiny_weights.powerpaint import write_tiny_clip_tokenizer
+    from iiie.tiny_weights.sd15 import write_tiny_clip_tokenizer
 
     tok_dir = Path(tempfile.mkdtemp(prefix="iiie_bench_tok"))
     vocab = write_tiny_clip_tokenizer(tok_dir)

@@ -20,7 +20,7 @@ from iiie import masks as M
 from iiie.models.brushnet import BrushNetModel, BrushNetUNet2DConditionModel
 from iiie.models.brushnet.pipeline import BrushNetInpaintPipeline
 from iiie.parity import brushnet as parity
-from iiie.tiny_weights.powerpaint import write_tiny_sd15_base
+from iiie.tiny_weights.sd15 import write_tiny_sd15_base
 
 W, H, STEPS = 96, 64, 4
 PROMPT, NEGATIVE, GUIDANCE = "a yellow flower vase", "person", 5.0

@@ -84,7 +84,7 @@ def test_prompts_reproduce_golden_call_args():
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory) -> CLIPTokenizer:
     """A real CLIP BPE tokenizer over a tiny vocabulary (no golden data needed)."""
-    from iiie.tiny_weights.powerpaint import write_tiny_clip_tokenizer
+    from iiie.tiny_weights.sd15 import write_tiny_clip_tokenizer
 
     folder = tmp_path_factory.mktemp("tok")
     write_tiny_clip_tokenizer(folder)

@@ -18,11 +18,11 @@ because transformers' Grounding DINO hard-codes those ids to split captions into
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
+
+from iiie.tiny_weights.common import ensure_folder
 
 #: Words the synthetic benchmark and the tests use; everything else tokenizes to [UNK].
 WORDS = (
@@ -147,24 +147,15 @@ def write_sam_original(pth: Path) -> None:
     torch.save(build_tiny_original_sam().state_dict(), pth)
 
 
+def write_all(folder: Path) -> None:
+    """Every file listed in the module docstring, under its real name."""
+    write_bert(folder / "bert-base-uncased")
+    write_dino(folder / "grounding-dino", folder / "groundingdino_swint_ogc.pth", folder / "bert-base-uncased")
+    write_sam_hf(folder / "sam")
+    write_sam_original(folder / "sam_vit_h_4b8939.pth")
+
+
 def ensure(root: str | os.PathLike) -> Path:
-    """Write the tiny masker weights under ``root/grounded_sam`` if missing; return that folder."""
-    out = Path(root) / "grounded_sam"
-    if (out / ".complete").exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".grounded_sam.", dir=out.parent))
-    try:
-        write_bert(tmp / "bert-base-uncased")
-        write_dino(tmp / "grounding-dino", tmp / "groundingdino_swint_ogc.pth", tmp / "bert-base-uncased")
-        write_sam_hf(tmp / "sam")
-        write_sam_original(tmp / "sam_vit_h_4b8939.pth")
-        (tmp / ".complete").write_text("ok\n")
-        try:
-            tmp.rename(out)
-        except OSError:  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    """Write the tiny masker weights under ``root/grounded_sam`` if missing; return that folder
+    (idempotent and atomic, see :func:`iiie.tiny_weights.common.ensure_folder`)."""
+    return ensure_folder(root, "grounded_sam", write_all)

@@ -14,25 +14,23 @@ classes with a few thousand parameters. Each branch is ``BrushNetModel.from_unet
 base UNet with its zero convs randomised (an all-zero branch would leave the UNet unchanged
 and make tests blind to wiring mistakes); the two checkpoints use different seeds.
 
-The SD1.5 base writer is shared with :mod:`iiie.tiny_weights.powerpaint`.
+The SD1.5 base comes from :mod:`iiie.tiny_weights.sd15` (shared with PowerPaint).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
-from iiie.tiny_weights.powerpaint import write_tiny_sd15_base
+from iiie.tiny_weights.common import ensure_folder
+from iiie.tiny_weights.sd15 import write_tiny_sd15_base
 
 FOLDER = "brushnet"
 BASE = "realisticVisionV60B1_v51VAE"
 SEGMENTATION = "segmentation_mask_brushnet_ckpt"
 RANDOM = "random_mask_brushnet_ckpt"
-_DONE = ".complete"
 
 
 def write_tiny_brushnet(base: Path, folder: Path, seed: int) -> None:
@@ -51,31 +49,15 @@ def write_tiny_brushnet(base: Path, folder: Path, seed: int) -> None:
     brushnet.save_pretrained(folder, safe_serialization=True)
 
 
+def write_tiny_brushnet_set(folder: Path) -> None:
+    """The base and both released branches, under their official folder names."""
+    write_tiny_sd15_base(folder / BASE, seed=0)
+    write_tiny_brushnet(folder / BASE, folder / SEGMENTATION, seed=1)
+    write_tiny_brushnet(folder / BASE, folder / RANDOM, seed=2)
+
+
 def ensure(root: str | os.PathLike) -> Path:
     """Write ``root/brushnet`` (base + segmentation + random-mask branches) if it is not
-    complete yet; return its path.
-
-    Idempotent and safe against concurrent callers: the set is built in a temporary
-    sibling folder and renamed into place.
-    """
-    target = Path(root).expanduser() / FOLDER
-    if (target / _DONE).exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{FOLDER}.", dir=target.parent))
-    try:
-        write_tiny_sd15_base(tmp / BASE, seed=0)
-        write_tiny_brushnet(tmp / BASE, tmp / SEGMENTATION, seed=1)
-        write_tiny_brushnet(tmp / BASE, tmp / RANDOM, seed=2)
-        (tmp / _DONE).write_text("tiny random BrushNet weights (iiie.tiny_weights.brushnet)\n")
-        if target.exists() and not (target / _DONE).exists():
-            shutil.rmtree(target, ignore_errors=True)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / _DONE).exists():  # not a lost race with another writer
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    complete yet; return its path (idempotent and atomic, see
+    :func:`iiie.tiny_weights.common.ensure_folder`)."""
+    return ensure_folder(root, FOLDER, write_tiny_brushnet_set)
