@@ -23,11 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from iiie.editors import diffusion_common as dc
 from iiie.types import EditRequest, EditResult, MaskResult, Plan
-from iiie.weights import LOAD_COUNTS, load_once, require_files
+from iiie.weights import load_once, require_files
 
 _HINT = (
     "BrushNet needs an SD1.5 base in diffusers layout (e.g. realisticVisionV60B1_v51VAE) and a "
@@ -40,7 +38,7 @@ def _names(expected) -> str:
     return ", ".join(" or ".join(e) if isinstance(e, tuple) else e for e in expected)
 
 
-class BrushNetEditor:
+class BrushNetEditor(dc.SingleFromBatch):
     """Inpaint the mask with BrushNet, guided by the plan's target prompt."""
 
     name = "brushnet"
@@ -119,50 +117,32 @@ class BrushNetEditor:
         masks: Sequence[MaskResult],
         seeds: Sequence[int],
     ) -> list[EditResult]:
-        n = len(requests)
-        if not (len(plans) == len(masks) == len(seeds) == n):
-            raise ValueError(f"batch lengths differ: {n} requests, {len(plans)} plans, "
-                             f"{len(masks)} masks, {len(seeds)} seeds")
-        results: list[EditResult | None] = [None] * n
-        todo: list[int] = []
-        inputs: list[dc.ModelInput] = []
-        prompts: list[str] = []
-        for i, (req, plan, mres) in enumerate(zip(requests, plans, masks, strict=True)):
-            self._counts["samples"] += 1
-            if not np.asarray(mres.mask, bool).any():
-                self._counts["empty_masks"] += 1
-                results[i] = EditResult(req.image.convert("RGB").copy(), self.name,
-                                        self._params("", None, note="empty mask: input returned"), int(seeds[i]))
-                continue
-            todo.append(i)
-            inputs.append(dc.to_model_input(req.image, mres.mask, self.resolution))
-            prompts.append(self._prompt(req, plan))
-        if todo:
-            pipe = self.pipeline()
-            for size, members in dc.group_by_size(inputs).items():
-                out = pipe(
-                    prompt=[prompts[k] for k in members],
-                    image=[inputs[k].image for k in members],
-                    mask_image=[inputs[k].mask for k in members],
-                    height=size[1], width=size[0],
-                    num_inference_steps=self.steps,
-                    guidance_scale=self.guidance_scale,
-                    negative_prompt=[self.negative_prompt] * len(members),
-                    brushnet_conditioning_scale=self.conditioning_scale,
-                    generator=dc.generators([seeds[todo[k]] for k in members]),
-                    blackout_hole=True,
-                    output_type="pil",
-                ).images
-                self._counts["model_batches"] += 1
-                for k, edited in zip(members, out, strict=True):
-                    i = todo[k]
-                    image = dc.finish(requests[i].image, edited, masks[i].mask, self.blur)
-                    results[i] = EditResult(image, self.name, self._params(prompts[k], size), int(seeds[i]))
-        return [r for r in results if r is not None]
-
-    def edit(self, request: EditRequest, plan: Plan, mask: MaskResult, seed: int) -> EditResult:
-        """One sample (convenience wrapper of :meth:`edit_batch`)."""
-        return self.edit_batch([request], [plan], [mask], [seed])[0]
+        batch = dc.start_batch(self.name, requests, plans, masks, seeds, self.resolution, self._counts,
+                               empty_params=lambda: self._params("", None, note=dc.EMPTY_NOTE))
+        if not batch.todo:
+            return batch.done()
+        prompts = [self._prompt(requests[i], plans[i]) for i in batch.todo]
+        pipe = self.pipeline()
+        for size, members in batch.groups():
+            out = pipe(
+                prompt=[prompts[k] for k in members],
+                image=[batch.inputs[k].image for k in members],
+                mask_image=[batch.inputs[k].mask for k in members],
+                height=size[1], width=size[0],
+                num_inference_steps=self.steps,
+                guidance_scale=self.guidance_scale,
+                negative_prompt=[self.negative_prompt] * len(members),
+                brushnet_conditioning_scale=self.conditioning_scale,
+                generator=batch.generators(seeds, members),
+                blackout_hole=True,
+                output_type="pil",
+            ).images
+            self._counts["model_batches"] += 1
+            for k, edited in zip(members, out, strict=True):
+                i = batch.todo[k]
+                image = dc.finish(requests[i].image, edited, masks[i].mask, self.blur)
+                batch.results[i] = EditResult(image, self.name, self._params(prompts[k], size), int(seeds[i]))
+        return batch.done()
 
     def _params(self, prompt: str, size: tuple[int, int] | None, note: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -176,7 +156,7 @@ class BrushNetEditor:
             "blur": self.blur,
             "base": Path(self.base_path).name,
             "brushnet": Path(self.brushnet_path).name,
-            "dtype": str(self.dtype).replace("torch.", ""),
+            "dtype": dc.dtype_name(self.dtype),
         }
         if note:
             params["note"] = note
@@ -184,8 +164,7 @@ class BrushNetEditor:
 
     def stats(self) -> dict[str, Any]:
         """Counters for the run manifest (samples, model batches, empty masks, loads)."""
-        loads = {k: v for k, v in LOAD_COUNTS.items() if k.startswith(("brushnet", "sd15"))}
-        return {**self._counts, "loads": loads}
+        return {**self._counts, "loads": dc.load_counts("brushnet", "sd15")}
 
 
 __all__ = ["BrushNetEditor"]

@@ -9,16 +9,17 @@ size, map the result back and paste it into the original with :func:`iiie.masks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
 
 from iiie import masks as M
+from iiie.types import EditRequest, EditResult, MaskResult, Plan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -107,6 +108,91 @@ def generators(seeds: Sequence[int]) -> list[torch.Generator]:
 def finish(source: Image.Image, edited: Image.Image, mask: np.ndarray, blur: int) -> Image.Image:
     """Back to the input size and pasted into the source with the feathered mask."""
     return M.paste_back(source.convert("RGB"), edited, np.asarray(mask, dtype=bool), int(blur))
+
+
+#: ``EditResult.params["note"]`` of a sample whose mask is empty (nothing to edit).
+EMPTY_NOTE = "empty mask: input returned"
+
+
+@dataclass
+class Batch:
+    """One ``edit_batch`` call after :func:`start_batch`: ``results[i]`` is already set for
+    samples with an empty mask; the others (``todo[k]`` = their index in the call) wait for
+    the model with ``inputs[k]`` at model resolution."""
+
+    results: list[EditResult | None]
+    todo: list[int] = field(default_factory=list)
+    inputs: list[ModelInput] = field(default_factory=list)
+
+    def groups(self, batch_size: int | None = None) -> Iterator[tuple[tuple[int, int], list[int]]]:
+        """(model size, positions ``k``) per model call: equal sizes together, at most
+        ``batch_size`` per call (all of one size when None)."""
+        for size, members in group_by_size(self.inputs).items():
+            if batch_size is None:
+                yield size, members
+            else:
+                for chunk in chunks(members, batch_size):
+                    yield size, chunk
+
+    def generators(self, seeds: Sequence[int], members: Sequence[int]) -> list[torch.Generator]:
+        """The seeded generators of the samples at positions ``members``."""
+        return generators([seeds[self.todo[k]] for k in members])
+
+    def done(self) -> list[EditResult]:
+        """The results in input order (call once every sample has one)."""
+        return [r for r in self.results if r is not None]
+
+
+def start_batch(
+    name: str,
+    requests: Sequence[EditRequest],
+    plans: Sequence[Plan],
+    masks: Sequence[MaskResult],
+    seeds: Sequence[int],
+    resolution: int,
+    counts: dict[str, int],
+    empty_params: Callable[[], dict[str, Any]] | None = None,
+) -> Batch:
+    """Check the batch, return empty-mask samples unchanged, prepare the rest.
+
+    ``counts["samples"]`` and ``counts["empty_masks"]`` are updated. An empty-mask result is
+    the input (RGB copy) with ``empty_params()`` (default ``{"note": EMPTY_NOTE}``).
+    """
+    n = len(requests)
+    if not (len(plans) == len(masks) == len(seeds) == n):
+        raise ValueError(f"batch lengths differ: {n} requests, {len(plans)} plans, "
+                         f"{len(masks)} masks, {len(seeds)} seeds")
+    batch = Batch(results=[None] * n)
+    for i, (req, mres) in enumerate(zip(requests, masks, strict=True)):
+        counts["samples"] += 1
+        if not np.asarray(mres.mask, bool).any():
+            counts["empty_masks"] += 1
+            params = empty_params() if empty_params else {"note": EMPTY_NOTE}
+            batch.results[i] = EditResult(req.image.convert("RGB").copy(), name, params, int(seeds[i]))
+            continue
+        batch.todo.append(i)
+        batch.inputs.append(to_model_input(req.image, mres.mask, resolution))
+    return batch
+
+
+class SingleFromBatch:
+    """Mixin: ``edit`` as a one-sample call of the editor's ``edit_batch``."""
+
+    def edit(self, request: EditRequest, plan: Plan, mask: MaskResult, seed: int) -> EditResult:
+        """One sample (convenience wrapper of ``edit_batch``)."""
+        return self.edit_batch([request], [plan], [mask], [seed])[0]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float16`` -> ``"float16"`` (for ``EditResult.params``)."""
+    return str(dtype).replace("torch.", "")
+
+
+def load_counts(*prefixes: str) -> dict[str, int]:
+    """The model-load counters whose label starts with one of ``prefixes`` (for ``stats()``)."""
+    from iiie.weights import LOAD_COUNTS
+
+    return {k: v for k, v in LOAD_COUNTS.items() if k.startswith(prefixes)}
 
 
 def load_sd15_base(base_path: str, device: torch.device, dtype: torch.dtype) -> dict:

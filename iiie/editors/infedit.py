@@ -32,7 +32,7 @@ import torch
 
 from iiie.editors import diffusion_common as dc
 from iiie.types import EditRequest, EditResult, MaskResult, Plan
-from iiie.weights import LOAD_COUNTS, load_once, require_files
+from iiie.weights import load_once, require_files
 
 _HINT = (
     "InfEdit needs an LCM SD1.5 folder in diffusers layout (SimianLuo/LCM_Dreamshaper_v7: "
@@ -41,7 +41,7 @@ _HINT = (
 )
 
 
-class InfEditEditor:
+class InfEditEditor(dc.SingleFromBatch):
     """Edit the whole image from a source caption to a target caption with InfEdit."""
 
     name = "infedit"
@@ -136,30 +136,16 @@ class InfEditEditor:
 
         from iiie.models.infedit import AlignmentError
 
-        n = len(requests)
-        if not (len(plans) == len(masks) == len(seeds) == n):
-            raise ValueError(f"batch lengths differ: {n} requests, {len(plans)} plans, "
-                             f"{len(masks)} masks, {len(seeds)} seeds")
-        results: list[EditResult | None] = [None] * n
-        todo: list[int] = []
-        inputs: list[dc.ModelInput] = []
+        batch = dc.start_batch(self.name, requests, plans, masks, seeds, self.resolution, self._counts)
+        if not batch.todo:
+            return batch.done()
         jobs: list[dict[str, Any]] = []
-        for i, (req, plan, mres) in enumerate(zip(requests, plans, masks, strict=True)):
-            self._counts["samples"] += 1
-            if not np.asarray(mres.mask, bool).any():
-                self._counts["empty_masks"] += 1
-                results[i] = EditResult(req.image.convert("RGB").copy(), self.name,
-                                        {"note": "empty mask: input returned"}, int(seeds[i]))
-                continue
-            source, target, notes = self.captions(req, plan)
+        for i in batch.todo:
+            source, target, notes = self.captions(requests[i], plans[i])
             if any(note.startswith("empty") for note in notes):
                 self._counts["caption_fallbacks"] += 1
-            todo.append(i)
-            inputs.append(dc.to_model_input(req.image, mres.mask, self.resolution))
             jobs.append({"source": source, "target": target, "notes": notes,
-                         "words": self._blend_words(plan, target)})
-        if not todo:
-            return [r for r in results if r is not None]
+                         "words": self._blend_words(plans[i], target)})
         pipe = self.pipeline()
         for job in jobs:  # token alignment per sample; bad blend words are dropped
             local, mutual = job["words"]
@@ -172,32 +158,27 @@ class InfEditEditor:
                     local = mutual = ""
                     job["alignment"] = pipe.align(job["source"], job["target"], local, mutual)
             job["settings"] = replace(self.settings, local=local, mutual=mutual)
-        for size, members in dc.group_by_size(inputs).items():
-            for chunk in dc.chunks(members, self.batch_size):
-                images = torch.cat([self._to_tensor(inputs[k].image) for k in chunk])
-                out = pipe.edit_batch(
-                    images, [jobs[k]["source"] for k in chunk], [jobs[k]["target"] for k in chunk],
-                    self.settings, generators=dc.generators([seeds[todo[k]] for k in chunk]),
-                    alignments=[jobs[k].get("alignment") for k in chunk],
-                )
-                self._counts["model_batches"] += 1
-                for j, k in enumerate(chunk):
-                    i = todo[k]
-                    edited = self._to_pil(out.image[j:j + 1])
-                    mask = np.asarray(masks[i].mask, bool)
-                    if mask.all():  # the global route: the whole image is the edit
-                        final = edited.resize(requests[i].image.size, _bicubic())
-                    else:
-                        final = dc.finish(requests[i].image, edited, mask, self.blur)
-                    job = jobs[k]
-                    params = self._params(job["source"], job["target"], job["settings"], size,
-                                          job["notes"] + out.notes[j])
-                    results[i] = EditResult(final, self.name, params, int(seeds[i]))
-        return [r for r in results if r is not None]
-
-    def edit(self, request: EditRequest, plan: Plan, mask: MaskResult, seed: int) -> EditResult:
-        """One sample (convenience wrapper of :meth:`edit_batch`)."""
-        return self.edit_batch([request], [plan], [mask], [seed])[0]
+        for size, chunk in batch.groups(self.batch_size):
+            images = torch.cat([self._to_tensor(batch.inputs[k].image) for k in chunk])
+            out = pipe.edit_batch(
+                images, [jobs[k]["source"] for k in chunk], [jobs[k]["target"] for k in chunk],
+                self.settings, generators=batch.generators(seeds, chunk),
+                alignments=[jobs[k].get("alignment") for k in chunk],
+            )
+            self._counts["model_batches"] += 1
+            for j, k in enumerate(chunk):
+                i = batch.todo[k]
+                edited = self._to_pil(out.image[j:j + 1])
+                mask = np.asarray(masks[i].mask, bool)
+                if mask.all():  # the global route: the whole image is the edit
+                    final = edited.resize(requests[i].image.size, _bicubic())
+                else:
+                    final = dc.finish(requests[i].image, edited, mask, self.blur)
+                job = jobs[k]
+                params = self._params(job["source"], job["target"], job["settings"], size,
+                                      job["notes"] + out.notes[j])
+                batch.results[i] = EditResult(final, self.name, params, int(seeds[i]))
+        return batch.done()
 
     @staticmethod
     def _to_tensor(image) -> torch.Tensor:
@@ -220,7 +201,7 @@ class InfEditEditor:
             "settings": asdict(settings),
             "resolution": list(size),
             "model": Path(self.model_path).name,
-            "dtype": str(self.dtype).replace("torch.", ""),
+            "dtype": dc.dtype_name(self.dtype),
         }
         if notes:
             params["notes"] = notes
@@ -228,7 +209,7 @@ class InfEditEditor:
 
     def stats(self) -> dict[str, Any]:
         """Counters for the run manifest."""
-        return {**self._counts, "loads": {k: v for k, v in LOAD_COUNTS.items() if k.startswith("infedit")}}
+        return {**self._counts, "loads": dc.load_counts("infedit")}
 
 
 def _bicubic():

@@ -15,11 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from iiie.editors import diffusion_common as dc
 from iiie.types import EditRequest, EditResult, MaskResult, Plan
-from iiie.weights import LOAD_COUNTS, load_once, require_files
+from iiie.weights import load_once, require_files
 
 MODEL_FILES = (
     "model_index.json", "scheduler/scheduler_config.json", "unet/config.json", "vae/config.json",
@@ -31,7 +29,7 @@ _HINT = (
 )
 
 
-class InstructPix2PixEditor:
+class InstructPix2PixEditor(dc.SingleFromBatch):
     """Edit with the instruction text through InstructPix2Pix."""
 
     name = "instructpix2pix"
@@ -81,56 +79,39 @@ class InstructPix2PixEditor:
         masks: Sequence[MaskResult],
         seeds: Sequence[int],
     ) -> list[EditResult]:
-        n = len(requests)
-        if not (len(plans) == len(masks) == len(seeds) == n):
-            raise ValueError(f"batch lengths differ: {n} requests, {len(plans)} plans, "
-                             f"{len(masks)} masks, {len(seeds)} seeds")
-        results: list[EditResult | None] = [None] * n
-        todo, inputs = [], []
-        for i, (req, mres) in enumerate(zip(requests, masks, strict=True)):
-            self._counts["samples"] += 1
-            if not np.asarray(mres.mask, bool).any():
-                self._counts["empty_masks"] += 1
-                results[i] = EditResult(req.image.convert("RGB").copy(), self.name,
-                                        {"note": "empty mask: input returned"}, int(seeds[i]))
-                continue
-            todo.append(i)
-            inputs.append(dc.to_model_input(req.image, mres.mask, self.resolution))
-        if todo:
-            pipe = self.pipeline()
-            for size, members in dc.group_by_size(inputs).items():
-                idx = [todo[k] for k in members]
-                out = pipe(
-                    prompt=[requests[i].instruction for i in idx],
-                    image=[inputs[k].image for k in members],
-                    num_inference_steps=self.steps,
-                    guidance_scale=self.guidance_scale,
-                    image_guidance_scale=self.image_guidance_scale,
-                    generator=dc.generators([seeds[i] for i in idx]),
-                    output_type="pil",
-                ).images
-                self._counts["model_batches"] += 1
-                for i, edited in zip(idx, out, strict=True):
-                    image = dc.finish(requests[i].image, edited, masks[i].mask, self.blur)
-                    results[i] = EditResult(image, self.name, self._params(requests[i].instruction, size),
-                                            int(seeds[i]))
-        return [r for r in results if r is not None]
-
-    def edit(self, request: EditRequest, plan: Plan, mask: MaskResult, seed: int) -> EditResult:
-        """One sample (convenience wrapper of :meth:`edit_batch`)."""
-        return self.edit_batch([request], [plan], [mask], [seed])[0]
+        batch = dc.start_batch(self.name, requests, plans, masks, seeds, self.resolution, self._counts)
+        if not batch.todo:
+            return batch.done()
+        pipe = self.pipeline()
+        for size, members in batch.groups():
+            idx = [batch.todo[k] for k in members]
+            out = pipe(
+                prompt=[requests[i].instruction for i in idx],
+                image=[batch.inputs[k].image for k in members],
+                num_inference_steps=self.steps,
+                guidance_scale=self.guidance_scale,
+                image_guidance_scale=self.image_guidance_scale,
+                generator=batch.generators(seeds, members),
+                output_type="pil",
+            ).images
+            self._counts["model_batches"] += 1
+            for i, edited in zip(idx, out, strict=True):
+                image = dc.finish(requests[i].image, edited, masks[i].mask, self.blur)
+                batch.results[i] = EditResult(image, self.name, self._params(requests[i].instruction, size),
+                                              int(seeds[i]))
+        return batch.done()
 
     def _params(self, prompt: str, size) -> dict[str, Any]:
         return {
             "prompt": prompt, "steps": self.steps, "guidance_scale": self.guidance_scale,
             "image_guidance_scale": self.image_guidance_scale, "resolution": list(size),
             "blur": self.blur, "model": Path(self.model_path).name,
-            "dtype": str(self.dtype).replace("torch.", ""),
+            "dtype": dc.dtype_name(self.dtype),
         }
 
     def stats(self) -> dict[str, Any]:
         """Counters for the run manifest."""
-        return {**self._counts, "loads": {k: v for k, v in LOAD_COUNTS.items() if k.startswith("instructpix2pix")}}
+        return {**self._counts, "loads": dc.load_counts("instructpix2pix")}
 
 
 __all__ = ["InstructPix2PixEditor"]

@@ -27,7 +27,7 @@ from iiie.editors import diffusion_common as dc
 from iiie.editors.brushnet import BrushNetEditor
 from iiie.models.powerpaint.prompts import build_task_prompts, normalize_task
 from iiie.types import EditRequest, Plan
-from iiie.weights import LOAD_COUNTS, load_once, require_files
+from iiie.weights import load_once, require_files
 
 _HINT = (
     "PowerPaint v2 needs the official PowerPaint v2-1 release: its `PowerPaint_Brushnet/` "
@@ -175,8 +175,7 @@ class PowerPaintEditor(BrushNetEditor):
         return params
 
     def stats(self) -> dict[str, Any]:
-        loads = {k: v for k, v in LOAD_COUNTS.items() if k.startswith(("powerpaint", "sd15"))}
-        return {**self._counts, "loads": loads}
+        return {**self._counts, "loads": dc.load_counts("powerpaint", "sd15")}
 
 
 __all__ = ["PowerPaintEditor"]
