@@ -23,47 +23,29 @@ from collections.abc import Sequence
 
 import torch
 
-from iiie.metrics.backbones import CLIP_FILES, HF_MODEL_FILES, cosine, load_clip, load_dino
+from iiie.metrics.backbones import cosine
 from iiie.metrics.base import Scored
+from iiie.metrics.clip_dino import ClipDinoMetric, pair_scores
 from iiie.metrics.distances import l1_l2_resized
-from iiie.weights import require_files
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True)
 
 
-class EmuEditMetric:
+class EmuEditMetric(ClipDinoMetric):
     name = "emu_edit"
-
-    def __init__(
-        self,
-        clip: str | None,
-        dino: str | None,
-        device: str = "auto",
-        dtype: str = "float32",
-        clip_key: str = "metrics.emu_edit.clip",
-        dino_key: str = "metrics.emu_edit.dino",
-    ) -> None:
-        require_files(clip, CLIP_FILES, clip_key, "Expected: openai/clip-vit-base-patch32.")
-        require_files(dino, HF_MODEL_FILES, dino_key, "Expected: facebook/dino-vits16.")
-        self.clip_path, self.dino_path = clip, dino
-        self.clip_key, self.dino_key = clip_key, dino_key
-        self.device, self.dtype = device, dtype
 
     def score_batch(self, items: Sequence[Scored]) -> list[dict[str, float]]:
         rows: list[dict[str, float]] = [{} for _ in items]
         if not items:
             return rows
-        clip = load_clip(self.clip_path, self.clip_key, self.device, self.dtype)
-        dino = load_dino(self.dino_path, self.dino_key, self.device, self.dtype)
+        clip, dino = self.models()
         inputs = [it.sample.request.image for it in items]
         outputs = [it.edit.image for it in items]
         for row, a, b in zip(rows, outputs, inputs, strict=True):
             row["emu_l1"] = l1_l2_resized(a, b)[0]
-        f_in, f_out = clip.image_features(inputs), clip.image_features(outputs)
-        clip_i = cosine(f_in, f_out)
-        dino_s = cosine(dino.cls_features(inputs), dino.cls_features(outputs))
+        f_in, f_out, clip_i, dino_s = pair_scores(clip, dino, inputs, outputs)
         for k, row in enumerate(rows):
             row["emu_clip_i"] = float(clip_i[k])
             row["emu_dino"] = float(dino_s[k])

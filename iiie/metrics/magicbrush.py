@@ -19,45 +19,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from iiie.metrics.backbones import CLIP_FILES, HF_MODEL_FILES, cosine, load_clip, load_dino
+from iiie.metrics.backbones import cosine
 from iiie.metrics.base import Scored
+from iiie.metrics.clip_dino import ClipDinoMetric, pair_scores
 from iiie.metrics.distances import l1_l2_resized
-from iiie.weights import require_files
 
 
-class MagicBrushMetric:
+class MagicBrushMetric(ClipDinoMetric):
     name = "magicbrush"
-
-    def __init__(
-        self,
-        clip: str | None,
-        dino: str | None,
-        device: str = "auto",
-        dtype: str = "float32",
-        clip_key: str = "metrics.magicbrush.clip",
-        dino_key: str = "metrics.magicbrush.dino",
-    ) -> None:
-        # Check the folders now (clear error before any work), load on first use.
-        require_files(clip, CLIP_FILES, clip_key, "Expected: openai/clip-vit-base-patch32.")
-        require_files(dino, HF_MODEL_FILES, dino_key, "Expected: facebook/dino-vits16.")
-        self.clip_path, self.dino_path = clip, dino
-        self.clip_key, self.dino_key = clip_key, dino_key
-        self.device, self.dtype = device, dtype
 
     def score_batch(self, items: Sequence[Scored]) -> list[dict[str, float]]:
         rows: list[dict[str, float]] = [{} for _ in items]
         idx = [i for i, it in enumerate(items) if it.sample.truth.target is not None]
         if not idx:
             return rows
-        clip = load_clip(self.clip_path, self.clip_key, self.device, self.dtype)
-        dino = load_dino(self.dino_path, self.dino_key, self.device, self.dtype)
+        clip, dino = self.models()
         outs = [items[i].edit.image for i in idx]
         targets = [items[i].sample.truth.target for i in idx]
         for i, out, tgt in zip(idx, outs, targets, strict=True):
             rows[i]["mb_l1"], rows[i]["mb_l2"] = l1_l2_resized(out, tgt)
-        f_out, f_tgt = clip.image_features(outs), clip.image_features(targets)
-        d_out, d_tgt = dino.cls_features(outs), dino.cls_features(targets)
-        clip_i, dino_s = cosine(f_out, f_tgt), cosine(d_out, d_tgt)
+        f_out, _, clip_i, dino_s = pair_scores(clip, dino, outs, targets)
         for k, i in enumerate(idx):
             rows[i]["mb_clip_i"] = float(clip_i[k])
             rows[i]["mb_dino"] = float(dino_s[k])
