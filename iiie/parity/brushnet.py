@@ -20,7 +20,6 @@ checked by ``python -m iiie.parity powerpaint``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from iiie.parity.common import Check, Report
+from iiie.parity.common import Check, Report, tolerance_parser
 
 MODULE_FILES = ("brushnet_unet_forward.safetensors", "brushnet_ca_unet_forward.safetensors")
 
@@ -293,13 +292,7 @@ def run(golden: Path, device: str = "cpu", module_tol: float = 1e-4, step_rtol: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m iiie.parity brushnet", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("golden_dir", type=Path)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--module-tol", type=float, default=1e-4)
-    parser.add_argument("--step-rtol", type=float, default=1e-4)
-    parser.add_argument("--image-tol", type=float, default=1e-3)
+    parser = tolerance_parser("brushnet", __doc__)
     args = parser.parse_args(argv)
     if not args.golden_dir.is_dir():
         print(f"golden folder not found: {args.golden_dir}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,3 +75,16 @@ class Report:
 
     def exit_code(self) -> int:
         return 0 if self.ok else 1
+
+
+def tolerance_parser(name: str, description: str | None) -> argparse.ArgumentParser:
+    """Command line of the inpainting parity tools (BrushNet, PowerPaint): the golden
+    folder, the device, and the per-module, per-step (relative) and image tolerances."""
+    parser = argparse.ArgumentParser(prog=f"python -m iiie.parity {name}", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("golden_dir", type=Path)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--module-tol", type=float, default=1e-4)
+    parser.add_argument("--step-rtol", type=float, default=1e-4)
+    parser.add_argument("--image-tol", type=float, default=1e-3)
+    return parser

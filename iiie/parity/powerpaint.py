@@ -24,7 +24,6 @@ anything is over or missing, 2 for a missing golden folder.
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from iiie.parity.common import Check, Report
+from iiie.parity.common import Check, Report, tolerance_parser
 
 # Recorded inputs that the replay injects (the reference drew them from torch's RNG).
 _INJECTED = ("initial_latents", "vae_posterior_eps")
@@ -324,13 +323,7 @@ def run(cfg: Settings, skip_pipeline: bool = False) -> Report:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m iiie.parity powerpaint", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("golden_dir", type=Path)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--module-tol", type=float, default=1e-4)
-    parser.add_argument("--step-rtol", type=float, default=1e-4)
-    parser.add_argument("--image-tol", type=float, default=1e-3)
+    parser = tolerance_parser("powerpaint", __doc__)
     parser.add_argument("--skip-pipeline", action="store_true", help="strict load, modules and text only")
     args = parser.parse_args(argv)
     if not args.golden_dir.is_dir():
