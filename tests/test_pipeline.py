@@ -115,6 +115,20 @@ def test_per_sample_backend_failure_is_recorded_and_run_continues(make_cfg, tmp_
             assert status["failed_stage"] == "mask" and "add_box" in status["error"]
         else:
             assert "failed_stage" not in status
+    # a recorded failure is final on a plain re-run, and retried with runtime.retry_errors
+    again = Runner(cfg, show_progress=False)
+    again.run()
+    assert again.counters["mask"].computed == 0
+    for sid in broken:  # repair the plans, then retry
+        plan = again.plan_of(sid)
+        w, h = again.sample(sid).request.size
+        plan.add_box = (0.0, 0.0, w / 2, h / 2)
+        R.save_plan(d, sid, plan, {"planner": "test"})
+    retry = Runner(make_cfg("data.n=10", "data.odd_inputs=false", "runtime.retry_errors=true"), show_progress=False)
+    retry.run()
+    assert retry.counters["mask"].computed == len(broken) and retry.counters["mask"].errors == 0
+    assert all("failed_stage" not in retry.sample_status(sid) for sid in retry.ids)
+    assert not list(retry.stage_dir("mask").path.glob("*.error.json"))
 
 
 def _stage_files(root: Path) -> list[Path]:

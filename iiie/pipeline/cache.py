@@ -99,7 +99,7 @@ def read_json(path: Path) -> Any:
 
 class StageDir:
     """One stage's content-addressed folder: ``<id>.json`` = done, ``<id>.error.json`` =
-    failed (also final: a re-run does not retry it unless ``retry_errors``)."""
+    failed (also final: a re-run does not retry it unless ``runtime.retry_errors=true``)."""
 
     def __init__(self, root: Path, stage: str, key: str) -> None:
         self.stage, self.key = stage, key
@@ -120,6 +120,10 @@ class StageDir:
 
     def is_failed(self, sample_id: str) -> bool:
         return self.error(sample_id).exists()
+
+    def clear_error(self, sample_id: str) -> None:
+        """Forget a recorded failure (after a retry succeeded)."""
+        self.error(sample_id).unlink(missing_ok=True)
 
     def clean_tmp(self) -> int:
         """Remove leftovers of writes interrupted by a kill; returns how many."""

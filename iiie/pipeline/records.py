@@ -23,6 +23,7 @@ from iiie.types import EditResult, MaskResult, Plan
 
 def save_plan(d: StageDir, sample_id: str, plan: Plan, info: dict[str, Any]) -> None:
     atomic_write_json(d.record(sample_id), {"id": sample_id, "plan": plan.to_dict(), **info})
+    d.clear_error(sample_id)
 
 
 def load_plan(d: StageDir, sample_id: str) -> Plan:
@@ -41,6 +42,7 @@ def save_mask(d: StageDir, sample_id: str, result: MaskResult, info: dict[str, A
         **info,
     }
     atomic_write_json(d.record(sample_id), record)
+    d.clear_error(sample_id)
 
 
 def load_mask(d: StageDir, sample_id: str) -> MaskResult:
@@ -55,6 +57,7 @@ def save_edit(d: StageDir, sample_id: str, result: EditResult, info: dict[str, A
     atomic_save_png(d.file(sample_id, ".png"), result.image)
     record = {"id": sample_id, "editor": result.editor, "params": result.params, "seed": result.seed, **info}
     atomic_write_json(d.record(sample_id), record)
+    d.clear_error(sample_id)
 
 
 def load_edit(d: StageDir, sample_id: str) -> EditResult:

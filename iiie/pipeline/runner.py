@@ -93,6 +93,7 @@ class Runner:
         self._built: dict[str, Any] = {}
         self._samples: dict[str, Sample] = {}
         self.ids = self._shard(self.dataset.ids())
+        self.retry_errors = bool(cfg.runtime.get("retry_errors", False))
         self.keys = self._keys()
 
     # ------------------------------------------------------------------ setup
@@ -128,6 +129,12 @@ class Runner:
             key = key[category.value]
         d = StageDir(self.root, stage, key)
         return d
+
+    def _todo(self, d: StageDir, sample_id: str) -> bool:
+        """Pending here: no record, and no recorded failure (unless ``runtime.retry_errors``)."""
+        if d.is_done(sample_id):
+            return False
+        return self.retry_errors or not d.is_failed(sample_id)
 
     def sample(self, sample_id: str) -> Sample:
         """Load (and keep for this run) one sample; raises for unreadable inputs."""
@@ -171,7 +178,7 @@ class Runner:
         d.write_meta({"planner": redact(self.cfg.planner), "data": self.dataset.fingerprint()})
         d.clean_tmp()
         c = self.counters["plan"]
-        pending = [i for i in self.ids if not (d.is_done(i) or d.is_failed(i))]
+        pending = [i for i in self.ids if self._todo(d, i)]
         c.cached = len(self.ids) - len(pending)
         c.pending = len(pending)
         if not pending:
@@ -213,7 +220,7 @@ class Runner:
         c = self.counters["mask"]
         ready = [i for i in self.ids if up.is_done(i)]
         c.skipped_upstream = len(self.ids) - len(ready)
-        pending = [i for i in ready if not (d.is_done(i) or d.is_failed(i))]
+        pending = [i for i in ready if self._todo(d, i)]
         c.cached, c.pending = len(ready) - len(pending), len(pending)
         if not pending:
             return
@@ -252,7 +259,7 @@ class Runner:
             d = self.stage_dir("edit", cat)
             d.write_meta({"editor": plain(self.cfg.editor[cat.value]), "mask": self.keys["mask"], "seed": int(self.cfg.seed)})
             d.clean_tmp()
-            pend = [i for i in ids if not (d.is_done(i) or d.is_failed(i))]
+            pend = [i for i in ids if self._todo(d, i)]
             c.cached += len(ids) - len(pend)
             if pend:
                 todo[cat] = pend
@@ -298,7 +305,7 @@ class Runner:
             if not ed.is_done(i):
                 continue
             d = self.stage_dir("score", cat)
-            if d.is_done(i) or d.is_failed(i):
+            if not self._todo(d, i):
                 c.cached += 1
             else:
                 pending.setdefault(cat, []).append(i)
@@ -334,6 +341,7 @@ class Runner:
                     if details:
                         record["details"] = details
                     R.atomic_write_json(_d.record(sid), record)
+                    _d.clear_error(sid)
                     c.computed += 1
                     bar.update(1)
 
