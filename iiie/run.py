@@ -12,7 +12,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from iiie.errors import IIIEError
 from iiie.pipeline.cache import stable_hash
@@ -78,10 +78,41 @@ def execute(cfg: DictConfig) -> list[dict]:
     return table
 
 
+def _shard_worker(fabric, config: dict) -> None:
+    """One data-parallel process: run this rank's shard of every stage."""
+    cfg = OmegaConf.create(config)
+    cfg.runtime.num_shards = fabric.world_size
+    cfg.runtime.shard_index = fabric.global_rank
+    if str(cfg.runtime.device).startswith("cuda"):
+        cfg.runtime.device = str(fabric.device)
+    execute(cfg)
+    fabric.barrier()
+
+
+def execute_parallel(cfg: DictConfig) -> list[dict]:
+    """``runtime.devices > 1``: one process per device through Lightning Fabric, each on
+    every n-th sample; then this process writes the full table from the cache."""
+    from lightning.fabric import Fabric
+
+    devices = int(cfg.runtime.devices)
+    accelerator = "cuda" if str(cfg.runtime.device).startswith("cuda") else "cpu"
+    run_prepare(cfg)  # once, before the workers start
+    fabric = Fabric(accelerator=accelerator, devices=devices, strategy="ddp_spawn")
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["prepare"] = []
+    fabric.launch(_shard_worker, config)
+    whole = OmegaConf.create(config)
+    whole.runtime.num_shards, whole.runtime.shard_index = 1, 0
+    return execute(whole)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
-        execute(cfg)
+        if int(cfg.runtime.get("devices", 1) or 1) > 1:
+            execute_parallel(cfg)
+        else:
+            execute(cfg)
     except (IIIEError, MissingWeightsError) as exc:  # configuration-level problems: one clear line
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -215,3 +215,34 @@ def test_data_parallel_shards_cover_the_dataset_once(make_cfg, tmp_path):
     assert table[-1]["n"] == 10 and table[-1]["failed"] == 0
     with pytest.raises(ValueError, match="shard_index"):
         Runner(make_cfg("data.n=10", "runtime.num_shards=2", "runtime.shard_index=2"), show_progress=False)
+
+
+@pytest.mark.slow
+def test_fabric_data_parallel_processes_share_the_cache(make_cfg, tmp_path):
+    from iiie.run import execute_parallel
+
+    cfg = make_cfg("data.n=8", "data.odd_inputs=false", "runtime.devices=2")
+    table = execute_parallel(cfg)
+    assert table[-1]["n"] == 8 and table[-1]["failed"] == 0
+    out = tmp_path / "results" / "smoke"
+    shard_tables = sorted(p.parent.name for p in out.glob("shard*/table.md"))
+    assert shard_tables == ["shard0-of-2", "shard1-of-2"]
+    shard_n = [json.loads((out / s / "results.json").read_text())["table"][-1]["n"] for s in shard_tables]
+    assert shard_n == [4, 4]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert all(st["computed"] == 0 for st in manifest["stages"].values())  # the final pass only aggregates
+
+
+def test_temp_cleanup_spares_live_writers(tmp_path):
+    import tempfile
+
+    from iiie.pipeline.cache import _HOST, StageDir
+
+    d = StageDir(tmp_path, "plan", "k")
+    live = tempfile.mkstemp(prefix=f".a.json.{_HOST}.{os.getpid()}.", suffix=".tmp", dir=d.path)[1]
+    dead = d.path / f".b.json.{_HOST}.999999999.abc.tmp"
+    dead.write_text("x")
+    legacy = d.path / ".c.json.xyz.tmp"
+    legacy.write_text("x")
+    assert d.clean_tmp() == 2
+    assert Path(live).exists() and not dead.exists() and not legacy.exists()

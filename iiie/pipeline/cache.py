@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +64,15 @@ def stable_hash(obj: Any, length: int = 12) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+_HOST = socket.gethostname().replace(".", "_")
+
+
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    # The writer's host and pid are in the temp name, so a cleanup in another process
+    # (data-parallel shards share folders) only removes leftovers of dead writers.
+    prefix = f".{path.name}.{_HOST}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -97,6 +105,33 @@ def read_json(path: Path) -> Any:
         return json.load(fh)
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _writer_alive(tmp_name: str) -> bool:
+    """Is the process that is writing ``tmp_name`` still running (unknown host: assume so)?"""
+    parts = tmp_name.split(".")
+    try:
+        host, pid = parts[-4], int(parts[-3])
+    except (IndexError, ValueError):
+        return False  # not one of ours (old naming): treat as a leftover
+    if host != _HOST:
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class StageDir:
     """One stage's content-addressed folder: ``<id>.json`` = done, ``<id>.error.json`` =
     failed (also final: a re-run does not retry it unless ``runtime.retry_errors=true``)."""
@@ -125,10 +160,19 @@ class StageDir:
         """Forget a recorded failure (after a retry succeeded)."""
         self.error(sample_id).unlink(missing_ok=True)
 
-    def clean_tmp(self) -> int:
-        """Remove leftovers of writes interrupted by a kill; returns how many."""
+    def clean_tmp(self, stale_after_s: float = 86400.0) -> int:
+        """Remove leftovers of writes interrupted by a kill; returns how many.
+
+        A temp file is removed when its writer (host and pid in its name) is this host's
+        and no longer running, or when it is older than ``stale_after_s`` (writers on other
+        hosts). Live writers' files are left alone. Leftovers are harmless either way: a
+        sample is done only when its record exists.
+        """
         count = 0
+        now = time.time()
         for p in self.path.glob(f".*{TMP_SUFFIX}"):
+            if _writer_alive(p.name) and now - _mtime(p) < stale_after_s:
+                continue
             p.unlink(missing_ok=True)
             count += 1
         return count
