@@ -25,3 +25,20 @@ class InstructionError(SampleError):
 
 class BackendUnavailableError(IIIEError):
     """A required service or model is not there (VLM server down, wrong model name)."""
+
+
+class DatasetNotFoundError(IIIEError, FileNotFoundError):
+    """A dataset folder or index file that the config points at is not on disk.
+
+    Also a :class:`FileNotFoundError`, so code that caught the loaders' old error still
+    does; the message names ``data.root`` and ``paths.data`` so the fix is a config edit.
+    """
+
+    @classmethod
+    def for_root(cls, benchmark: str, problem: str) -> DatasetNotFoundError:
+        """``<benchmark>: <problem>.`` plus how to point ``data.root`` at a local copy."""
+        return cls(
+            f"{benchmark}: {problem}. Point `data.root` at your local copy "
+            f"(data={benchmark} defaults it to `${{paths.data}}/{benchmark}`; `paths.data` "
+            "comes from env IIIE_DATA, else ./data). See docs/EVALUATION.md."
+        )

@@ -441,3 +441,157 @@ def test_stale_duplicate_shards_are_refused(tmp_path):
     pq.write_table(t, root / "test-00000-of-00001-bbb.parquet")
     with pytest.raises(ValueError, match="two files hold shard"):
         EmuEditDataset(str(tmp_path / "emu"))
+
+
+# ------------------------------------------------------------------ fingerprints ignore n
+
+
+def _folder(tmp_path: Path) -> Path:
+    root = tmp_path / "folder"
+    root.mkdir(exist_ok=True)
+    rows = []
+    for i in range(7):
+        _img((i, i, i)).save(root / f"{i}.png")
+        rows.append({"id": f"s{i}", "image": f"{i}.png", "instruction": f"edit {i}"})
+    (root / "samples.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return root
+
+
+def _emu(tmp_path: Path) -> Path:
+    root = tmp_path / "emu_n" / "data"
+    root.mkdir(parents=True, exist_ok=True)
+    tasks = ["add", "background", "global", "local", "remove", "style", "texture"]
+    pq.write_table(_emu_rows(7, tasks), root / "test-00000-of-00001-a.parquet")
+    return root.parent
+
+
+def _gedit(tmp_path: Path) -> Path:
+    root = tmp_path / "gedit_n"
+    root.mkdir(exist_ok=True)
+    tasks = sorted(categories.GEDIT_BENCH)[:7]
+    n = len(tasks)
+    table = pa.table(
+        {
+            "task_type": tasks,
+            "key": [f"k{i}" for i in range(n)],
+            "instruction": [f"edit {t}" for t in tasks],
+            "instruction_language": ["en"] * n,
+            "input_image": [{"bytes": _png_bytes(_img((i, i, i))), "path": None} for i in range(n)],
+        }
+    )
+    pq.write_table(table, root / "train-00000-of-00001.parquet")
+    return root
+
+
+def _magicbrush_many(tmp_path: Path) -> Path:
+    root = _magicbrush(tmp_path)
+    sessions = json.loads((root / "edit_sessions.json").read_text())
+    for k in range(3):  # 3 more two-turn sessions (only their ids are used): 8 ids in all
+        sessions[f"327726{k}"] = sessions["327726"]
+        (root / "images" / f"327726{k}").mkdir(exist_ok=True)
+    (root / "edit_sessions.json").write_text(json.dumps(sessions))
+    return root
+
+
+@pytest.mark.parametrize(
+    "make,cls",
+    [
+        (_folder, FolderDataset),
+        (_pie, PIEBenchDataset),
+        (_magicbrush_many, MagicBrushDataset),
+        (_emu, EmuEditDataset),
+        (_gedit, GEditBenchDataset),
+    ],
+)
+def test_fingerprint_ignores_n(tmp_path, make, cls):
+    """data.n is a limit, not content: growing it must not change the plan cache key."""
+    root = str(make(tmp_path))
+    full = cls(root)
+    k = min(5, len(full.ids()) - 1)
+    assert k >= 1
+    small, bigger = cls(root, n=k), cls(root, n=k + 1)
+    assert small.fingerprint() == bigger.fingerprint() == full.fingerprint()
+    assert bigger.ids()[:k] == small.ids() == full.ids()[:k]
+    assert len(bigger.ids()) == k + 1
+
+
+# ------------------------------------------------------------------ missing data folders
+
+
+@pytest.mark.parametrize(
+    "cls,name",
+    [
+        (FolderDataset, "folder"),
+        (PIEBenchDataset, "pie_bench"),
+        (MagicBrushDataset, "magicbrush"),
+        (EmuEditDataset, "emu_edit"),
+        (GEditBenchDataset, "gedit_bench"),
+    ],
+)
+def test_missing_dataset_folder_names_the_config_keys(tmp_path, cls, name):
+    from iiie.errors import DatasetNotFoundError, IIIEError
+
+    with pytest.raises(DatasetNotFoundError) as info:
+        cls(str(tmp_path / "nowhere"))
+    msg = str(info.value)
+    assert isinstance(info.value, IIIEError) and isinstance(info.value, FileNotFoundError)
+    assert "`data.root`" in msg and "`paths.data`" in msg and name in msg
+    assert str(tmp_path / "nowhere") in msg
+
+
+def test_missing_split_names_the_config_keys(tmp_path):
+    from iiie.errors import DatasetNotFoundError
+
+    root = _emu(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match=r"split 'dev'.*`data.root`"):
+        EmuEditDataset(str(root), split="dev")
+
+
+# ------------------------------------------------------------------ oracle masks from GT
+
+
+def test_loaders_give_the_oracle_their_ground_truth_masks(tmp_path):
+    """pie_bench / magicbrush / folder samples carry meta["edit_mask"] (and objects when
+    the object is named), so masker=oracle finds a region instead of failing."""
+    from iiie.maskers.oracle import OracleMasker
+    from iiie.types import Plan
+
+    oracle = OracleMasker(categories={c.value: {"dilate": 0.0, "shape": "mask"} for c in Category})
+    # PIE-Bench: no phrase; the oracle edit region has no forced evaluation border
+    pie = PIEBenchDataset(str(_pie(tmp_path)))
+    s = pie.load("111000000000")
+    edit = s.request.meta["edit_mask"]
+    assert "objects" not in s.request.meta
+    assert edit.sum() == 100 * 250 and not edit[0].any()
+    assert s.truth.mask[0].all()  # the metric mask keeps the reference border
+    r = oracle.mask(s.request, Plan(Category.LOCAL, "whatever the planner said"))
+    assert r.source == "oracle:edit-mask" and (r.mask == edit).all()
+    assert "edit_mask" not in pie.load("000000000001").request.meta  # empty mask: nothing
+    # MagicBrush: the drawn mask (union over turns in final_turn)
+    mb = MagicBrushDataset(str(_magicbrush(tmp_path)), setting="final_turn").load("327726")
+    assert mb.request.meta["edit_mask"].sum() == 4
+    r = oracle.mask(mb.request, Plan(Category.REMOVE, "hat"))
+    assert r.source == "oracle:edit-mask" and r.mask.sum() == 4
+    # folder: object named -> objects lookup, planner mistakes still fail
+    root = tmp_path / "f"
+    root.mkdir()
+    _img((1, 2, 3)).save(root / "a.png")
+    m = np.zeros((12, 16), bool)
+    m[2:6, 3:9] = True
+    Image.fromarray(m).save(root / "m.png")
+    rows = [
+        {"id": "named", "image": "a.png", "instruction": "x", "object": "cup", "mask": "m.png"},
+        {"id": "unnamed", "image": "a.png", "instruction": "x", "mask": "m.png"},
+    ]
+    (root / "samples.jsonl").write_text("\n".join(json.dumps(x) for x in rows) + "\n")
+    ds = FolderDataset(str(root))
+    named, unnamed = ds.load("named"), ds.load("unnamed")
+    assert set(named.request.meta["objects"]) == {"cup"}
+    r = oracle.mask(named.request, Plan(Category.LOCAL, "the cup"))
+    assert r.source == "oracle:exact" and (r.mask == m).all()
+    from iiie.errors import SampleError
+
+    with pytest.raises(SampleError, match="mug"):
+        oracle.mask(named.request, Plan(Category.LOCAL, "mug"))
+    r = oracle.mask(unnamed.request, Plan(Category.BACKGROUND, "cup"))
+    assert r.source == "oracle:edit-mask" and (r.mask == m).all()  # not complemented

@@ -74,3 +74,14 @@ def test_odd_inputs_exercise_loading():
     assert d.load("odd_empty_instruction").request.instruction == ""
     with pytest.raises(KeyError):
         d.load("nope")
+
+
+def test_fingerprint_does_not_depend_on_n():
+    """Growing data.n must not invalidate cached plans: samples depend on seed and index."""
+    small, big = SyntheticDataset(n=5, odd_inputs=True), SyntheticDataset(n=6, odd_inputs=True)
+    assert small.fingerprint() == big.fingerprint()
+    assert big.ids()[:5] == small.ids()[:5]
+    assert small.fingerprint() != SyntheticDataset(n=5, seed=1, odd_inputs=True).fingerprint()
+    a, b = small.load("syn0004"), big.load("syn0004")
+    assert a.request.instruction == b.request.instruction
+    assert np.array_equal(np.asarray(a.request.image), np.asarray(b.request.image))

@@ -34,6 +34,24 @@ class Sample:
     truth: GroundTruth = field(default_factory=GroundTruth)
 
 
+def oracle_meta(mask: np.ndarray | None, phrase: str | None = None) -> dict[str, Any]:
+    """``request.meta`` entries that let ``masker=oracle`` use a ground-truth mask.
+
+    ``objects`` = ``{phrase: mask}`` when the dataset names the edited object, and
+    ``edit_mask`` = the mask whenever it marks any pixel (see :mod:`iiie.maskers.oracle`
+    for how the two are used). Empty when there is no usable mask.
+    """
+    if mask is None:
+        return {}
+    region = np.asarray(mask, dtype=bool)
+    if not region.any():
+        return {}
+    meta: dict[str, Any] = {"edit_mask": region}
+    if phrase and str(phrase).strip():
+        meta["objects"] = {str(phrase).strip(): region}
+    return meta
+
+
 class Dataset:
     """Base class: subclasses implement :meth:`ids`, :meth:`load` and :meth:`fingerprint`."""
 

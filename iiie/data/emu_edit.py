@@ -43,7 +43,7 @@ class EmuEditDataset(Dataset):
         self.root = Path(root).expanduser()
         self.split = str(split)
         self.n = None if n is None else int(n)
-        probe = HFTable(find_split_files(self.root, None)[:1])
+        probe = HFTable(find_split_files(self.root, None, "emu_edit")[:1])
         has_edits = "edited_image" in probe.column_names
         self.generations = has_edits if generations is None else bool(generations)
         if self.generations and not has_edits:
@@ -54,7 +54,7 @@ class EmuEditDataset(Dataset):
             GENERATIONS_SPLIT.get(self.split, self.split) if self.generations else self.split
         )
         self.file_split = file_split
-        self.table = HFTable(find_split_files(self.root, file_split))
+        self.table = HFTable(find_split_files(self.root, file_split, "emu_edit"))
         names = self.table.column_names
         missing = [c for c in TEXT_COLUMNS + ["image"] if c not in names]
         if missing:
@@ -82,7 +82,6 @@ class EmuEditDataset(Dataset):
             "root": str(self.root.resolve()),
             "split": self.split,
             "file_split": self.file_split,
-            "n": self.n,
             "files": self.table.signature(),
         }
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from iiie.data.base import Dataset, GroundTruth, Sample
-from iiie.errors import ImageLoadError
+from iiie.data.base import Dataset, GroundTruth, Sample, oracle_meta
+from iiie.errors import DatasetNotFoundError, ImageLoadError
 from iiie.imageio import load_image
 from iiie.types import Category, EditRequest
 
@@ -78,7 +78,7 @@ class FolderDataset(Dataset):
         root_path = Path(root).expanduser()
         self.jsonl = root_path if root_path.is_file() else root_path / file
         if not self.jsonl.is_file():
-            raise FileNotFoundError(f"folder dataset: JSONL file not found: {self.jsonl}")
+            raise DatasetNotFoundError.for_root("folder", f"JSONL file not found: {self.jsonl}")
         self.base = self.jsonl.parent
         self.n = None if n is None else int(n)
         self._rows: dict[str, dict[str, Any]] = {}
@@ -117,7 +117,6 @@ class FolderDataset(Dataset):
             "version": 1,
             "jsonl": str(self.jsonl.resolve()),
             "sha256": digest,
-            "n": self.n,
         }
 
     def load(self, sample_id: str) -> Sample:
@@ -139,7 +138,7 @@ class FolderDataset(Dataset):
                 id=sample_id,
                 image=image,
                 instruction=str(row["instruction"]),
-                meta={"benchmark": self.name},
+                meta={"benchmark": self.name, **oracle_meta(truth.mask, truth.object)},
             ),
             truth=truth,
         )

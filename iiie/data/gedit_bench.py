@@ -38,7 +38,7 @@ class GEditBenchDataset(Dataset):
         self.n = None if n is None else int(n)
         self.image_column = str(image_column)
         self.task_types = sorted(task_types) if task_types else None
-        self.table = HFTable(find_split_files(self.root, split))
+        self.table = HFTable(find_split_files(self.root, split, "gedit_bench"))
         names = self.table.column_names
         missing = [c for c in TEXT_COLUMNS + [self.image_column] if c not in names]
         if missing:
@@ -82,7 +82,6 @@ class GEditBenchDataset(Dataset):
             "root": str(self.root.resolve()),
             "language": self.language,
             "split": self.split,
-            "n": self.n,
             "image_column": self.image_column,
             "task_types": self.task_types,
             "files": self.table.signature(),

@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from iiie.data.base import Dataset, GroundTruth, Sample
+from iiie.data.base import Dataset, GroundTruth, Sample, oracle_meta
 from iiie.data.folder import load_mask
+from iiie.errors import DatasetNotFoundError
 from iiie.imageio import load_image
 from iiie.types import EditRequest
 
@@ -45,7 +46,7 @@ SETTINGS = ("independent", "final_turn")
 def _read_json(path: Path, required: bool) -> dict[str, Any]:
     if not path.is_file():
         if required:
-            raise FileNotFoundError(f"MagicBrush file not found: {path}")
+            raise DatasetNotFoundError.for_root("magicbrush", f"{path.name} not found: {path}")
         return {}
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
@@ -94,7 +95,6 @@ class MagicBrushDataset(Dataset):
             "version": 1,
             "root": str(self.root.resolve()),
             "setting": self.setting,
-            "n": self.n,
             "files": sizes,
         }
 
@@ -145,6 +145,11 @@ class MagicBrushDataset(Dataset):
             id=sample_id,
             image=image,
             instruction="; then ".join(instructions),
-            meta={"benchmark": self.name, "turns": instructions, "setting": self.setting},
+            meta={
+                "benchmark": self.name,
+                "turns": instructions,
+                "setting": self.setting,
+                **oracle_meta(mask),
+            },
         )
         return Sample(request=request, truth=truth)

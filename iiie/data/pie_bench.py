@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from iiie.data.base import Dataset, GroundTruth, Sample
+from iiie.data.base import Dataset, GroundTruth, Sample, oracle_meta
 from iiie.data.categories import PIE_BENCH, PIE_BENCH_NAMES, lookup
+from iiie.errors import DatasetNotFoundError
 from iiie.imageio import load_image
 from iiie.types import EditRequest
 
@@ -93,7 +94,9 @@ class PIEBenchDataset(Dataset):
         self.mapping_path = self.root / mapping_file
         self.images = self.root / images_dir
         if not self.mapping_path.is_file():
-            raise FileNotFoundError(f"PIE-Bench mapping file not found: {self.mapping_path}")
+            raise DatasetNotFoundError.for_root(
+                "pie_bench", f"mapping file not found: {self.mapping_path}"
+            )
         with open(self.mapping_path, encoding="utf-8") as fh:
             self._entries: dict[str, dict[str, Any]] = json.load(fh)
         self.n = None if n is None else int(n)
@@ -119,20 +122,26 @@ class PIEBenchDataset(Dataset):
             "root": str(self.root.resolve()),
             "mapping_file": [self.mapping_path.name, st.st_size],
             "entries": len(self._entries),
-            "n": self.n,
             "editing_types": self.editing_types,
             "border": self.border,
         }
+
+    @staticmethod
+    def _fit(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """The benchmark's images are 512x512; a resized copy gets its mask resized too."""
+        if size == (mask.shape[1], mask.shape[0]):
+            return mask
+        return np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
 
     def load(self, sample_id: str) -> Sample:
         if sample_id not in self._entries:
             raise KeyError(f"pie_bench: unknown sample id {sample_id!r}")
         e = self._entries[sample_id]
         image = load_image(self.images / e["image_path"])
-        mask = decode_run_mask(e.get("mask") or [], MASK_SHAPE, border=self.border)
-        if image.size != (MASK_SHAPE[1], MASK_SHAPE[0]):
-            # The benchmark's images are 512x512; a resized copy gets its mask resized too.
-            mask = np.asarray(Image.fromarray(mask).resize(image.size, Image.Resampling.NEAREST))
+        runs = e.get("mask") or []
+        mask = self._fit(decode_run_mask(runs, MASK_SHAPE, border=self.border), image.size)
+        # The oracle edits the annotated region only, never the evaluation's forced border.
+        edit_region = self._fit(decode_run_mask(runs, MASK_SHAPE, border=False), image.size)
         type_id = str(e["editing_type_id"])
         source_caption = strip_brackets(e.get("original_prompt", ""))
         target_caption = strip_brackets(e.get("editing_prompt", ""))
@@ -149,7 +158,11 @@ class PIEBenchDataset(Dataset):
                 id=sample_id,
                 image=image,
                 instruction=e.get("editing_instruction", ""),
-                meta={"benchmark": self.name, "editing_type_id": type_id},
+                meta={
+                    "benchmark": self.name,
+                    "editing_type_id": type_id,
+                    **oracle_meta(edit_region),
+                },
             ),
             truth=GroundTruth(
                 category=lookup(PIE_BENCH, type_id, "pie_bench"),

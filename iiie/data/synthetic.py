@@ -310,7 +310,6 @@ class SyntheticDataset(Dataset):
         return {
             "name": self.name,
             "version": 1,
-            "n": self.n,
             "seed": self.seed,
             "size": list(self.size),
             "max_objects": self.max_objects,

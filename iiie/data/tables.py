@@ -17,23 +17,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from iiie.errors import ImageLoadError
+from iiie.errors import DatasetNotFoundError, ImageLoadError
 from iiie.imageio import load_image
 
 SUFFIXES = (".parquet", ".arrow")
 
 
-def find_split_files(root: str | Path, split: str | None) -> list[Path]:
+def find_split_files(root: str | Path, split: str | None, benchmark: str = "dataset") -> list[Path]:
     """Data files of one split under ``root``, in name order.
 
     A file belongs to ``split`` when its name starts with ``<split>-`` or ``<split>.``
     (Hub parquet shards: ``data/test-00000-of-00003-<hash>.parquet``) or when one of
     its folders below ``root`` is named ``split`` (``save_to_disk`` of a DatasetDict:
     ``test/data-00000-of-00001.arrow``). ``split=None`` takes every data file.
+    A missing folder or split is a :class:`DatasetNotFoundError` naming ``benchmark``'s
+    ``data.root``.
     """
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"dataset folder not found: {root}")
+        raise DatasetNotFoundError.for_root(benchmark, f"dataset folder not found: {root}")
     files = sorted(p for p in root.rglob("*") if p.suffix in SUFFIXES and p.is_file())
     if split is None:
         chosen = files
@@ -46,8 +48,9 @@ def find_split_files(root: str | Path, split: str | None) -> list[Path]:
         ]
     if not chosen:
         have = sorted({p.relative_to(root).as_posix() for p in files})[:10]
-        raise FileNotFoundError(
-            f"no .parquet/.arrow files for split {split!r} under {root} (found: {have or 'none'})"
+        raise DatasetNotFoundError.for_root(
+            benchmark,
+            f"no .parquet/.arrow files for split {split!r} under {root} (found: {have or 'none'})",
         )
     _check_shards(chosen)
     return chosen
