@@ -66,3 +66,54 @@ def test_missing_object_policy(request_with_objects):
     with pytest.raises(ValueError):
         OracleMasker(on_missing="maybe")
     assert np.asarray(req.image).shape == (60, 80, 3)
+
+
+# --- fallback to the dataset's single unnamed edit mask (pie_bench, magicbrush, folder) ----
+
+
+@pytest.fixture
+def request_with_edit_mask():
+    size = (80, 60)
+    edit = M.box_to_mask((20, 10, 60, 40), size)
+    return EditRequest("e", Image.new("RGB", size), "x", meta={"edit_mask": edit})
+
+
+def test_edit_mask_is_used_when_no_object_is_named(request_with_edit_mask):
+    req = request_with_edit_mask
+    edit = req.meta["edit_mask"]
+    m = OracleMasker(categories={"local": {"dilate": 0.0, "shape": "mask"}, "remove": {"dilate": 0.05, "shape": "mask"}})
+    local = m.mask(req, Plan(Category.LOCAL, "anything"))
+    assert local.source == "oracle:edit-mask" and (local.mask == edit).all()
+    assert local.boxes == [M.mask_to_box(edit)]
+    remove = m.mask(req, Plan(Category.REMOVE, "anything"))
+    assert (remove.mask == M.dilate(edit, 4)).all()
+    # background: the GT mask already is the region to change -> not complemented
+    bg = m.mask(req, Plan(Category.BACKGROUND, "the dog"))
+    assert bg.source == "oracle:edit-mask" and (bg.mask == edit).all()
+    # a background margin shrinks the edit region away from the (complement) subject
+    grown = OracleMasker(categories={"background": {"dilate": 0.05, "shape": "mask"}})
+    shrunk = grown.mask(req, Plan(Category.BACKGROUND, "dog")).mask
+    assert (shrunk == ~M.dilate(~edit, 4)).all() and shrunk.sum() < edit.sum()
+    assert m.mask(req, Plan(Category.GLOBAL)).mask.all()  # global ignores annotations
+    assert m.stats()["lookup:edit-mask"] == 3
+
+
+def test_named_objects_win_over_the_edit_mask(request_with_objects):
+    """With named objects the phrase lookup is authoritative: a planner mistake is not
+    papered over by the unnamed edit mask."""
+    req = request_with_objects
+    req.meta["edit_mask"] = M.full_mask(req.size)
+    m = OracleMasker()
+    assert m.mask(req, Plan(Category.LOCAL, "red circle")).source == "oracle:exact"
+    with pytest.raises(SampleError, match="green star"):
+        m.mask(req, Plan(Category.LOCAL, "green star"))
+
+
+def test_empty_or_misshaped_edit_mask(request_with_edit_mask):
+    req = request_with_edit_mask
+    req.meta["edit_mask"] = np.zeros((60, 80), bool)
+    with pytest.raises(SampleError, match="no annotated object"):
+        OracleMasker().mask(req, Plan(Category.LOCAL, "cat"))
+    req.meta["edit_mask"] = np.ones((10, 10), bool)
+    with pytest.raises(SampleError, match="shape"):
+        OracleMasker().mask(req, Plan(Category.LOCAL, "cat"))

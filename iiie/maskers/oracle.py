@@ -5,6 +5,30 @@ The embedded CPU default. It looks the *planner's* object phrase up in
 to the mask exactly as they would through a detector; only the detector's own errors are
 removed. Per-category finishing (dilation, shape, complement) is the shared
 :mod:`iiie.maskers.policy`, the same code the Grounded-SAM masker uses.
+
+What the loaders provide (``request.meta``)
+-------------------------------------------
+``objects``
+    phrase -> HxW bool mask of that object. The synthetic benchmark annotates every object
+    in the scene; ``data=folder`` gives ``{object: mask}`` for a line with both keys.
+``edit_mask``
+    HxW bool, True = the region the benchmark's edit changes (PIE-Bench without its
+    evaluation border, MagicBrush's drawn mask, ``data=folder``'s ``mask``). It is *one*
+    region with no name, so the planner's phrase cannot be checked against it.
+
+Lookup order for local/remove/background plans: the planner's phrase in ``objects``
+(exact, containment, generic subject -> union); only when the sample annotates **no**
+named object at all does the oracle fall back to ``edit_mask`` (``source="oracle:edit-mask"``).
+A phrase that misses a non-empty ``objects`` table is a planner mistake and stays one
+(``on_missing``), even if an ``edit_mask`` is there too.
+
+``edit_mask`` semantics per category: it already *is* the region to change, for
+``background`` plans too, so it is never complemented. The category's policy is applied
+as if its complement were the found subject (the way ``objects`` regions are finished):
+``local``/``remove`` dilate/reshape the edit region itself; ``background`` treats the
+complement as the subject to keep, so ``dilate > 0`` shrinks the edit region away from the
+subject (with the default ``dilate: 0, shape: mask`` the result is the edit mask exactly).
+``addition`` (``plan.add_box``) and ``global`` (full image) do not read annotations.
 """
 
 from __future__ import annotations
@@ -71,6 +95,36 @@ class OracleMasker(BaseMasker):
             return np.logical_or.reduce(list(table.values())), "all-objects"
         return None, "not-found"
 
+    @staticmethod
+    def edit_region(request: EditRequest) -> np.ndarray | None:
+        """The sample's unnamed ``meta["edit_mask"]``, when it annotates no named object.
+
+        ``None`` when ``objects`` is non-empty (the phrase lookup is authoritative there),
+        when there is no edit mask, or when it is empty. A mask whose shape is not the
+        image's is a loader bug: a :class:`SampleError` rather than a silently wrong edit.
+        """
+        if request.meta.get("objects"):
+            return None
+        region = request.meta.get("edit_mask")
+        if region is None:
+            return None
+        region = np.asarray(region, dtype=bool)
+        want = (request.size[1], request.size[0])
+        if region.shape != want:
+            raise SampleError(f"meta['edit_mask'] has shape {region.shape}, image is {want} (HxW)")
+        return region if region.any() else None
+
+    def _from_edit_mask(self, region: np.ndarray, cat: Category, policy) -> MaskResult:
+        """Finish the GT edit region for ``cat`` without complementing it (see module doc)."""
+        if cat is Category.BACKGROUND:
+            subject = ~region
+            final = finish_object_mask(subject, cat, policy)  # = complement of the grown subject
+            box = M.mask_to_box(subject)
+        else:
+            final = finish_object_mask(region, cat, policy)
+            box = M.mask_to_box(region)
+        return MaskResult(final, boxes=[box] if box else [], scores=[1.0], source="oracle:edit-mask")
+
     def mask(self, request: EditRequest, plan: Plan) -> MaskResult:
         size = request.size
         cat = plan.category
@@ -89,6 +143,9 @@ class OracleMasker(BaseMasker):
             region = M.dilate(region, M.relative_radius(size, policy.dilate))
             return MaskResult(region, boxes=[box], scores=[1.0], source=f"plan-box:{self.add_box_shape}")
         region, how = self.lookup(request, plan.object)
+        if region is None and (edit := self.edit_region(request)) is not None:
+            self._count("lookup:edit-mask")
+            return self._from_edit_mask(edit, cat, policy)
         if region is None:
             self._count(f"missing_object:{self.on_missing}")
             reason = f"no annotated object matches {plan.object!r}"
