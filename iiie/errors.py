@@ -27,6 +27,12 @@ class BackendUnavailableError(IIIEError):
     """A required service or model is not there (VLM server down, wrong model name)."""
 
 
+class IncompatibleComponentsError(BackendUnavailableError):
+    """Two configured components that cannot work together (``masker=vlm_box`` fed plans
+    from a planner that gives no boxes). Fatal like :class:`BackendUnavailableError`, whose
+    subclass it is so the runner stops at the first sample instead of failing them all."""
+
+
 class DatasetNotFoundError(IIIEError, FileNotFoundError):
     """A dataset folder or index file that the config points at is not on disk.
 

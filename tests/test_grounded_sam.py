@@ -313,9 +313,13 @@ def test_missing_detector_weights_name_the_key(root, tmp_path, impl, key):
 
 @pytest.mark.parametrize("impl", ["transformers", "original"])
 def test_missing_sam_weights_name_the_key(root, tmp_path, impl):
-    m = VlmBoxMasker(impl=impl, sam=str(tmp_path / "missing"), device="cpu")
+    """vlm_box checks SAM when it is built, before any stage work."""
     with pytest.raises(MissingWeightsError, match="masker.sam"):
-        m.mask_batch(requests(1), [Plan(Category.LOCAL, "x", raw={"object_box": [1, 1, 20, 20]})])
+        VlmBoxMasker(impl=impl, sam=str(tmp_path / "missing"), device="cpu")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    with pytest.raises(MissingWeightsError, match="masker.sam.*model.safetensors"):
+        VlmBoxMasker(impl="transformers", sam=str(tmp_path / "half"), device="cpu")
 
 
 def test_missing_bert_folder_names_the_key(root, tmp_path):
@@ -325,6 +329,11 @@ def test_missing_bert_folder_names_the_key(root, tmp_path):
 
 
 # --- vlm_box ------------------------------------------------------------------------------
+
+
+#: plan.raw of a VLM plan whose model gave no usable box (grounding on).
+VLM_NO_BOX = {"planner": "vlm", "model": "m", "ground_objects": True, "object_box": None,
+              "object_box_reason": "box_not_found"}
 
 
 def test_plan_boxes_contract():
@@ -341,7 +350,7 @@ def test_vlm_box_uses_the_plan_box_then_sam(root, impl):
     assert m.name == "vlm_box"
     plans = [Plan(Category.REMOVE, "red circle", raw={"object_box": [10, 10, 200, 50]}),
              Plan(Category.BACKGROUND, "dog", raw={"object_box": [[0, 0, 30, 30], [60, 40, 100, 80]]}),
-             Plan(Category.LOCAL, "cat", raw={}),
+             Plan(Category.LOCAL, "cat", raw=VLM_NO_BOX),
              Plan(Category.ADDITION, "cat", add_box=(0, 0, 30, 30)),
              Plan(Category.GLOBAL)]
     out = m.mask_batch(requests(5), plans)
@@ -355,7 +364,30 @@ def test_vlm_box_uses_the_plan_box_then_sam(root, impl):
 def test_vlm_box_skips_without_a_box(root):
     m = VlmBoxMasker(sam=str(root / "sam"), device="cpu")
     with pytest.raises(SampleError, match="object_box"):
-        m.mask_batch(requests(1), [Plan(Category.LOCAL, "cat")])
+        m.mask_batch(requests(1), [Plan(Category.LOCAL, "cat", raw=VLM_NO_BOX)])
+    fallback = {"vlm": {**VLM_NO_BOX, "failure": "schema"}, "fallback": {"field": "plan"}}
+    with pytest.raises(SampleError, match="object_box"):  # VLM fell back to its backup planner
+        m.mask_batch(requests(1), [Plan(Category.LOCAL, "cat", raw=fallback)])
+
+
+@pytest.mark.parametrize("raw,why", [
+    ({"planner": "rules", "cues": []}, "planner 'rules'"),
+    (None, "without VLM provenance"),
+    ({**VLM_NO_BOX, "ground_objects": False, "object_box_reason": "disabled"}, "ground_objects=false"),
+])
+def test_vlm_box_with_a_non_grounding_planner_is_a_config_error(root, raw, why):
+    """Plans that can never carry a box stop the run (a fatal error, not one per sample)."""
+    from iiie.errors import BackendUnavailableError, IIIEError, IncompatibleComponentsError
+    from iiie.pipeline.runner import FATAL
+
+    m = VlmBoxMasker(sam=str(root / "sam"), device="cpu", on_empty="full")
+    with pytest.raises(IncompatibleComponentsError, match="planner=vlm with planner.ground_objects=true") as info:
+        m.mask_batch(requests(2), [Plan(Category.GLOBAL), Plan(Category.REMOVE, "cat", raw=raw)])
+    assert why in str(info.value) and not isinstance(info.value, SampleError)
+    assert isinstance(info.value, IIIEError) and isinstance(info.value, FATAL)
+    assert isinstance(info.value, BackendUnavailableError)
+    # global/addition plans need no box: any planner is fine there
+    assert m.mask_batch(requests(1), [Plan(Category.GLOBAL, raw=raw)])[0].mask.all()
 
 
 def test_unnamed_background_subject_uses_the_configured_phrase(root, monkeypatch):

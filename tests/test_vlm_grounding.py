@@ -325,13 +325,16 @@ def test_vlm_box_masker_segments_the_planners_box(make_server, tiny_root, monkey
     assert winter.mask.all() and masker.stats().get("empty:skip", 0) == 0
 
 
-def test_vlm_box_masker_reports_the_planners_reason(make_server, tiny_root):
+def test_vlm_box_masker_refuses_plans_made_without_grounding(make_server, tiny_root):
+    """planner.ground_objects=false can never give boxes: a configuration error for the
+    whole run (naming the fix), not one silent per-sample failure after another."""
+    from iiie.errors import IncompatibleComponentsError
     from iiie.maskers.vlm_box import VlmBoxMasker
 
     server = make_server(model="test-vlm", responder=scripted_model())
     with make_planner_opts(server, ground_objects=False) as planner:
         (plan,) = planner.plan_batch([make_request(0, "remove the cup")])
-    masker = VlmBoxMasker(sam=str(tiny_root / "sam"), device="cpu", on_empty="full")
-    (result,) = masker.mask_batch([make_request(0, "remove the cup")], [plan])
-    assert result.mask.all() and "object_box" in result.reason
     assert isinstance(plan, Plan) and plan.raw["object_box"] is None
+    masker = VlmBoxMasker(sam=str(tiny_root / "sam"), device="cpu", on_empty="full")
+    with pytest.raises(IncompatibleComponentsError, match="planner.ground_objects=true"):
+        masker.mask_batch([make_request(0, "remove the cup")], [plan])

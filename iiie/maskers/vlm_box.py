@@ -13,19 +13,68 @@ client boundary), or a list of such boxes (their SAM masks are united). For
 keep) and the complement of its mask is edited. ``addition`` uses ``plan.add_box`` and
 ``global`` the full image, exactly as in ``grounded_sam``.
 
-A plan without a usable box is an empty detection: ``on_empty`` = ``skip`` records the
-sample as failed, ``full`` (or ``box``, which has no weaker box to offer here) edits the
-whole image; both are counted in :meth:`stats`.
+A plan from the VLM planner without a usable box (the model gave none, or a bad one) is an
+empty detection: ``on_empty`` = ``skip`` records the sample as failed, ``full`` (or
+``box``, which has no weaker box to offer here) edits the whole image; both are counted in
+:meth:`stats`. A plan with *no VLM provenance* (``plan.raw`` lacks the VLM planner's
+``ground_objects`` record: the rule planner, a hand-written plan) or from a VLM planner run
+with ``planner.ground_objects=false`` can never carry a box, so that is a configuration
+error (:class:`iiie.errors.IncompatibleComponentsError`) that stops the run at once rather
+than failing every sample. The SAM weights are checked when the masker is built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+from iiie.errors import IncompatibleComponentsError
 from iiie.maskers.detection import clamp_boxes
 from iiie.maskers.sam import build_segmenter
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker, resolve_device, resolve_dtype
 from iiie.types import Box, EditRequest, Plan
+from iiie.weights import MissingWeightsError, require_files
+
+NEEDS = "masker=vlm_box needs planner=vlm with planner.ground_objects=true"
+SAM_FILES = ["config.json", ("model.safetensors", "pytorch_model.bin"),
+             ("preprocessor_config.json", "processor_config.json")]
+
+
+def vlm_provenance(plan: Plan) -> dict | None:
+    """The VLM planner's record in ``plan.raw`` (``ground_objects`` etc.), or ``None``.
+
+    A plan the VLM planner answered holds it at the top level; one where it fell back to
+    its backup planner holds it under ``raw["vlm"]``.
+    """
+    raw = plan.raw if isinstance(plan.raw, dict) else {}
+    for record in (raw, raw.get("vlm")):
+        if isinstance(record, dict) and "ground_objects" in record:
+            return record
+    return None
+
+
+def check_grounded(plan: Plan) -> None:
+    """Raise :class:`IncompatibleComponentsError` if ``plan``'s planner cannot give boxes."""
+    record = vlm_provenance(plan)
+    if record is None:
+        made_by = plan.raw.get("planner") if isinstance(plan.raw, dict) else None
+        who = f"planner {made_by!r}" if made_by else "a planner without VLM provenance"
+        raise IncompatibleComponentsError(f"{NEEDS}; this plan comes from {who} and has no object_box")
+    if not record.get("ground_objects"):
+        raise IncompatibleComponentsError(f"{NEEDS}; the plans were made with planner.ground_objects=false")
+
+
+def check_sam_weights(impl: str, path: str | None, config_key: str = "masker.sam") -> None:
+    """Fail at build time, not at the first mask: the files ``build_segmenter`` will load."""
+    if impl == "transformers":
+        require_files(path, SAM_FILES, config_key, hint="A local copy of facebook/sam-vit-huge (transformers layout).")
+        return
+    p = Path(str(path)).expanduser()
+    if path is None or str(path) in ("", "None", "???") or not p.is_file():
+        raise MissingWeightsError(
+            f"SAM checkpoint not found: {p} (from `{config_key}`). Get sam_vit_h_4b8939.pth from "
+            "facebookresearch/segment-anything and put it there."
+        )
 
 
 def plan_boxes(plan: Plan, key: str = "object_box") -> tuple[list[Box], str | None]:
@@ -65,6 +114,7 @@ class VlmBoxMasker(BoxSamMasker):
         if impl not in ("transformers", "original"):
             raise ValueError(f"masker.impl must be 'transformers' or 'original', got {impl!r}")
         self.impl, self.sam_path, self.box_key = impl, sam, box_key
+        check_sam_weights(impl, sam)
         self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
         self._segmenter = None
 
@@ -77,6 +127,8 @@ class VlmBoxMasker(BoxSamMasker):
         out = []
         for req, plan in zip(requests, plans, strict=True):
             boxes, why = plan_boxes(plan, self.box_key)
+            if not boxes:
+                check_grounded(plan)
             kept = clamp_boxes(boxes, req.size)
             if boxes and not kept:
                 why = f"the VLM boxes {boxes} are empty after clamping to {req.size}"
