@@ -356,17 +356,25 @@ def test_serve_dry_run_prints_the_command(capsys):
     assert serve.main(["--bogus"]) == 2
 
 
-def test_serve_checks_weights_then_execs_vllm(tmp_path, monkeypatch):
+def test_serve_checks_weights_then_execs_vllm(tmp_path, monkeypatch, capsys):
     from iiie.weights import MissingWeightsError
 
     with pytest.raises(MissingWeightsError, match="vlm.serve.model_path"):
-        serve.main([f"paths.weights={tmp_path}"])
+        serve.serve([f"paths.weights={tmp_path}"])
+    # the CLI entry prints one error line (no traceback) and exits 2
+    capsys.readouterr()
+    assert serve.main([f"paths.weights={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: weights folder not found") and "vlm.serve.model_path" in err
+    assert "Traceback" not in err
     model = tmp_path / "Qwen2.5-VL-7B-Instruct"
     model.mkdir()
     (model / "config.json").write_text("{}")
     monkeypatch.setattr(serve.shutil, "which", lambda name: None)
     with pytest.raises(BackendUnavailableError, match="iiie\\[gpu\\]"):
-        serve.main([f"paths.weights={tmp_path}"])
+        serve.serve([f"paths.weights={tmp_path}"])
+    assert serve.main([f"paths.weights={tmp_path}"]) == 2
+    assert capsys.readouterr().err.startswith("error: the `vllm` command is not on PATH")
     calls = []
     monkeypatch.setattr(serve.shutil, "which", lambda name: f"/opt/bin/{name}")
     monkeypatch.setattr(serve.os, "execvpe", lambda f, argv, env: calls.append((f, argv, env)))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from iiie.errors import BackendUnavailableError
+from iiie.errors import BackendUnavailableError, IIIEError
 from iiie.vlm.settings import VLMSettings
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -101,6 +101,19 @@ def compose_vlm(overrides: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry: errors meant for the user (missing weights, no ``vllm``) print one
+    ``error: ...`` line and exit 2 instead of a traceback."""
+    from iiie.weights import MissingWeightsError
+
+    try:
+        return serve(argv)
+    except (MissingWeightsError, IIIEError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+def serve(argv: Sequence[str] | None = None) -> int:
+    """Compose the config, check the weights and exec ``vllm serve`` (raises on errors)."""
     args = list(sys.argv[1:] if argv is None else argv)
     flags = {a for a in args if a.startswith("--")}
     overrides = [a for a in args if not a.startswith("--")]
