@@ -50,15 +50,18 @@ def test_config_presets_instantiate(make_cfg, tiny_root):
 
 
 def test_missing_weights_names_files_and_key(tmp_path):
-    with pytest.raises(MissingWeightsError, match=r"editor\.global\.model_path"):
+    # default: a placeholder the runner replaces with the route the editor is mounted on
+    with pytest.raises(MissingWeightsError, match=r"editor\.<route>\.model_path"):
         InfEditEditor(str(tmp_path / "nowhere"))
+    with pytest.raises(MissingWeightsError, match=r"editor\.local\.model_path"):
+        InfEditEditor(str(tmp_path / "nowhere"), config_key="editor.local")
     (tmp_path / "partial" / "unet").mkdir(parents=True)
     with pytest.raises(MissingWeightsError, match="scheduler/scheduler_config.json"):
         InfEditEditor(str(tmp_path / "partial"))
 
 
 def test_bad_settings_are_reported(tiny_root):
-    with pytest.raises(ValueError, match=r"editor\.global\.settings"):
+    with pytest.raises(ValueError, match=r"editor\.<route>\.settings"):
         InfEditEditor(str(tiny_root / "LCM_Dreamshaper_v7"), settings={"num_steps": 3})
 
 

@@ -45,8 +45,10 @@ def test_config_instantiates(make_cfg, tiny_root):
 
 
 def test_missing_weights(tmp_path):
-    with pytest.raises(MissingWeightsError, match=r"editor\.global\.model_path"):
+    with pytest.raises(MissingWeightsError, match=r"editor\.<route>\.model_path"):
         InstructPix2PixEditor(str(tmp_path / "none"))
+    with pytest.raises(MissingWeightsError, match=r"editor\.local\.model_path"):
+        InstructPix2PixEditor(str(tmp_path / "none"), config_key="editor.local")
 
 
 def test_edit_batch_uses_the_instruction_and_keeps_sizes(tiny_root):

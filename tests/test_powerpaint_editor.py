@@ -266,13 +266,20 @@ def test_editor_configs_compose_and_instantiate(tiny, make_cfg):
     assert remove.task == "object-removal" and addition.task == "text-guided"
 
 
-def test_default_config_without_weights_names_the_route_key(make_cfg, tmp_path):
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
+@pytest.mark.parametrize("name", ["powerpaint", "powerpaint_text", "infedit", "infedit_piebench",
+                                  "instructpix2pix", "brushnet"])
+@pytest.mark.parametrize("route", ["remove", "local", "addition"])
+def test_default_config_without_weights_names_the_mounted_route(make_cfg, tmp_path, name, route):
+    """The editor YAMLs hard-code no route: the key in the error is the one the editor is
+    mounted on, and nothing route-specific enters the edit cache key."""
+    from iiie.pipeline.runner import Runner
 
-    cfg = make_cfg("editor@editor.remove=powerpaint", f"paths.weights={tmp_path / 'no_weights'}")
-    with pytest.raises((W.MissingWeightsError, InstantiationException), match=r"editor\.remove\.base_path"):
-        instantiate(cfg.editor.remove)
+    cfg = make_cfg(f"editor@editor.{route}={name}", f"paths.weights={tmp_path / 'no_weights'}")
+    assert "config_key" not in cfg.editor[route]
+    runner = Runner(cfg, show_progress=False)
+    with pytest.raises(W.MissingWeightsError, match=rf"editor\.{route}\.\w+_path") as err:
+        runner.component(f"editor.{route}", cfg.editor[route])
+    assert "<route>" not in str(err.value)
 
 
 def test_removal_caption_naming_the_object_is_dropped(tiny):

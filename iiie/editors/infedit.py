@@ -57,7 +57,7 @@ class InfEditEditor(dc.SingleFromBatch):
         batch_size: int = 4,
         device: str = "auto",
         dtype: str = "float32",
-        config_key: str = "editor.global",
+        config_key: str = "editor.<route>",  # the runner puts the mounted route in errors
     ) -> None:
         from iiie.models.infedit import MODEL_FILES, InfEditSettings
 

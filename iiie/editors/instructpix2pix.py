@@ -44,7 +44,7 @@ class InstructPix2PixEditor(dc.SingleFromBatch):
         blur: int = 0,
         device: str = "auto",
         dtype: str = "float32",
-        config_key: str = "editor.global",
+        config_key: str = "editor.<route>",  # the runner puts the mounted route in errors
     ) -> None:
         self.model_path = require_files(model_path, MODEL_FILES, f"{config_key}.model_path", _HINT)
         if int(steps) < 1:

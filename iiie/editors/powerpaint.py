@@ -87,7 +87,7 @@ class PowerPaintEditor(BrushNetEditor):
         scheduler: str = "UniPCMultistepScheduler",
         device: str = "auto",
         dtype: str = "float32",
-        config_key: str = "editor.<route>",
+        config_key: str = "editor.<route>",  # the runner puts the mounted route in errors
     ) -> None:
         from iiie.models.brushnet.pipeline import BASE_FILES
         from iiie.models.powerpaint.pipeline import POWERPAINT_FILES
