@@ -505,3 +505,37 @@ def test_score_folder_of_external_outputs(tmp_path, clip_dir, dino8_dir, squeeze
     assert rows["001"]["failed_stage"] == "edit" and rows["001"]["error_type"] == "ImageLoadError"
     assert rows["001"]["category"] == "remove"
     assert (out / "table.md").exists() and (out / "manifest.json").exists()
+
+
+def test_score_folder_has_no_made_up_plan_or_mask_columns(tmp_path):
+    """metrics=synthetic on external outputs: no plan and no predicted mask exist, so
+    category_acc / object_match / mask_iou are absent (not 1.0 / 0.0 / 0.0), and an
+    unreadable *source* image is a load failure, not an edit failure."""
+    from iiie.data.synthetic import SyntheticDataset
+    from iiie.metrics.score_folder import compose, score_folder
+
+    ds = SyntheticDataset(n=3, odd_inputs=True)
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for sid in ds.ids()[:3]:
+        ds.load(sid).truth.target.save(edited / f"{sid}.png")  # a perfect method
+    cfg = compose(["data=synthetic", "data.n=3", "data.odd_inputs=true", "metrics=synthetic"])
+    out = tmp_path / "scored"
+    score_folder(cfg, edited, "{id}.png", out)
+    res = json.loads((out / "results.json").read_text())
+    rows = {r["id"]: r for r in res["per_sample"]}
+    for sid in ds.ids()[:3]:
+        assert rows[sid]["l1"] == pytest.approx(0.0, abs=1e-9) and "failed_stage" not in rows[sid]
+        assert not {"category_acc", "object_match", "mask_iou"} & set(rows[sid])
+    assert rows["odd_truncated"]["failed_stage"] == "load"
+    assert rows["odd_truncated"]["error_type"] == "ImageLoadError"
+    assert rows["odd_rgba"]["failed_stage"] == "edit"  # its edited file is missing
+    header = (out / "per_sample.csv").read_text().splitlines()[0]
+    assert "mask_iou" not in header and "category_acc" not in header
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["skipped_metrics"]) == ["mask", "plan"]
+    only_plan = compose(["data=synthetic", "data.n=1", "metrics=synthetic", "~metrics.pixel"])
+    from iiie.errors import IIIEError
+
+    with pytest.raises(IIIEError, match="no metric left"):
+        score_folder(only_plan, edited, "{id}.png", tmp_path / "x")

@@ -13,7 +13,13 @@ metric implementations match the published ones on real data.
 ``pattern`` maps a sample to its edited file, relative to ``edited``: a ``str.format``
 template over ``id`` and the sample's string ground-truth extras (PIE-Bench:
 ``{image_path}``; MagicBrush turn files: ``{session}/{id}.png``); default ``{id}.png``.
-A missing or unreadable file is that sample's recorded error. The results are written like
+A missing or unreadable file is that sample's recorded error, with ``failed_stage`` =
+``edit`` (the edited file: missing, unreadable, or ``pattern`` names a field the sample
+lacks) or ``load`` (the benchmark's own sample: its source image or mask). There is no
+plan and no predicted mask here, so metrics that score the pipeline's plan or mask
+(``metrics=synthetic``'s ``plan`` and ``mask`` entries: ``category_acc``,
+``object_match``, ``mask_iou``) are left out rather than filled with made-up values; the
+manifest lists them under ``skipped_metrics``. The results are written like
 a run's (``table.md``, ``per_sample.csv``, ``results.json``, ``manifest.json``), plus
 ``judge_details.json`` when a VLM judge is among the metrics. The default experiment's
 synthetic-only data keys are not applied (``~experiment``) unless ``experiment=`` is given.
@@ -49,6 +55,14 @@ def compose(overrides: list[str]) -> DictConfig:
         return hydra_compose(config_name="config", overrides=overrides)
 
 
+def reads_pipeline_outputs(metric: Any) -> bool:
+    """Whether ``metric`` scores the pipeline's own plan or predicted mask (which an
+    external folder of edited images does not have)."""
+    from iiie.metrics.pixel import MaskIoU, PlanAccuracy
+
+    return isinstance(metric, (PlanAccuracy, MaskIoU)) or getattr(metric, "stage", None) in ("plan", "mask")
+
+
 def build_metrics(cfg: DictConfig) -> list[Any]:
     from hydra.utils import instantiate
 
@@ -80,7 +94,14 @@ def score_folder(
     if not edited.is_dir():
         raise FileNotFoundError(f"edited images folder not found: {edited}")
     dataset = instantiate(cfg.data)
-    metrics = build_metrics(cfg)
+    built = build_metrics(cfg)
+    metrics = [m for m in built if not reads_pipeline_outputs(m)]
+    skipped = [getattr(m, "name", type(m).__name__) for m in built if reads_pipeline_outputs(m)]
+    if not metrics:
+        raise IIIEError(
+            f"no metric left to score edited images: {skipped} score the pipeline's own plan "
+            "or mask, which a folder of edited images does not have"
+        )
     batch_size = int(cfg.runtime.get("score_batch_size", 32))
     rows: list[dict[str, Any]] = []
     pending: list[Scored] = []
@@ -109,9 +130,12 @@ def score_folder(
         pending.clear()
 
     for sid in dataset.ids():
-        sample = None
         try:
             sample = dataset.load(sid)
+        except SampleError as exc:  # the benchmark's own source image or mask
+            rows.append(_failed(None, "load", exc, sid))
+            continue
+        try:
             image = load_image(edited_path(edited, pattern, sample))
         except SampleError as exc:
             rows.append(_failed(sample, "edit", exc, sid))
@@ -120,6 +144,7 @@ def score_folder(
         pending.append(
             Scored(
                 sample=sample,
+                # placeholders for the Scored contract; no remaining metric reads them
                 plan=Plan(category=sample.truth.category or Category.LOCAL),
                 mask=MaskResult(mask=np.zeros((h, w), bool), source="none"),
                 edit=EditResult(image=image, editor="external", params={"folder": str(edited)}),
@@ -138,6 +163,7 @@ def score_folder(
         "tool": "iiie.metrics.score_folder",
         "edited": str(edited.resolve()),
         "pattern": pattern,
+        "skipped_metrics": skipped,
         "dataset": dataset.fingerprint(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
