@@ -44,7 +44,7 @@ def results_dir(cfg: DictConfig) -> Path:
 
 
 #: Overrides that do not change what a variant computes, left out of its folder name.
-_NOT_IN_NAME = ("paths.", "runtime.", "hydra.", "experiment=")
+_NOT_IN_NAME = ("paths.", "runtime.", "hydra.", "experiment=", "experiment_name=")
 
 
 def variant_name(overrides: list[str], job_num: int, max_len: int = 120) -> str:
@@ -69,7 +69,11 @@ def execute(cfg: DictConfig) -> list[dict]:
     print(to_markdown(table, title))
     print(
         "stages: "
-        + "; ".join(f"{s}: {c['computed']} computed, {c['cached']} cached, {c['errors']} errors" for s, c in stages.items())
+        + "; ".join(
+            f"{s}: {c['computed']} computed, {c['cached']} cached, {c['errors']} errors"
+            + (f", {c['failed_before']} failed earlier" if c["failed_before"] else "")
+            for s, c in stages.items()
+        )
     )
     print(f"results written to {out}/table.md")
     if int(cfg.runtime.get("num_shards", 1) or 1) > 1:
@@ -98,7 +102,9 @@ def execute_parallel(cfg: DictConfig) -> list[dict]:
     accelerator = "cuda" if str(cfg.runtime.device).startswith("cuda") else "cpu"
     run_prepare(cfg)  # once, before the workers start
     fabric = Fabric(accelerator=accelerator, devices=devices, strategy="ddp_spawn")
-    config = OmegaConf.to_container(cfg, resolve=True)
+    # Unresolved, so that `device: ${runtime.device}` in every component follows the
+    # device each worker sets for itself.
+    config = OmegaConf.to_container(cfg, resolve=False)
     config["prepare"] = []
     fabric.launch(_shard_worker, config)
     whole = OmegaConf.create(config)

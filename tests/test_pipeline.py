@@ -246,3 +246,58 @@ def test_temp_cleanup_spares_live_writers(tmp_path):
     legacy.write_text("x")
     assert d.clean_tmp() == 2
     assert Path(live).exists() and not dead.exists() and not legacy.exists()
+
+
+def test_failures_after_planning_keep_category_and_plan_scores(make_cfg):
+    cfg = make_cfg("data.n=10", "data.odd_inputs=false", "masker.on_missing=skip")
+    runner = Runner(cfg, show_progress=False)
+    runner.run_plan()
+    d = runner.stage_dir("plan")
+    from iiie.pipeline import records as R
+
+    victim = next(i for i in runner.ids if runner.plan_of(i).category.value == "remove")
+    plan = runner.plan_of(victim)
+    plan.object = "purple elephant"  # the oracle masker cannot find it
+    R.save_plan(d, victim, plan, {"planner": "test"})
+    runner.run()
+    status = runner.sample_status(victim)
+    assert status["failed_stage"] == "mask"
+    assert status["category"] == "remove" and status["category_acc"] == 1.0 and status["object_match"] == 0.0
+    # a re-run reports the recorded failure apart from the cached samples, and retries nothing
+    again = Runner(cfg, show_progress=False)
+    again.run()
+    assert again.counters["mask"].failed_before == 1 and again.counters["mask"].cached == 9
+    assert again.counters["mask"].model_calls == 0
+
+
+def test_metrics_are_checked_before_any_stage_runs(make_cfg, tmp_path):
+    from iiie.weights import MissingWeightsError
+
+    cfg = make_cfg("data.n=5", "data.odd_inputs=false", "metrics=magicbrush", f"paths.weights={tmp_path / 'none'}")
+    runner = Runner(cfg, show_progress=False)
+    with pytest.raises(MissingWeightsError):
+        runner.run()
+    assert not list(runner.stage_dir("plan").path.glob("syn*.json"))
+
+
+def test_editor_route_given_as_a_string_is_a_clear_error(make_cfg):
+    from iiie.errors import IIIEError
+
+    with pytest.raises(IIIEError, match=r"editor@editor\.remove=<name>"):
+        Runner(make_cfg("data.n=5", "editor.remove=powerpaint"), show_progress=False)
+
+
+def test_device_is_not_part_of_cache_keys(make_cfg):
+    a = Runner(make_cfg("data.n=5", "+masker.device=cuda:0", "+editor.local.device=cuda:0"), show_progress=False)
+    b = Runner(make_cfg("data.n=5", "+masker.device=cuda:1", "+editor.local.device=cuda:1"), show_progress=False)
+    assert a.keys == b.keys
+
+
+def test_isolating_a_bad_sample_counts_retries_apart(make_cfg):
+    cfg = make_cfg("data.n=6", "data.odd_inputs=true")
+    runner = Runner(cfg, show_progress=False)
+    runner.run_plan()
+    c = runner.counters["plan"]
+    # the truncated image fails at loading; the empty instruction fails inside the batch,
+    # which is then retried item by item
+    assert c.model_calls == 9 and c.retried == 9 and c.errors == 2

@@ -45,3 +45,10 @@ def test_tiny_profile_routes_every_category_to_its_diffusion_editor(make_cfg, tm
         untouched = feather(mask.mask, int(cfg.editor[plan.category.value].get("blur", 0))) == 0
         assert (np.asarray(edit.image)[untouched] == np.asarray(src)[untouched]).all()
         assert (np.asarray(edit.image)[mask.mask] != np.asarray(src)[mask.mask]).any()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override", ["editor@editor.remove=classical_inpaint", "editor@editor.global=tiny/instructpix2pix"])
+def test_step4_ablations_swap_routes_on_the_tiny_profile(make_cfg, override):
+    table = execute(make_cfg("experiment=tiny", "data.n=5", override))
+    assert table[-1]["n"] == 5 and table[-1]["failed"] == 0

@@ -21,8 +21,8 @@ class Scored:
 
     sample: Sample
     plan: Plan
-    mask: MaskResult
-    edit: EditResult
+    mask: MaskResult | None  # None only for plan-stage metrics of samples that failed later
+    edit: EditResult | None
 
 
 @runtime_checkable

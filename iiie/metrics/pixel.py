@@ -96,9 +96,14 @@ def _put(row: dict[str, float], key: str, value: float | None) -> None:
 
 
 class PlanAccuracy:
-    """``category_acc`` and ``object_match`` against the dataset's labels."""
+    """``category_acc`` and ``object_match`` against the dataset's labels.
+
+    ``stage = "plan"``: it reads only the plan, so it also scores samples that failed
+    later (a missed detection must not hide the planner's accuracy).
+    """
 
     name = "plan"
+    stage = "plan"
 
     def score_batch(self, items: Sequence[Scored]) -> list[dict[str, float]]:
         rows = []

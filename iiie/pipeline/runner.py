@@ -46,7 +46,9 @@ class StageCounters:
     cached: int = 0
     errors: int = 0
     skipped_upstream: int = 0
+    failed_before: int = 0  # failures recorded by an earlier run (not retried)
     model_calls: int = 0
+    retried: int = 0
     seconds: float = 0.0
     backend: dict[str, Any] = field(default_factory=dict)
 
@@ -56,10 +58,12 @@ def chunks(items: Sequence, size: int) -> list[Sequence]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def guarded_batch(fn: Callable[[list], list], items: list, on_ok: Callable, on_error: Callable) -> int:
+def guarded_batch(fn: Callable[[list], list], items: list, on_ok: Callable, on_error: Callable) -> tuple[int, int]:
     """Run ``fn`` on a batch; if it raises, retry item by item so that one bad sample
     fails alone. ``on_ok(item, output, seconds)`` gets the batch time divided by its size.
-    Returns how many items were passed to ``fn`` in total (backend calls)."""
+
+    Returns ``(sent, retried)``: the items given to the backend, and the extra one-item
+    calls made to isolate a failure (counted apart, so "calls per sample" stays exact)."""
     t0 = time.perf_counter()
     try:
         outs = fn(items)
@@ -68,17 +72,49 @@ def guarded_batch(fn: Callable[[list], list], items: list, on_ok: Callable, on_e
     except Exception as exc:  # noqa: BLE001 - recorded per sample below
         if len(items) == 1:
             on_error(items[0], exc)
-            return 1
-        calls = len(items)
+            return 1, 0
+        retried = 0
         for it in items:
-            calls += guarded_batch(fn, [it], on_ok, on_error)
-        return calls
+            _, again = guarded_batch(fn, [it], on_ok, on_error)
+            retried += 1 + again
+        return len(items), retried
     if len(outs) != len(items):
         raise RuntimeError(f"backend returned {len(outs)} results for {len(items)} inputs")
     seconds = (time.perf_counter() - t0) / max(len(items), 1)
     for it, out in zip(items, outs, strict=True):
         on_ok(it, out, seconds)
-    return len(items)
+    return len(items), 0
+
+
+def build(name: str, node: Any) -> Any:
+    """Instantiate one config node; a backend's own configuration error (missing weights,
+    server down) comes out unwrapped and names ``name``, the config key being built."""
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, (IIIEError, weights.MissingWeightsError)):
+            # An editor cannot know which route it is mounted on: fill that in.
+            raise type(cause)(f"[{name}] " + str(cause).replace("editor.<route>", name)) from exc
+        raise
+
+
+def check_routes(cfg: DictConfig) -> None:
+    """Every category route must be an editor node; catch ``editor.remove=powerpaint``
+    (a string) before any stage runs, with the form that was meant."""
+    for cat in Category:
+        node = cfg.editor.get(cat.value)
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            raise IIIEError(
+                f"editor.{cat.value} is {node!r}, "
+                f"not an editor config: choose one with `editor@editor.{cat.value}=<name>` "
+                "(names: the files in conf/editor/)"
+            )
+
+
+#: Keys that decide where a component runs, not what it computes: left out of cache keys,
+#: so data-parallel processes on different GPUs share one folder.
+PLACEMENT_KEYS = frozenset({"device"})
 
 
 class Runner:
@@ -92,6 +128,7 @@ class Runner:
         self.counters = {s: StageCounters() for s in STAGES}
         self._built: dict[str, Any] = {}
         self._samples: dict[str, Sample] = {}
+        check_routes(cfg)
         self.ids = self._shard(self.dataset.ids())
         self.retry_errors = bool(cfg.runtime.get("retry_errors", False))
         self.keys = self._keys()
@@ -111,14 +148,20 @@ class Runner:
         # Server address, concurrency, timeouts... change how plans are made, not what they
         # are: moving the VLM server must not invalidate cached plans.
         plan = stable_hash({"planner": without_keys(cfg.planner, NON_SEMANTIC_KEYS), "data": data})
-        mask = stable_hash({"masker": plain(cfg.masker), "plan": plan})
+        mask = stable_hash({"masker": without_keys(cfg.masker, PLACEMENT_KEYS), "plan": plan})
         edit = {
             c.value: stable_hash(
-                {"editor": plain(cfg.editor[c.value]), "seed": int(cfg.seed), "dtype": str(cfg.runtime.dtype), "mask": mask}
+                {
+                    "editor": without_keys(cfg.editor[c.value], PLACEMENT_KEYS),
+                    "seed": int(cfg.seed),
+                    "dtype": str(cfg.runtime.dtype),
+                    "mask": mask,
+                }
             )
             for c in Category
         }
-        score = {c: stable_hash({"metrics": plain(cfg.metrics), "edit": k}) for c, k in edit.items()}
+        metrics = without_keys(cfg.metrics, PLACEMENT_KEYS)
+        score = {c: stable_hash({"metrics": metrics, "edit": k}) for c, k in edit.items()}
         return {"data": data, "plan": plan, "mask": mask, "edit": edit, "score": score}
 
     def stage_dir(self, stage: str, category: Category | None = None) -> StageDir:
@@ -146,15 +189,7 @@ class Runner:
         """Instantiate a config node once per run (routes with equal configs share one)."""
         key = stable_hash(plain(node))
         if key not in self._built:
-            try:
-                self._built[key] = instantiate(node, _convert_="all")
-            except InstantiationException as exc:
-                # Hydra wraps the backend's own error; surface it with the config key that
-                # was being built (an editor cannot know which route it is mounted on).
-                cause = exc.__cause__
-                if isinstance(cause, (IIIEError, weights.MissingWeightsError)):
-                    raise type(cause)(f"[{name}] " + str(cause).replace("editor.<route>", name)) from exc
-                raise
+            self._built[key] = build(name, node)
         return self._built[key]
 
     def _bar(self, total: int, desc: str):
@@ -164,11 +199,33 @@ class Runner:
 
     def run(self) -> dict[str, Any]:
         started = time.time()
+        if self._scoring_pending():
+            # Build the metrics first: a missing backbone folder or a judge server that is
+            # down must stop the run before hours of planning, masking and editing.
+            self.metrics()
         for stage in STAGES:
             t0 = time.perf_counter()
             getattr(self, f"run_{stage}")()
             self.counters[stage].seconds = round(time.perf_counter() - t0, 3)
         return self.manifest(started)
+
+    def _scoring_pending(self) -> bool:
+        """Will this run score anything (some sample neither scored nor failed)?"""
+        plan_dir, mask_dir = self.stage_dir("plan"), self.stage_dir("mask")
+        for i in self.ids:
+            if plan_dir.is_failed(i) and not self.retry_errors:
+                continue
+            if not plan_dir.is_done(i):
+                return True
+            if mask_dir.is_failed(i) and not self.retry_errors:
+                continue
+            cat = self.plan_of(i).category
+            edit_dir = self.stage_dir("edit", cat)
+            if edit_dir.is_failed(i) and not self.retry_errors:
+                continue
+            if self._todo(self.stage_dir("score", cat), i):
+                return True
+        return False
 
     def plan_of(self, sample_id: str):
         return R.load_plan(self.stage_dir("plan"), sample_id)
@@ -179,7 +236,8 @@ class Runner:
         d.clean_tmp()
         c = self.counters["plan"]
         pending = [i for i in self.ids if self._todo(d, i)]
-        c.cached = len(self.ids) - len(pending)
+        c.cached = sum(d.is_done(i) for i in self.ids)
+        c.failed_before = len(self.ids) - len(pending) - c.cached
         c.pending = len(pending)
         if not pending:
             return
@@ -209,7 +267,7 @@ class Runner:
                 bar.update(1)
 
             if loaded:
-                c.model_calls += guarded_batch(lambda items: planner.plan_batch([s.request for s in items]), loaded, ok, err)
+                _add_calls(c, guarded_batch(lambda items: planner.plan_batch([s.request for s in items]), loaded, ok, err))
         bar.close()
         c.backend = _stats(planner)
 
@@ -221,7 +279,9 @@ class Runner:
         ready = [i for i in self.ids if up.is_done(i)]
         c.skipped_upstream = len(self.ids) - len(ready)
         pending = [i for i in ready if self._todo(d, i)]
-        c.cached, c.pending = len(ready) - len(pending), len(pending)
+        c.cached = sum(d.is_done(i) for i in ready)
+        c.failed_before = len(ready) - len(pending) - c.cached
+        c.pending = len(pending)
         if not pending:
             return
         masker = self.component("masker", self.cfg.masker)
@@ -240,9 +300,9 @@ class Runner:
                 c.errors += 1
                 bar.update(1)
 
-            c.model_calls += guarded_batch(
+            _add_calls(c, guarded_batch(
                 lambda its: masker.mask_batch([s.request for s, _ in its], [p for _, p in its]), items, ok, err
-            )
+            ))
         bar.close()
         c.backend = _stats(masker)
 
@@ -260,7 +320,9 @@ class Runner:
             d.write_meta({"editor": plain(self.cfg.editor[cat.value]), "mask": self.keys["mask"], "seed": int(self.cfg.seed)})
             d.clean_tmp()
             pend = [i for i in ids if self._todo(d, i)]
-            c.cached += len(ids) - len(pend)
+            done = sum(d.is_done(i) for i in ids)
+            c.cached += done
+            c.failed_before += len(ids) - len(pend) - done
             if pend:
                 todo[cat] = pend
         c.pending = sum(len(v) for v in todo.values())
@@ -289,7 +351,7 @@ class Runner:
                     seeds = [sample_seed(int(self.cfg.seed), s.request.id) for s, _, _ in its]
                     return _editor.edit_batch([s.request for s, _, _ in its], [p for _, p, _ in its], [m for _, _, m in its], seeds)
 
-                c.model_calls += guarded_batch(call, items, ok, err)
+                _add_calls(c, guarded_batch(call, items, ok, err))
             c.backend[cat.value] = _stats(editor)
         bar.close()
 
@@ -305,8 +367,10 @@ class Runner:
             if not ed.is_done(i):
                 continue
             d = self.stage_dir("score", cat)
-            if not self._todo(d, i):
+            if d.is_done(i):
                 c.cached += 1
+            elif not self._todo(d, i):
+                c.failed_before += 1
             else:
                 pending.setdefault(cat, []).append(i)
         c.pending = sum(len(v) for v in pending.values())
@@ -357,7 +421,7 @@ class Runner:
                             row.update(extra)
                     return rows
 
-                c.model_calls += guarded_batch(call, items, ok, err)
+                _add_calls(c, guarded_batch(call, items, ok, err))
         bar.close()
 
     def metrics(self) -> list[Any]:
@@ -370,30 +434,46 @@ class Runner:
     # ------------------------------------------------------------------ results
 
     def sample_status(self, sample_id: str) -> dict[str, Any]:
-        """Where one sample ended: its score row, or the stage and error that stopped it."""
+        """Where one sample ended: its score row, or the stage and error that stopped it.
+
+        A sample that failed after planning keeps its ground-truth category and the
+        plan-level columns (metrics marked ``stage = "plan"``), so a masker that misses
+        objects does not hide step-1/2 accuracy.
+        """
+        row: dict[str, Any] = {"id": sample_id}
+        try:  # the ground-truth category, when the input is readable
+            truth = self.sample(sample_id).truth.category
+            if truth is not None:
+                row["category"] = truth.value
+        except Exception:  # noqa: BLE001 - the input itself is what failed
+            pass
         plan_dir = self.stage_dir("plan")
         err = R.load_error(plan_dir, sample_id)
         if err or not plan_dir.is_done(sample_id):
-            row = {"id": sample_id, "failed_stage": "plan"}
-            try:  # keep the ground-truth category in the table when the input is readable
-                truth = self.sample(sample_id).truth.category
-                if truth is not None:
-                    row["category"] = truth.value
-            except Exception:  # noqa: BLE001 - the input itself is what failed
-                pass
-            if err:
-                return {**row, "error": err["message"], "error_type": err["type"]}
-            return {**row, "error": "not run", "error_type": "Pending"}
+            return {**row, "failed_stage": "plan", **_failure(err)}
         plan = self.plan_of(sample_id)
-        base = {"id": sample_id, "plan_category": plan.category.value}
-        for stage, d in (("mask", self.stage_dir("mask")), ("edit", self.stage_dir("edit", plan.category)), ("score", self.stage_dir("score", plan.category))):
+        row["plan_category"] = plan.category.value
+        stages = (
+            ("mask", self.stage_dir("mask")),
+            ("edit", self.stage_dir("edit", plan.category)),
+            ("score", self.stage_dir("score", plan.category)),
+        )
+        for stage, d in stages:
             err = R.load_error(d, sample_id)
-            if err:
-                return {**base, "failed_stage": stage, "error": err["message"], "error_type": err["type"]}
-            if not d.is_done(sample_id):
-                return {**base, "failed_stage": stage, "error": "not run", "error_type": "Pending"}
+            if err or not d.is_done(sample_id):
+                return {**row, **self._plan_columns(sample_id, plan), "failed_stage": stage, **_failure(err)}
         rec = R.read_json(self.stage_dir("score", plan.category).record(sample_id))
-        return {**base, "category": rec["category"], **rec["scores"]}
+        return {**row, "category": rec["category"], **rec["scores"]}
+
+    def _plan_columns(self, sample_id: str, plan) -> dict[str, float]:
+        """Plan-only metric columns for a sample that stopped after planning."""
+        out: dict[str, float] = {}
+        plan_metrics = [m for m in self.metrics() if getattr(m, "stage", None) == "plan"]
+        if plan_metrics:
+            item = Scored(self.sample(sample_id), plan, None, None)
+            for m in plan_metrics:
+                out.update(m.score_batch([item])[0])
+        return out
 
     def manifest(self, started: float) -> dict[str, Any]:
         return {
@@ -406,6 +486,17 @@ class Runner:
             "model_loads": dict(weights.LOAD_COUNTS),
             "config": redact(OmegaConf.to_container(self.cfg, resolve=True)),
         }
+
+
+def _failure(err: dict[str, Any] | None) -> dict[str, str]:
+    if err:
+        return {"error": err["message"], "error_type": err["type"]}
+    return {"error": "not run", "error_type": "Pending"}
+
+
+def _add_calls(c: StageCounters, sent_retried: tuple[int, int]) -> None:
+    c.model_calls += sent_retried[0]
+    c.retried += sent_retried[1]
 
 
 def _stats(component: Any) -> dict[str, Any]:
