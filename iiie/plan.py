@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
 from tqdm.auto import tqdm
 
 from iiie.errors import IIIEError
 from iiie.imageio import load_image
 from iiie.pipeline.cache import atomic_write_bytes
-from iiie.pipeline.runner import chunks, guarded_batch
+from iiie.pipeline.runner import build, chunks, guarded_batch
 from iiie.types import Category, EditRequest
 
 
@@ -66,6 +66,7 @@ def accuracy_report(rows: list[dict[str, Any]]) -> str:
         return ""
     cats = [c.value for c in Category]
     conf = {t: {p: 0 for p in cats + ["error"]} for t in cats}
+    unknown = sorted({r["gold_category"] for r in labelled if r["gold_category"] not in conf})
     for r in labelled:
         t = r["gold_category"]
         if t not in conf:
@@ -83,6 +84,8 @@ def accuracy_report(rows: list[dict[str, Any]]) -> str:
         correct, total = correct + ok, total + n
         lines.append(f"| {t} | " + " | ".join(str(conf[t][p]) for p in cats + ["error"]) + f" | {n} | {ok / n:.3f} |")
     lines.append(f"\noverall accuracy: {correct / max(total, 1):.3f} ({correct}/{total})")
+    if unknown:
+        lines.append(f"ignored lines whose category is not one of {', '.join(cats)}: {', '.join(unknown)}")
     return "\n".join(lines)
 
 
@@ -91,7 +94,7 @@ def run_plan_cli(cfg: DictConfig) -> list[dict[str, Any]]:
     if not src.is_file():
         raise IIIEError(f"input file not found: {src}")
     rows = read_jsonl(src)
-    planner = instantiate(cfg.planner, _convert_="all")
+    planner = build("planner", cfg.planner)
     pending: list[tuple[dict, EditRequest]] = []
     for row in rows:
         if "category" in row:
@@ -129,6 +132,10 @@ def run_plan_cli(cfg: DictConfig) -> list[dict[str, Any]]:
 def main(cfg: DictConfig) -> None:
     try:
         run_plan_cli(cfg)
+    except MissingMandatoryValue as exc:
+        print(f"error: {exc.full_key} is required\n"
+              "usage: python -m iiie.plan input=IN.jsonl output=OUT.jsonl [planner=rules|vlm]", file=sys.stderr)
+        sys.exit(2)
     except IIIEError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

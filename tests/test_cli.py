@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from iiie.data.synthetic import SyntheticDataset
@@ -93,3 +94,39 @@ def test_ablation_sweep_plans_once_and_collects(tmp_path):
     assert data["totals"]["plan_calls"] == 10  # the planner ran once per sample over the sweep
     assert data["totals"]["mask_calls"] == 30  # masks once per dilation value
     assert "Comparison: ablate_smoke" in (sweep / "comparison.md").read_text()
+
+
+def test_edit_cli_usage_errors_and_whole_image_warning(tmp_path):
+    img = tmp_path / "in.png"
+    Image.new("RGB", (64, 48), (10, 200, 10)).save(img)
+    res = _run(["iiie.edit", f"image={img}", f"output={tmp_path / 'o.png'}"], tmp_path)
+    assert res.returncode == 2 and "instruction is required" in res.stderr and "usage:" in res.stderr
+    res = _run(["iiie.edit", f"image={img}", "instruction=make the ball blue", f"output={tmp_path / 'o'}"], tmp_path)
+    assert res.returncode == 2 and "image extension" in res.stderr
+    res = _run(["iiie.edit", f"image={img}", "instruction=make the ball blue", f"output={tmp_path / 'o.png'}"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "warning: the whole image was edited" in res.stderr
+
+
+@pytest.mark.slow
+def test_edit_cli_tiny_profile_writes_its_weights_first(tmp_path):
+    img = tmp_path / "in.png"
+    Image.new("RGB", (64, 48), (10, 200, 10)).save(img)
+    out = tmp_path / "o.png"
+    res = _run(
+        ["iiie.edit", "experiment=tiny", f"paths.cache={tmp_path / 'cache'}", f"image={img}",
+         "instruction=make the image black and white", f"output={out}"],
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert '"category": "global"' in res.stdout and "infedit" in res.stdout.lower()
+    assert Image.open(out).size == (64, 48)
+
+
+def test_plan_cli_missing_output_is_a_usage_error(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"instruction": "remove the cat", "category": "removal"}\n')
+    res = _run(["iiie.plan", f"input={src}"], tmp_path)
+    assert res.returncode == 2 and "output is required" in res.stderr
+    res = _run(["iiie.plan", f"input={src}", f"output={tmp_path / 'o.jsonl'}", "runtime.progress=false"], tmp_path)
+    assert res.returncode == 0 and "ignored lines whose category is not one of" in res.stdout
