@@ -63,7 +63,7 @@ def test_parity_brushnet_golden_modules_and_pipeline():
 def test_parity_cross_attention_branch_b1():
     """B1: PowerPaint's BrushNet-CA (same class, cross-attention blocks) and its UNet."""
     _need(POWERPAINT_GOLDEN)
-    report = parity.run(POWERPAINT_GOLDEN)
+    report = parity.run_modules(POWERPAINT_GOLDEN)  # the full B tool is `parity powerpaint`
     report.print()
     assert any("up_block_res_samples" in c.name for c in report.checks)
     assert report.ok

@@ -1,21 +1,25 @@
 """``python -m iiie.parity brushnet GOLDEN_DIR``: our BrushNet vs. the reference's tensors.
 
 Works on any golden folder in the documented format (``../shared/golden/README.md``,
-sections A and B1); nothing here assumes its sizes. Counts of add-samples, steps, image
-size, prompts, scales and guidance come from ``run_meta.json``, the safetensors and the
-model configs.
+section A); nothing here assumes its sizes. Counts of add-samples, steps, image size,
+prompts, scales and guidance come from ``run_meta.json``, the safetensors and the model
+configs. Sections:
 
-* **A1 / B1 (modules)** — ``brushnet_unet_forward.safetensors`` or
-  ``brushnet_ca_unet_forward.safetensors``: strict key check, BrushNet outputs and the UNet
+* **keys** — the checkpoint loads with exactly its file's keys, in the order of ``keys.txt``.
+* **A1 (modules)** — ``brushnet_unet_forward.safetensors``: BrushNet outputs and the UNet
   with add-samples, per conditioning scale (tolerance ``--module-tol``, abs).
-* **A2 (pipeline)** — ``pipeline_inputs.safetensors`` + ``pipeline_<tag>.safetensors``: token
-  ids, text embeddings, timesteps, preprocessed image, VAE posterior, step-0 branch inputs and
-  outputs, per-step UNet outputs and latents (``--step-rtol``, relative to the reference's
-  max abs, because random tiny models drive latents to |x| ~ 50), final images
+* **A2 (pipeline)** — ``pipeline_inputs.safetensors`` + ``pipeline_<tag>.safetensors`` (+ the
+  ``pipeline_output_<tag>.npy`` images) for every tag in the folder or in ``run_meta.json``:
+  token ids, text embeddings, timesteps, preprocessed image, VAE posterior, step-0 branch
+  inputs and outputs, per-step UNet outputs and latents (``--step-rtol``, relative to the
+  reference's max abs, because random tiny models drive latents to |x| ~ 50), final images
   (``--image-tol``, abs). The recorded VAE noise and initial latents are injected.
 
-Exit code 0 when every tensor is within tolerance. The PowerPaint pipeline (B2/B3) is
-checked by ``python -m iiie.parity powerpaint``.
+A section whose files are absent is a failure unless skipped with ``--skip-keys``,
+``--skip-modules`` or ``--skip-pipeline`` (each skip is printed). Exit code 0 when every
+tensor is within tolerance and no section is missing, 1 otherwise, 2 for a folder that is
+not a BrushNet golden folder (a PowerPaint folder, with its cross-attention branch, is
+checked by ``python -m iiie.parity powerpaint``, which runs this module check on B1).
 """
 
 from __future__ import annotations
@@ -29,9 +33,27 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from iiie.parity.common import Check, Report, tolerance_parser
+from iiie.parity.common import (
+    Check,
+    GoldenFolderError,
+    Report,
+    add_skip_flags,
+    fail_folder,
+    require_kind,
+    skip_set,
+    tolerance_parser,
+)
 
-MODULE_FILES = ("brushnet_unet_forward.safetensors", "brushnet_ca_unet_forward.safetensors")
+MODULE_FILE = "brushnet_unet_forward.safetensors"
+# A1 (TencentARC) and B1 (PowerPaint's BrushNet-CA) module goldens share one layout.
+MODULE_FILES = (MODULE_FILE, "brushnet_ca_unet_forward.safetensors")
+# Files the A2 pipeline section needs besides the per-tag recordings.
+PIPELINE_FILES = ("run_meta.json", "pipeline_inputs.safetensors", "image_masked.png", "mask.png")
+SECTIONS = {
+    "keys": "the checkpoint's key order against keys.txt",
+    "modules": f"the module goldens ({MODULE_FILE}, A1)",
+    "pipeline": "the pipeline runs (pipeline_*.safetensors, A2)",
+}
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -74,19 +96,22 @@ def _missing(report: Report, name: str, note: str) -> None:
 
 
 # ---------------------------------------------------------------------------- checks
-def check_keys(report: Report, model, brushnet_dir: Path, golden: Path) -> None:
-    """State-dict keys equal the checkpoint's (and the golden key list, if present), in order."""
+def check_keys(report: Report, model, brushnet_dir: Path, golden: Path, skip_list: bool = False) -> None:
+    """State-dict keys equal the checkpoint's and, in order, ``keys.txt``'s (a missing list is
+    a missing section unless ``skip_list``)."""
     from safetensors import safe_open
 
     with safe_open(str(brushnet_dir / "diffusion_pytorch_model.safetensors"), "pt") as f:
         ckpt = set(f.keys())
     ours = list(model.state_dict())
-    lists = sorted(golden.glob("keys*.txt"))
+    listed = golden / "keys.txt"
     ref = None
-    for path in lists:
-        if "with_shapes" in path.name or "text_encoder" in path.name:
-            continue
-        ref = path.read_text().split()
+    if skip_list:
+        report.skipped("keys", "--skip-keys given: key order not compared with keys.txt")
+    elif not listed.exists():
+        report.missing("keys", "no keys.txt (skip with --skip-keys)")
+    else:
+        ref = listed.read_text().split()
     ok = set(ours) == ckpt and (ref is None or ours == ref)
     note = f"{len(ours)} keys" + ("" if ok else f"; extra {sorted(set(ours) - ckpt)[:3]} "
                                               f"missing {sorted(ckpt - set(ours))[:3]}")
@@ -153,10 +178,44 @@ class _Recorder:
             h.remove()
 
 
+def pipeline_tags(golden: Path, meta: dict) -> tuple[list[str], set[str]]:
+    """The A2 runs: tags of the ``pipeline_<tag>.safetensors`` / ``pipeline_output_<tag>.npy``
+    files and those ``run_meta.json`` records statistics for; and the latter (whose ``.npy``
+    image the format includes)."""
+    listed = set()
+    for key in ("output_stats", "eps_check_max_abs"):
+        if isinstance(meta.get(key), dict):
+            listed |= set(meta[key])
+    found = {p.stem[len("pipeline_"):] for p in golden.glob("pipeline_*.safetensors")} - {"inputs"}
+    found |= {p.stem[len("pipeline_output_"):] for p in golden.glob("pipeline_output_*.npy")}
+    return sorted(found | listed, key=_natural), listed
+
+
+def pipeline_problems(golden: Path, meta: dict) -> tuple[list[str], dict[str, str]]:
+    """What keeps A2 from running: missing shared files (the whole section) and, per tag, a
+    missing recording or image. Returns (runnable tags, {section: why})."""
+    problems: dict[str, str] = {}
+    absent = [name for name in PIPELINE_FILES if not (golden / name).exists()]
+    tags, listed = pipeline_tags(golden, meta)
+    if absent or not tags:
+        why = f"no {', '.join(absent)}" if absent else "no pipeline_<tag>.safetensors"
+        return [], {"A2 pipeline": f"{why} (skip with --skip-pipeline)"}
+    runnable = []
+    for tag in tags:
+        wanted = [f"pipeline_{tag}.safetensors"] + ([f"pipeline_output_{tag}.npy"] if tag in listed else [])
+        absent = [name for name in wanted if not (golden / name).exists()]
+        if absent:
+            problems[f"A2 pipeline {tag}"] = f"no {', '.join(absent)} (skip with --skip-pipeline)"
+        else:
+            runnable.append(tag)
+    return runnable, problems
+
+
 @torch.no_grad()
 def check_pipeline(report: Report, golden: Path, pipe, meta: dict, forward: dict | None,
-                   module_tol: float, step_rtol: float, image_tol: float) -> None:
-    """A2: every recorded pipeline tensor, for every ``pipeline_<tag>.safetensors``."""
+                   module_tol: float, step_rtol: float, image_tol: float, tags: list[str] | None = None) -> None:
+    """A2: every recorded pipeline tensor, for each tag (default: every
+    ``pipeline_<tag>.safetensors``)."""
     inputs = load_file(str(golden / "pipeline_inputs.safetensors"))
     prompt, negative = meta["prompt"], meta.get("negative_prompt")
     steps, guidance = int(meta["num_inference_steps"]), float(meta["guidance_scale"])
@@ -184,11 +243,10 @@ def check_pipeline(report: Report, golden: Path, pipe, meta: dict, forward: dict
     pixels, keep = pipe.prepare_image_and_mask(image, mask, 1, height, width, blackout_hole=False)
     report.compare("image_preprocessed", pixels, inputs["image_preprocessed"], module_tol)
 
-    for path in sorted(golden.glob("pipeline_*.safetensors")):
-        tag = path.stem[len("pipeline_"):]
-        if tag == "inputs":
-            continue
-        rec = load_file(str(path))
+    if tags is None:
+        tags = pipeline_tags(golden, meta)[0]
+    for tag in tags:
+        rec = load_file(str(golden / f"pipeline_{tag}.safetensors"))
         scale = _tag_scale(tag, forward)
         eps = rec["vae_posterior_eps"]
         copies = eps.shape[0] // pixels.shape[0]
@@ -265,39 +323,86 @@ def _natural(key: str):
 
 # ---------------------------------------------------------------------------- entry
 def run(golden: Path, device: str = "cpu", module_tol: float = 1e-4, step_rtol: float = 1e-4,
-        image_tol: float = 1e-3) -> Report:
-    """Run every check the folder supports and return the report."""
+        image_tol: float = 1e-3, skip: frozenset[str] | set[str] = frozenset()) -> Report:
+    """Run every section of a BrushNet golden folder (``skip``: names from :data:`SECTIONS`
+    not to run) and return the report; a section whose files are absent is reported missing.
+
+    Raises :class:`GoldenFolderError` for a folder of another kind (e.g. PowerPaint's)."""
     from iiie.models.brushnet import BrushNetModel, BrushNetUNet2DConditionModel
     from iiie.models.brushnet.pipeline import BrushNetInpaintPipeline
 
     golden = Path(golden)
+    unknown = set(skip) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown sections {sorted(unknown)}; known: {sorted(SECTIONS)}")
+    require_kind(golden, "brushnet")
     report = Report(f"BrushNet parity vs {golden}")
-    brushnet_dir, base_dir = find_brushnet_dir(golden), find_base_dir(golden)
+    brushnet_dir, base_dir = _folders(golden)
     brushnet = BrushNetModel.from_pretrained(brushnet_dir).to(device).eval()
-    check_keys(report, brushnet, brushnet_dir, golden)
+    check_keys(report, brushnet, brushnet_dir, golden, skip_list="keys" in skip)
     unet = BrushNetUNet2DConditionModel.from_pretrained(base_dir / "unet").to(device).eval()
-    forward = None
-    for name in MODULE_FILES:
-        if (golden / name).exists():
-            check_modules(report, golden / name, brushnet, unet, module_tol)
-            forward = load_file(str(golden / name))
-    if (golden / "pipeline_inputs.safetensors").exists() and (golden / "run_meta.json").exists():
-        meta = json.loads((golden / "run_meta.json").read_text())
+    module_path = golden / MODULE_FILE
+    forward = load_file(str(module_path)) if module_path.exists() else None
+    if "modules" in skip:
+        report.skipped("A1 modules", "--skip-modules given")
+    elif forward is None:
+        report.missing("A1 modules", f"no {MODULE_FILE} (skip with --skip-modules)")
+    else:
+        check_modules(report, module_path, brushnet, unet, module_tol)
+    if "pipeline" in skip:
+        report.skipped("A2 pipeline", "--skip-pipeline given")
+        return report
+    meta_path = golden / "run_meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    tags, problems = pipeline_problems(golden, meta)
+    for section, why in problems.items():
+        report.missing(section, why)
+    if tags:
         pipe = BrushNetInpaintPipeline.from_pretrained(base_dir, brushnet=brushnet, unet=unet,
                                                        scheduler=None)
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
-        check_pipeline(report, golden, pipe, meta, forward, module_tol, step_rtol, image_tol)
+        check_pipeline(report, golden, pipe, meta, forward, module_tol, step_rtol, image_tol, tags)
     return report
+
+
+def run_modules(golden: Path, device: str = "cpu", module_tol: float = 1e-4) -> Report:
+    """Only the module goldens (A1, or B1 of a PowerPaint folder: same layout) of ``golden``,
+    for checking the model classes on either branch kind. Not a full parity run: the command
+    line tools run every section."""
+    from iiie.models.brushnet import BrushNetModel, BrushNetUNet2DConditionModel
+
+    golden = Path(golden)
+    path = next((golden / n for n in MODULE_FILES if (golden / n).exists()), None)
+    if path is None:
+        raise GoldenFolderError(f"{golden} has none of {', '.join(MODULE_FILES)}")
+    brushnet_dir, base_dir = _folders(golden)
+    report = Report(f"BrushNet module parity vs {path}")
+    brushnet = BrushNetModel.from_pretrained(brushnet_dir).to(device).eval()
+    unet = BrushNetUNet2DConditionModel.from_pretrained(base_dir / "unet").to(device).eval()
+    check_modules(report, path, brushnet, unet, module_tol)
+    return report
+
+
+def _folders(golden: Path) -> tuple[Path, Path]:
+    try:
+        return find_brushnet_dir(golden), find_base_dir(golden)
+    except FileNotFoundError as exc:
+        raise GoldenFolderError(str(exc)) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = tolerance_parser("brushnet", __doc__)
+    add_skip_flags(parser, SECTIONS)
     args = parser.parse_args(argv)
     if not args.golden_dir.is_dir():
         print(f"golden folder not found: {args.golden_dir}")
         return 2
     torch.set_grad_enabled(False)
-    report = run(args.golden_dir, args.device, args.module_tol, args.step_rtol, args.image_tol)
+    try:
+        report = run(args.golden_dir, args.device, args.module_tol, args.step_rtol, args.image_tol,
+                     skip_set(args, SECTIONS))
+    except GoldenFolderError as exc:
+        return fail_folder(exc)
     report.print()
     return report.exit_code()

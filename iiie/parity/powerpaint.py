@@ -18,8 +18,15 @@ Everything is read from ``run_meta.json`` and the files (folders are found by th
 configs, as in the BrushNet tool); nothing is assumed about sizes. Same options and
 tolerances as ``python -m iiie.parity brushnet``: modules and text encoders 1e-4 abs,
 per-step tensors (which reach |x| ~ 50 on random weights) 1e-4 relative to the reference's
-largest value, images 1e-3 abs. Exit code 0 when everything is within tolerance, 1 when
-anything is over or missing, 2 for a missing golden folder.
+largest value, images 1e-3 abs.
+
+Every section must run: a missing key list, ``brushnet_ca_unet_forward.safetensors``,
+``text_encoders.safetensors``, or recording / ``.npy`` image of a task listed in
+``run_meta.json`` is a failure, unless skipped with ``--skip-keys``, ``--skip-modules``,
+``--skip-text`` or ``--skip-pipeline`` (each skip is printed). Exit code 0 when everything is
+within tolerance and nothing is missing, 1 when anything is over or missing, 2 for a missing
+folder or one that is not a PowerPaint golden folder (e.g. a BrushNet one, whose branch has
+no cross-attention blocks).
 """
 
 from __future__ import annotations
@@ -32,10 +39,26 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from iiie.parity.common import Check, Report, tolerance_parser
+from iiie.parity.common import (
+    Check,
+    GoldenFolderError,
+    Report,
+    add_skip_flags,
+    fail_folder,
+    require_kind,
+    skip_set,
+    tolerance_parser,
+)
 
 # Recorded inputs that the replay injects (the reference drew them from torch's RNG).
 _INJECTED = ("initial_latents", "vae_posterior_eps")
+KEY_LISTS = ("keys_brushnet_ca.txt", "keys_text_encoder_brushnet.txt")
+SECTIONS = {
+    "keys": f"the loaded keys against {' and '.join(KEY_LISTS)}",
+    "modules": "the BrushNet-CA module goldens (brushnet_ca_unet_forward.safetensors, B1)",
+    "text": "task tokenization and text encoders (text_encoders.safetensors, B2)",
+    "pipeline": "the pipeline tasks of run_meta.json (pipeline_<task>.safetensors, B3)",
+}
 
 
 @dataclass
@@ -74,20 +97,26 @@ def _keys_file(path: Path) -> list[str] | None:
     return [line.split("\t")[0].strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def check_strict_load(cfg: Settings, report: Report):
-    """Load both PowerPaint files (each raises on any key mismatch); compare with the lists."""
+def check_strict_load(cfg: Settings, report: Report, skip_lists: bool = False):
+    """Load both PowerPaint files (each raises on any key mismatch); compare with the lists
+    (a missing list is a missing section unless ``skip_lists``)."""
     from iiie.models.powerpaint.loading import load_brushnet_ca
     from iiie.models.powerpaint.text_encoder import load_task_text_encoder, read_text_encoder_state
 
     branch = cfg.branch
+    for name in KEY_LISTS:
+        if skip_lists:
+            report.skipped(f"keys {name}", "--skip-keys given")
+        elif not (cfg.golden / name).exists():
+            report.missing(f"keys {name}", f"no {name} (skip with --skip-keys)")
     brushnet = load_brushnet_ca(branch).to(cfg.device)
-    listed = _keys_file(cfg.golden / "keys_brushnet_ca.txt")
+    listed = None if skip_lists else _keys_file(cfg.golden / "keys_brushnet_ca.txt")
     if listed is not None:
         same = list(brushnet.state_dict()) == listed
         _flag(report, "load.brushnet_ca.keys", same, (len(listed),),
               f"{len(listed)} listed keys, same order" if same else "model keys differ from keys_brushnet_ca.txt")
     text_encoder = load_task_text_encoder(cfg.base / "text_encoder", branch).to(cfg.device)
-    listed = _keys_file(cfg.golden / "keys_text_encoder_brushnet.txt")
+    listed = None if skip_lists else _keys_file(cfg.golden / "keys_text_encoder_brushnet.txt")
     if listed is not None:
         same = set(read_text_encoder_state(branch)) == set(listed)
         _flag(report, "load.text_encoder_brushnet.keys", same, (len(listed),),
@@ -103,7 +132,7 @@ def check_modules(cfg: Settings, brushnet, report: Report) -> None:
 
     path = cfg.golden / "brushnet_ca_unet_forward.safetensors"
     if not path.exists():
-        _fail(report, "B1", f"missing {path.name}")
+        report.missing("B1 modules", f"no {path.name} (skip with --skip-modules)")
         return
     unet = BrushNetUNet2DConditionModel.from_pretrained(str(cfg.base / "unet")).to(cfg.device).eval()
     sub = Report("B1")
@@ -122,12 +151,17 @@ def check_text(cfg: Settings, text_encoder, meta: dict, report: Report) -> None:
 
     path = cfg.golden / "text_encoders.safetensors"
     if not path.exists():
-        _fail(report, "B2", f"missing {path.name}")
+        report.missing("B2 text", f"no {path.name} (skip with --skip-text)")
         return
     g = load_file(str(path))
     tokenizer = TaskTokenizer(CLIPTokenizer.from_pretrained(str(cfg.base / "tokenizer")))
     n = len({k.split(".")[0] for k in g if k.startswith("example")})
     texts = list(meta.get("token_examples", {}))
+    if n == 0:
+        report.missing("B2 text", f"{path.name} holds no exampleN tensors")
+    elif len(texts) != n:
+        report.missing("B2 token ids", f"run_meta.json lists {len(texts)} token_examples, {path.name} has "
+                                       f"{n}: the strings of the recorded ids are unknown")
     for i in range(n):
         ref_ids = g[f"example{i}.input_ids"]
         if len(texts) == n:
@@ -161,18 +195,26 @@ def check_pipelines(cfg: Settings, meta: dict, report: Report) -> None:
 
     tasks = meta.get("tasks") or {}
     if not tasks:
-        _fail(report, "B3", "run_meta.json lists no tasks")
+        report.missing("B3 pipeline", "run_meta.json lists no tasks (skip with --skip-pipeline)")
+        return
+    stems = {task: task.replace("-", "_") for task in tasks}
+    for path in sorted(cfg.golden.glob("pipeline_*.safetensors")):
+        if path.stem[len("pipeline_"):] not in stems.values():
+            report.missing(f"B3 {path.stem}", f"{path.name} is not a task of run_meta.json: it cannot be replayed")
+    runnable = {}
+    for task, stem in stems.items():
+        path, image = cfg.golden / f"pipeline_{stem}.safetensors", cfg.golden / f"pipeline_output_{stem}.npy"
+        absent = [p.name for p in (path, image) if not p.exists()]
+        if absent:
+            report.missing(f"B3 {task}", f"no {', '.join(absent)} (skip with --skip-pipeline)")
+        if path.exists():
+            runnable[task] = (path, image)
+    if not runnable:
         return
     pipe = PowerPaintPipeline.from_pretrained(cfg.base, cfg.branch).to(cfg.device)
     pipe.set_progress_bar_config(disable=True)
-    for task, info in tasks.items():
-        stem = task.replace("-", "_")
-        path = cfg.golden / f"pipeline_{stem}.safetensors"
-        if not path.exists():
-            _fail(report, f"B3.{task}", f"missing {path.name}")
-            continue
-        replay_task(cfg, pipe, task, info, load_file(str(path)), report,
-                    cfg.golden / f"pipeline_output_{stem}.npy")
+    for task, (path, image) in runnable.items():
+        replay_task(cfg, pipe, task, tasks[task], load_file(str(path)), report, image)
 
 
 def _check_prompts(task: str, info: dict, report: Report) -> None:
@@ -303,28 +345,38 @@ def _order(key: str) -> tuple:
     return (0 if key != "output_np" else 2, 0, key)
 
 
-def run(cfg: Settings, skip_pipeline: bool = False) -> Report:
-    """All checks for one golden folder (see the module docstring)."""
+def run(cfg: Settings, skip_pipeline: bool = False, skip: frozenset[str] | set[str] = frozenset()) -> Report:
+    """All sections of one golden folder but those in ``skip`` (names from :data:`SECTIONS`;
+    ``skip_pipeline`` adds ``pipeline``), see the module docstring. Raises
+    :class:`GoldenFolderError` for a folder that is not a PowerPaint golden folder."""
+    skip = set(skip) | ({"pipeline"} if skip_pipeline else set())
+    unknown = skip - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown sections {sorted(unknown)}; known: {sorted(SECTIONS)}")
+    require_kind(cfg.golden, "powerpaint")
     report = Report(f"PowerPaint v2 parity vs {cfg.golden}")
     meta_path = cfg.golden / "run_meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     if not meta:
-        _fail(report, "run_meta.json", "missing or empty")
+        report.missing("run_meta.json", "missing or empty")
     try:
-        brushnet, text_encoder = check_strict_load(cfg, report)
+        brushnet, text_encoder = check_strict_load(cfg, report, skip_lists="keys" in skip)
     except (ValueError, OSError) as exc:  # OSError covers missing files and folders
         _fail(report, "load", str(exc))
         return report
-    check_modules(cfg, brushnet, report)
-    check_text(cfg, text_encoder, meta, report)
-    if not skip_pipeline:
-        check_pipelines(cfg, meta, report)
+    for name, label, check in (("modules", "B1 modules", lambda: check_modules(cfg, brushnet, report)),
+                               ("text", "B2 text", lambda: check_text(cfg, text_encoder, meta, report)),
+                               ("pipeline", "B3 pipeline", lambda: check_pipelines(cfg, meta, report))):
+        if name in skip:
+            report.skipped(label, f"--skip-{name} given")
+        else:
+            check()
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = tolerance_parser("powerpaint", __doc__)
-    parser.add_argument("--skip-pipeline", action="store_true", help="strict load, modules and text only")
+    add_skip_flags(parser, SECTIONS)
     args = parser.parse_args(argv)
     if not args.golden_dir.is_dir():
         print(f"golden folder not found: {args.golden_dir}")
@@ -332,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_grad_enabled(False)
     torch.use_deterministic_algorithms(True, warn_only=True)
     cfg = Settings(args.golden_dir, args.device, args.module_tol, args.step_rtol, args.image_tol)
-    report = run(cfg, args.skip_pipeline)
+    try:
+        report = run(cfg, skip=skip_set(args, SECTIONS))
+    except GoldenFolderError as exc:
+        return fail_folder(exc)
     report.print()
     return report.exit_code()
