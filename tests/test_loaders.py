@@ -580,8 +580,14 @@ def test_loaders_give_the_oracle_their_ground_truth_masks(tmp_path):
     m[2:6, 3:9] = True
     Image.fromarray(m).save(root / "m.png")
     rows = [
-        {"id": "named", "image": "a.png", "instruction": "x", "object": "cup", "mask": "m.png"},
+        {"id": "named", "image": "a.png", "instruction": "x", "object": "cup", "mask": "m.png",
+         "category": "local"},
         {"id": "unnamed", "image": "a.png", "instruction": "x", "mask": "m.png"},
+        {"id": "bg", "image": "a.png", "instruction": "x", "object": "cup", "mask": "m.png",
+         "category": "background"},
+        {"id": "add", "image": "a.png", "instruction": "x", "object": "hat", "mask": "m.png",
+         "category": "addition"},
+        {"id": "nocat", "image": "a.png", "instruction": "x", "object": "cup", "mask": "m.png"},
     ]
     (root / "samples.jsonl").write_text("\n".join(json.dumps(x) for x in rows) + "\n")
     ds = FolderDataset(str(root))
@@ -595,3 +601,12 @@ def test_loaders_give_the_oracle_their_ground_truth_masks(tmp_path):
         oracle.mask(named.request, Plan(Category.LOCAL, "mug"))
     r = oracle.mask(unnamed.request, Plan(Category.BACKGROUND, "cup"))
     assert r.source == "oracle:edit-mask" and (r.mask == m).all()  # not complemented
+    # background line: the named subject is the complement of the change region
+    bg = ds.load("bg")
+    assert (bg.request.meta["objects"]["cup"] == ~m).all()
+    r = oracle.mask(bg.request, Plan(Category.BACKGROUND, "cup"))
+    assert r.source == "oracle:exact" and (r.mask == m).all()
+    # an object to add is not in the source; without a category the relation is unknown
+    for sid in ("add", "nocat"):
+        meta = ds.load(sid).request.meta
+        assert "objects" not in meta and (meta["edit_mask"] == m).all()

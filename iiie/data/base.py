@@ -34,12 +34,18 @@ class Sample:
     truth: GroundTruth = field(default_factory=GroundTruth)
 
 
-def oracle_meta(mask: np.ndarray | None, phrase: str | None = None) -> dict[str, Any]:
+def oracle_meta(
+    mask: np.ndarray | None, phrase: str | None = None, category: Category | None = None
+) -> dict[str, Any]:
     """``request.meta`` entries that let ``masker=oracle`` use a ground-truth mask.
 
-    ``objects`` = ``{phrase: mask}`` when the dataset names the edited object, and
-    ``edit_mask`` = the mask whenever it marks any pixel (see :mod:`iiie.maskers.oracle`
-    for how the two are used). Empty when there is no usable mask.
+    ``edit_mask`` = the mask (True = change) whenever it marks any pixel. ``objects``
+    (phrase -> the object's pixels in the *source* image) only where the category says
+    which pixels the named object covers: ``local``/``remove`` -> the mask itself,
+    ``background`` -> its complement (the subject that is kept). An ``addition`` object
+    is not in the source yet, and without a category the relation is unknown, so those get
+    no ``objects`` entry (the rule planner also reads ``objects`` to anchor new boxes).
+    See :mod:`iiie.maskers.oracle` for how the two are used. Empty without a usable mask.
     """
     if mask is None:
         return {}
@@ -47,8 +53,11 @@ def oracle_meta(mask: np.ndarray | None, phrase: str | None = None) -> dict[str,
     if not region.any():
         return {}
     meta: dict[str, Any] = {"edit_mask": region}
-    if phrase and str(phrase).strip():
-        meta["objects"] = {str(phrase).strip(): region}
+    name = str(phrase or "").strip()
+    if name and category in (Category.LOCAL, Category.REMOVE):
+        meta["objects"] = {name: region}
+    elif name and category is Category.BACKGROUND and not region.all():
+        meta["objects"] = {name: ~region}
     return meta
 
 

@@ -138,7 +138,7 @@ class FolderDataset(Dataset):
                 id=sample_id,
                 image=image,
                 instruction=str(row["instruction"]),
-                meta={"benchmark": self.name, **oracle_meta(truth.mask, truth.object)},
+                meta={"benchmark": self.name, **oracle_meta(truth.mask, truth.object, truth.category)},
             ),
             truth=truth,
         )

@@ -10,7 +10,9 @@ What the loaders provide (``request.meta``)
 -------------------------------------------
 ``objects``
     phrase -> HxW bool mask of that object. The synthetic benchmark annotates every object
-    in the scene; ``data=folder`` gives ``{object: mask}`` for a line with both keys.
+    in the scene; ``data=folder`` gives ``{object: mask}`` for a local/remove line with
+    both keys and ``{object: ~mask}`` (the kept subject) for a background line
+    (:func:`iiie.data.base.oracle_meta`).
 ``edit_mask``
     HxW bool, True = the region the benchmark's edit changes (PIE-Bench without its
     evaluation border, MagicBrush's drawn mask, ``data=folder``'s ``mask``). It is *one*
