@@ -6,7 +6,15 @@ compares every recorded tensor, step 0 first. Tolerances (max abs): modules 1e-5
 latents and noise predictions 1e-4, images 1e-3; masks must be equal except pixels whose
 recorded pre-threshold map lies within 1e-4 of the threshold (counted and reported). Such
 near-threshold pixels take the recorded value so that one rounding-level tie does not
-derail every later step. Exit code 1 when anything is over tolerance.
+derail every later step.
+
+Sections: ``modules.safetensors`` (modules), ``inputs.safetensors`` (shared inputs) and every
+run of ``run_meta.json`` (``<run>.safetensors`` holding its ``stored_keys`` +
+``<run>_output.npy``; a run whose ``storage_level`` is ``check_only`` stores nothing and is
+listed as such). A missing file or stored key is a failure unless skipped with
+``--skip-modules``, ``--skip-pipeline`` (all runs) or ``--runs`` (the others); every skip is
+printed. Exit code 1 when anything is over tolerance or missing, 2 for a folder that is not
+an InfEdit golden folder.
 """
 
 from __future__ import annotations
@@ -21,7 +29,19 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from iiie.parity.common import Check, Report
+from iiie.parity.common import (
+    Check,
+    GoldenFolderError,
+    Report,
+    add_skip_flags,
+    fail_folder,
+    require_kind,
+)
+
+SECTIONS = {
+    "modules": "the plain module goldens (modules.safetensors)",
+    "pipeline": "the recorded runs of run_meta.json (<run>.safetensors, <run>_output.npy)",
+}
 
 MODULE_TOL = 1e-5
 STEP_TOL = 1e-4
@@ -93,6 +113,7 @@ class _MaskTies:
 def check_modules(pipe, golden_dir: Path, report: Report) -> None:
     path = golden_dir / "modules.safetensors"
     if not path.exists():
+        report.missing("modules", f"no {path.name} (skip with --skip-modules)")
         return
     g = load_file(str(path))
     with torch.no_grad():
@@ -133,6 +154,10 @@ def run_one(pipe, name: str, meta: dict, inputs: dict, golden_dir: Path, image: 
     out_path = golden_dir / f"{name}_output.npy"
     steps = [inputs[f"step{k}.noise"] for k in range(meta["num_inference_steps"]) if f"step{k}.noise" in inputs]
     noise = InfEditNoise(vae_eps=inputs["vae_posterior_eps"], initial=inputs["initial_noise"], steps=steps)
+    absent = [k for k in meta.get("stored_keys", []) if k not in golden]
+    if path.exists() and absent:
+        report.missing(f"run {name}", f"{len(absent)} of run_meta.json's stored_keys not in {path.name}: "
+                                      f"{', '.join(absent[:4])}{' ...' if len(absent) > 4 else ''}")
     ties = _MaskTies(golden)
     trace: dict[str, torch.Tensor] = {}
     pipe.edit(image, meta["source_prompt"], meta["target_prompt"], _settings(meta), noise=noise,
@@ -183,6 +208,33 @@ def run_one(pipe, name: str, meta: dict, inputs: dict, golden_dir: Path, image: 
     return trace
 
 
+def _runs_to_replay(golden_dir: Path, runs: dict, args, report: Report) -> list[str]:
+    """The runs to replay; every other run of ``run_meta.json`` is reported as skipped (by a
+    flag, or ``check_only``: the format stores nothing for it) or missing (files absent)."""
+    if args.skip_pipeline:
+        report.skipped("runs", f"--skip-pipeline given: {len(runs)} runs not replayed")
+        return []
+    for shared in ("inputs.safetensors", "image_source.png"):
+        if not (golden_dir / shared).exists():
+            report.missing("runs", f"no {shared}: no run can be replayed (skip with --skip-pipeline)")
+            return []
+    todo = []
+    for name, meta in runs.items():
+        files = [golden_dir / f"{name}.safetensors", golden_dir / f"{name}_output.npy"]
+        present = [f.exists() for f in files]
+        if args.runs and name not in args.runs:
+            report.skipped(f"run {name}", "not named in --runs")
+        elif meta.get("storage_level") == "check_only" and not any(present):
+            report.skipped(f"run {name}", "storage_level check_only: the reference stored no tensors for it")
+        else:
+            if not all(present):
+                absent = [f.name for f, ok in zip(files, present, strict=True) if not ok]
+                report.missing(f"run {name}", f"no {', '.join(absent)} (skip with --skip-pipeline or --runs)")
+            if any(present):
+                todo.append(name)
+    return todo
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison; torch's global settings are restored afterwards."""
     threads = torch.get_num_threads()
@@ -201,6 +253,7 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (the reference was recorded with 1; 0: leave as is)")
     parser.add_argument("--model-dir", help="default: GOLDEN_DIR/tiny_lcm_sd15")
+    add_skip_flags(parser, SECTIONS)
     args = parser.parse_args(argv)
 
     from diffusers.image_processor import VaeImageProcessor
@@ -209,9 +262,16 @@ def _main(argv: list[str] | None) -> int:
 
     TIE_TOTALS.clear()
     golden_dir = Path(args.golden_dir)
-    if not (golden_dir / "run_meta.json").exists():
-        print(f"error: {golden_dir} has no run_meta.json (not an InfEdit golden folder)")
+    if not golden_dir.is_dir():
+        print(f"golden folder not found: {golden_dir}")
         return 2
+    model_dir = Path(args.model_dir) if args.model_dir else golden_dir / "tiny_lcm_sd15"
+    try:
+        require_kind(golden_dir, "infedit")
+        if not (model_dir / "model_index.json").exists():
+            raise GoldenFolderError(f"no model folder {model_dir} (model_index.json)")
+    except GoldenFolderError as exc:
+        return fail_folder(exc)
     meta_all = json.loads((golden_dir / "run_meta.json").read_text())
     unknown = set(args.runs or []) - set(meta_all["runs"])
     if unknown:
@@ -222,32 +282,43 @@ def _main(argv: list[str] | None) -> int:
         torch.set_num_threads(args.threads)
     if meta_all.get("deterministic_algorithms"):
         torch.use_deterministic_algorithms(True, warn_only=True)
-    model_dir = Path(args.model_dir) if args.model_dir else golden_dir / "tiny_lcm_sd15"
     pipe = InfEditPipeline.from_pretrained(model_dir)
     report = Report(f"InfEdit parity vs {golden_dir}")
     first = True
-    check_modules(pipe, golden_dir, report)
+    if args.skip_modules:
+        report.skipped("modules", "--skip-modules given")
+    else:
+        check_modules(pipe, golden_dir, report)
 
-    inputs = load_file(str(golden_dir / "inputs.safetensors"))
-    pil = Image.open(golden_dir / "image_source.png").convert("RGB")
-    image = VaeImageProcessor(vae_scale_factor=pipe.latent_factor).preprocess(pil)
-    for name, meta in meta_all["runs"].items():
-        if args.runs and name not in args.runs:
-            continue
-        stored = (golden_dir / f"{name}.safetensors").exists() or (golden_dir / f"{name}_output.npy").exists()
-        if not stored:
-            continue
+    runs = _runs_to_replay(golden_dir, meta_all["runs"], args, report)
+    if runs:
+        inputs = load_file(str(golden_dir / "inputs.safetensors"))
+        pil = Image.open(golden_dir / "image_source.png").convert("RGB")
+        image = VaeImageProcessor(vae_scale_factor=pipe.latent_factor).preprocess(pil)
+    for name in runs:
+        meta = meta_all["runs"][name]
         trace = run_one(pipe, name, meta, inputs, golden_dir, image, report)
         if first:  # the shared inputs (source latent, prompts) once, from the first run
+            absent = []
             for key, text in (("source_input_ids", meta["source_prompt"]), ("empty_input_ids", "")):
-                if key in inputs:
-                    report.compare(f"inputs.{key}", pipe.token_ids(text), inputs[key], 0.0,
-                                   note="token ids, exact")
+                if key not in inputs:
+                    absent.append(key)
+                    continue
+                report.compare(f"inputs.{key}", pipe.token_ids(text), inputs[key], 0.0,
+                               note="token ids, exact")
             for key in SHARED_KEYS:
-                if key in inputs and key in trace:
+                if key not in inputs:
+                    absent.append(key)
+                elif key not in trace:
+                    report.add(Check(f"inputs.{key}", float("inf"), float("inf"), STEP_TOL, "abs",
+                                     tuple(inputs[key].shape), "not produced by our pipeline"))
+                else:
                     report.compare(f"inputs.{key}", trace[key], inputs[key], STEP_TOL)
+            if absent:
+                report.missing("inputs", f"inputs.safetensors lacks {', '.join(absent)}")
             first = False
     report.print()
-    ties = ", ".join(f"{k}: {v}" for k, v in TIE_TOTALS.items())
-    print(f"mask pixels differing within {MASK_BAND:g} of the threshold (taken from the reference): {ties}")
+    if TIE_TOTALS:
+        ties = ", ".join(f"{k}: {v}" for k, v in TIE_TOTALS.items())
+        print(f"mask pixels differing within {MASK_BAND:g} of the threshold (taken from the reference): {ties}")
     return report.exit_code()
