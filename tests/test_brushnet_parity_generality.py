@@ -5,13 +5,20 @@ This writes a golden-format folder from our own implementation with another conf
 scales) and checks that ``iiie.parity.brushnet`` reads it, derives every count from the
 files and passes; then corrupts one recorded tensor and checks that it fails. (It tests the
 tool's generality, not parity with the reference: that is test_brushnet_model.py.)
+
+It also checks that the tool never passes on an incomplete or wrong folder: a section whose
+files are absent fails unless skipped with its flag, and another model's golden folder is
+refused.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
@@ -20,10 +27,12 @@ from iiie import masks as M
 from iiie.models.brushnet import BrushNetModel, BrushNetUNet2DConditionModel
 from iiie.models.brushnet.pipeline import BrushNetInpaintPipeline
 from iiie.parity import brushnet as parity
+from iiie.parity.common import GoldenFolderError
 from iiie.tiny_weights.sd15 import write_tiny_sd15_base
 
 W, H, STEPS = 96, 64, 4
 PROMPT, NEGATIVE, GUIDANCE = "a yellow flower vase", "person", 5.0
+GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
 
 
 def _write_golden(root):
@@ -126,3 +135,70 @@ def test_parity_tool_on_another_config(tmp_path):
     bad = parity.run(tmp_path)
     assert [c.name for c in bad.checks if not c.ok] == ["scale_0_8.step2.latents_after"]
     assert parity.main([str(tmp_path)]) == 1
+
+    # the folder without its only pipeline run: a missing section, not a pass
+    (tmp_path / "pipeline_scale_0_8.safetensors").unlink()
+    report = parity.run(tmp_path)
+    assert [m.name for m in report.missing_sections] == ["A2 pipeline"] and not report.ok
+    assert all(c.ok for c in report.checks)  # what did run still passes
+    assert parity.main([str(tmp_path)]) == 1
+    assert parity.main([str(tmp_path), "--skip-pipeline"]) == 0
+
+
+# ---------------------------------------------------------------- incomplete or wrong folders
+def _golden_copy(name: str, tmp_path, drop: tuple[str, ...] = ()):
+    """A copy of a shared golden folder without the files matching ``drop``."""
+    src = GOLDEN / name
+    if not (src / "run_meta.json").exists():
+        pytest.skip(f"golden folder {src} is absent (it lives in ../shared/golden)")
+    dst = tmp_path / name
+    shutil.copytree(src, dst)
+    for pattern in drop:
+        matched = list(dst.glob(pattern))
+        assert matched, pattern
+        for path in matched:
+            path.unlink()
+    return dst
+
+
+def test_golden_without_pipeline_files_fails_unless_skipped(tmp_path, capsys):
+    golden = _golden_copy("brushnet", tmp_path, drop=("pipeline_*.safetensors",))
+    assert parity.main([str(golden)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL missing section A2 pipeline: no pipeline_inputs.safetensors" in out
+    assert parity.main([str(golden), "--skip-pipeline"]) == 0
+    out = capsys.readouterr().out
+    assert "skip section A2 pipeline" in out and "0 over" in out
+
+
+def test_golden_without_one_listed_run_fails(tmp_path):
+    """run_meta.json records scale_0_5: losing its files fails even though scale_1_0 passes."""
+    golden = _golden_copy("brushnet", tmp_path, drop=("pipeline_scale_0_5.safetensors",
+                                                      "pipeline_output_scale_0_5.npy"))
+    report = parity.run(golden)
+    assert [m.name for m in report.missing_sections] == ["A2 pipeline scale_0_5"]
+    assert any(c.name == "scale_1_0.step2.latents_after" for c in report.checks)
+    assert all(c.ok for c in report.checks) and not report.ok
+
+
+def test_golden_without_modules_and_key_list_fails_unless_skipped(tmp_path, capsys):
+    golden = _golden_copy("brushnet", tmp_path, drop=("brushnet_unet_forward.safetensors", "keys.txt"))
+    assert parity.main([str(golden), "--skip-pipeline"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL missing section keys" in out and "FAIL missing section A1 modules" in out
+    assert parity.main([str(golden), "--skip-pipeline", "--skip-modules", "--skip-keys"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("skip section") == 3 and "keys (strict, in order)" in out
+
+
+@pytest.mark.parametrize("other", ["powerpaint", "infedit"])
+def test_brushnet_tool_refuses_another_models_golden(other, capsys):
+    folder = GOLDEN / other
+    if not (folder / "run_meta.json").exists():
+        pytest.skip(f"golden folder {folder} is absent")
+    with pytest.raises(GoldenFolderError, match=f"python -m iiie.parity {other}"):
+        parity.run(folder)
+    for flags in ([], ["--skip-pipeline", "--skip-modules", "--skip-keys"]):
+        assert parity.main([str(folder), *flags]) == 2
+        out = capsys.readouterr().out
+        assert out.startswith("FAIL golden folder:") and f"python -m iiie.parity {other}" in out
