@@ -116,6 +116,63 @@ def test_parity_tool_fails_on_a_wrong_golden(tiny, tmp_path):
     assert "FAIL" in proc.stdout
 
 
+def _golden_copy(tmp_path, drop: tuple[str, ...]) -> Path:
+    """A copy of the PowerPaint golden folder without the files matching ``drop``."""
+    dst = tmp_path / "powerpaint"
+    shutil.copytree(GOLDEN, dst)
+    for pattern in drop:
+        matched = list(dst.glob(pattern))
+        assert matched, pattern
+        for path in matched:
+            path.unlink()
+    return dst
+
+
+@needs_golden
+def test_parity_tool_fails_on_missing_sections_unless_skipped(tmp_path, capsys):
+    """A copy without its pipeline recordings and text-encoder goldens must not pass; each
+    section passes only when its skip flag is given, and every skip is printed."""
+    from iiie.parity import powerpaint
+
+    golden = _golden_copy(tmp_path, drop=("pipeline_*", "text_encoders.safetensors"))
+    assert powerpaint.main([str(golden)]) == 1
+    out = capsys.readouterr().out
+    for task in ("text-guided", "object-removal"):
+        assert f"FAIL missing section B3 {task}" in out, task
+    assert "FAIL missing section B2 text" in out
+    assert powerpaint.main([str(golden), "--skip-pipeline"]) == 1  # B2 is still missing
+    capsys.readouterr()
+    assert powerpaint.main([str(golden), "--skip-pipeline", "--skip-text"]) == 0
+    out = capsys.readouterr().out
+    assert "skip section B3 pipeline" in out and "skip section B2 text" in out
+    assert "ok   B1.scale_1_0.unet_noise_pred" in out
+
+
+@needs_golden
+def test_parity_tool_fails_on_one_missing_task_image(tmp_path, capsys):
+    """run_meta.json lists the task: its .npy image is part of the format."""
+    from iiie.parity import powerpaint
+
+    golden = _golden_copy(tmp_path, drop=("pipeline_output_object_removal.npy", "keys_brushnet_ca.txt"))
+    assert powerpaint.main([str(golden), "--skip-text"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL missing section B3 object-removal: no pipeline_output_object_removal.npy" in out
+    assert "FAIL missing section keys keys_brushnet_ca.txt" in out
+    assert "ok   B3.object-removal.output_np" in out  # the recording itself still ran
+
+
+@needs_golden
+def test_parity_tool_refuses_the_brushnet_golden(capsys):
+    from iiie.parity import powerpaint
+
+    brushnet = GOLDEN.parent / "brushnet"
+    if not (brushnet / "run_meta.json").exists():
+        pytest.skip(f"golden folder {brushnet} is absent")
+    assert powerpaint.main([str(brushnet), "--skip-pipeline", "--skip-text"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL golden folder:") and "python -m iiie.parity brushnet" in out
+
+
 # ---------------------------------------------------------------- pipeline
 
 
