@@ -7,6 +7,7 @@ recordings in ``../shared/golden/infedit`` (skipped when that folder is absent).
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,6 +67,69 @@ def test_parity_with_reference_golden(capsys):
     assert rc == 0, out
     assert "0 over" in out
     assert "edit_local.step0.unet_out" in out and "edit_local.output" in out
+    assert "skip section run reconstruct_g1_g2: storage_level check_only" in out
+
+
+def _golden_copy(tmp_path, drop: tuple[str, ...]) -> Path:
+    """A copy of the InfEdit golden folder without the files matching ``drop``."""
+    if not (GOLDEN / "run_meta.json").exists():
+        pytest.skip(f"golden folder {GOLDEN} not present")
+    dst = tmp_path / "infedit"
+    shutil.copytree(GOLDEN, dst)
+    for pattern in drop:
+        matched = list(dst.glob(pattern))
+        assert matched, pattern
+        for path in matched:
+            path.unlink()
+    return dst
+
+
+@pytest.mark.timeout(900)
+def test_parity_missing_runs_fail_unless_skipped(tmp_path, capsys):
+    from iiie.parity.__main__ import main
+
+    golden = _golden_copy(tmp_path, drop=("edit_local*", "global_style*", "reconstruct*", "no_control*"))
+    assert main(["infedit", str(golden)]) == 1
+    out = capsys.readouterr().out
+    for run in ("edit_local", "edit_local_piebench", "global_style", "reconstruct", "no_control"):
+        assert f"FAIL missing section run {run}:" in out, run
+    assert main(["infedit", str(golden), "--skip-pipeline"]) == 0
+    out = capsys.readouterr().out
+    assert "skip section runs: --skip-pipeline given" in out and "ok   modules.unet_out" in out
+
+
+@pytest.mark.timeout(900)
+def test_parity_missing_modules_and_stored_keys_fail(tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    from iiie.parity.__main__ import main
+
+    golden = _golden_copy(tmp_path, drop=("modules.safetensors",))
+    assert main(["infedit", str(golden), "--skip-pipeline"]) == 1
+    assert "FAIL missing section modules: no modules.safetensors" in capsys.readouterr().out
+    assert main(["infedit", str(golden), "--skip-pipeline", "--skip-modules"]) == 1  # nothing checked at all
+    capsys.readouterr()
+    # a key run_meta.json lists as stored, absent from the run's file (the run replays, 1 run only)
+    tensors = load_file(str(golden / "reconstruct.safetensors"))
+    del tensors["step1.e_t"]
+    save_file(tensors, str(golden / "reconstruct.safetensors"))
+    assert main(["infedit", str(golden), "--skip-modules", "--runs", "reconstruct"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL missing section run reconstruct: 1 of run_meta.json's stored_keys" in out
+    assert "skip section run edit_local: not named in --runs" in out
+    assert "ok   reconstruct.output" in out
+
+
+@pytest.mark.parametrize("other", ["brushnet", "powerpaint"])
+def test_parity_refuses_another_models_golden(other, capsys):
+    from iiie.parity.__main__ import main
+
+    folder = GOLDEN.parent / other
+    if not (folder / "run_meta.json").exists():
+        pytest.skip(f"golden folder {folder} not present")
+    assert main(["infedit", str(folder), "--skip-pipeline"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL golden folder:") and f"python -m iiie.parity {other}" in out
 
 
 # ---------------------------------------------------------------- token alignment
