@@ -23,17 +23,21 @@ class InstructionError(SampleError):
     """An instruction that is empty, too long, or cannot be parsed into a plan."""
 
 
-class BackendUnavailableError(IIIEError):
+class ConfigurationError(IIIEError):
+    """The run cannot go on as configured: the runner stops at once instead of recording
+    the same failure against every sample."""
+
+
+class BackendUnavailableError(ConfigurationError):
     """A required service or model is not there (VLM server down, wrong model name)."""
 
 
-class IncompatibleComponentsError(BackendUnavailableError):
+class IncompatibleComponentsError(ConfigurationError):
     """Two configured components that cannot work together (``masker=vlm_box`` fed plans
-    from a planner that gives no boxes). Fatal like :class:`BackendUnavailableError`, whose
-    subclass it is so the runner stops at the first sample instead of failing them all."""
+    from a planner that gives no boxes)."""
 
 
-class DatasetNotFoundError(IIIEError, FileNotFoundError):
+class DatasetNotFoundError(ConfigurationError, FileNotFoundError):
     """A dataset folder or index file that the config points at is not on disk.
 
     Also a :class:`FileNotFoundError`, so code that caught the loaders' old error still

@@ -377,7 +377,7 @@ def test_vlm_box_skips_without_a_box(root):
 ])
 def test_vlm_box_with_a_non_grounding_planner_is_a_config_error(root, raw, why):
     """Plans that can never carry a box stop the run (a fatal error, not one per sample)."""
-    from iiie.errors import BackendUnavailableError, IIIEError, IncompatibleComponentsError
+    from iiie.errors import IIIEError, IncompatibleComponentsError
     from iiie.pipeline.runner import FATAL
 
     m = VlmBoxMasker(sam=str(root / "sam"), device="cpu", on_empty="full")
@@ -385,7 +385,6 @@ def test_vlm_box_with_a_non_grounding_planner_is_a_config_error(root, raw, why):
         m.mask_batch(requests(2), [Plan(Category.GLOBAL), Plan(Category.REMOVE, "cat", raw=raw)])
     assert why in str(info.value) and not isinstance(info.value, SampleError)
     assert isinstance(info.value, IIIEError) and isinstance(info.value, FATAL)
-    assert isinstance(info.value, BackendUnavailableError)
     # global/addition plans need no box: any planner is fine there
     assert m.mask_batch(requests(1), [Plan(Category.GLOBAL, raw=raw)])[0].mask.all()
 

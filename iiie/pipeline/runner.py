@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from iiie import weights
 from iiie.data.base import Dataset, Sample
-from iiie.errors import BackendUnavailableError, IIIEError
+from iiie.errors import ConfigurationError, IIIEError
 from iiie.metrics.base import Scored
 from iiie.pipeline import records as R
 from iiie.pipeline.cache import StageDir, plain, redact, stable_hash, without_keys
@@ -35,7 +35,7 @@ from iiie.types import Category
 from iiie.vlm.settings import NON_SEMANTIC_KEYS
 
 #: Exceptions that stop the run instead of being recorded against one sample.
-FATAL = (BackendUnavailableError, weights.MissingWeightsError, KeyboardInterrupt, MemoryError, SystemExit)
+FATAL = (ConfigurationError, weights.MissingWeightsError, KeyboardInterrupt, MemoryError, SystemExit)
 STAGES = ("plan", "mask", "edit", "score")
 
 
