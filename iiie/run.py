@@ -56,13 +56,16 @@ def variant_name(overrides: list[str], job_num: int, max_len: int = 120) -> str:
     return name
 
 
-def execute(cfg: DictConfig) -> list[dict]:
-    """Run one composed config end to end; returns the aggregated table."""
+def execute(cfg: DictConfig, out: Path | None = None) -> list[dict]:
+    """Run one composed config end to end; returns the aggregated table.
+
+    The tables go to ``out`` (default: ``results/<experiment_name>/``, or the variant's
+    folder in a Hydra sweep)."""
     run_prepare(cfg)
     runner = Runner(cfg, show_progress=bool(cfg.runtime.get("progress", True)))
     manifest = runner.run()
     rows = [runner.sample_status(i) for i in runner.ids]
-    out = results_dir(cfg)
+    out = Path(out) if out is not None else results_dir(cfg)
     title = f"{cfg.experiment_name} ({len(rows)} samples)"
     table = write_results(out, rows, manifest, title)
     stages = manifest["stages"]
