@@ -14,6 +14,7 @@ Errors that make the whole run pointless (server down, weights missing) propagat
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ from iiie.vlm.settings import NON_SEMANTIC_KEYS
 #: Exceptions that stop the run instead of being recorded against one sample.
 FATAL = (ConfigurationError, weights.MissingWeightsError, KeyboardInterrupt, MemoryError, SystemExit)
 STAGES = ("plan", "mask", "edit", "score")
+#: Samples kept in memory by a runner (least recently used are dropped).
+SAMPLE_CACHE = 256
 
 
 @dataclass
@@ -127,7 +130,7 @@ class Runner:
         self.show_progress = show_progress
         self.counters = {s: StageCounters() for s in STAGES}
         self._built: dict[str, Any] = {}
-        self._samples: dict[str, Sample] = {}
+        self._samples: OrderedDict[str, Sample] = OrderedDict()
         check_routes(cfg)
         self.ids = self._shard(self.dataset.ids())
         self.retry_errors = bool(cfg.runtime.get("retry_errors", False))
@@ -180,10 +183,17 @@ class Runner:
         return self.retry_errors or not d.is_failed(sample_id)
 
     def sample(self, sample_id: str) -> Sample:
-        """Load (and keep for this run) one sample; raises for unreadable inputs."""
-        if sample_id not in self._samples:
-            self._samples[sample_id] = self.dataset.load(sample_id)
-        return self._samples[sample_id]
+        """Load one sample (raises for unreadable inputs), keeping the most recent
+        ``SAMPLE_CACHE`` in memory: a stage touches each sample a few times in a row, and a
+        benchmark of thousands of images must not stay resident."""
+        if sample_id in self._samples:
+            self._samples.move_to_end(sample_id)
+            return self._samples[sample_id]
+        sample = self.dataset.load(sample_id)
+        self._samples[sample_id] = sample
+        if len(self._samples) > SAMPLE_CACHE:
+            self._samples.popitem(last=False)
+        return sample
 
     def component(self, name: str, node: Any) -> Any:
         """Instantiate a config node once per run (routes with equal configs share one)."""
