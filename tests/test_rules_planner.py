@@ -63,7 +63,12 @@ def _head(phrase: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "name,minimum", [("instructions_dev.jsonl", 400), ("instructions_holdout.jsonl", 150)]
+    "name,minimum",
+    [
+        ("instructions_dev.jsonl", 400),
+        ("instructions_holdout.jsonl", 150),
+        ("instructions_blind2.jsonl", 250),
+    ],
 )
 def test_instruction_sets_are_well_formed_and_balanced(name, minimum):
     rows = _load(name)
@@ -95,6 +100,16 @@ def test_dev_accuracy_meets_targets_and_guards_regressions():
 
 def test_holdout_accuracy_meets_targets():
     overall, per_class = _accuracy(_load("instructions_holdout.jsonl"))
+    assert overall >= 0.88, per_class
+    assert min(per_class.values()) >= 0.75, per_class
+
+
+def test_blind2_accuracy_meets_targets():
+    """Regression guard on ``instructions_blind2.jsonl``: 261 instructions written by a second
+    author in benchmark styles (MagicBrush, Emu Edit, PIE-Bench, GEdit) without reading the
+    grammar. Its first run (before any fix) scored 0.962 overall, remove 0.885; the misses
+    were then fixed with general rules, so the set is tuned-on now and only guards them."""
+    overall, per_class = _accuracy(_load("instructions_blind2.jsonl"))
     assert overall >= 0.88, per_class
     assert min(per_class.values()) >= 0.75, per_class
 

@@ -143,7 +143,8 @@ def parse_instruction(
     parses: list[tuple[str, Parse]] = []
     for clause in clauses:
         mk = re.match(
-            r"^(?:keep|leave|preserve|retain|don't change|do not change|"
+            r"^(?:keep|leave(?!\s+out\b)(?!.*\s(?:out|out of\s.+)$)|preserve|retain|"
+            r"don't change|do not change|"
             r"do not touch|don't touch)\s+(?P<s>.+?)(?:\s+(?:as it is|as is|the same|"
             r"unchanged|intact|untouched))?$",
             clause,

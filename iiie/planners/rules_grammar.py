@@ -449,6 +449,14 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
             return _decide_statement(subj_raw, m.group("v"), m.group("r"))
         if m and (m.group("v") in lex.POSTURE_VERBS or located):
             rest = m.group("r")
+        # "parked in front of the eiffel tower", "located on a mountaintop"
+        rest = re.sub(
+            r"^(?:parked|placed|located|situated|positioned|seated|set|standing|photographed|"
+            r"shown|pictured|depicted|displayed)\s+(?=(?:in|on|at|inside|in front of|near|"
+            r"by|among)\b)",
+            "",
+            rest,
+        )
         if re.match(r"^(?:gone|removed|deleted|erased|missing|absent|invisible)\b", rest):
             return Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
         if (
@@ -624,7 +632,7 @@ _REMOVE_VERBS = (
     r"take off|take down|pull out|rip out|strip away|strip off|edit out|crop out|"
     r"paint out|photoshop out|rid (?:it|the image|the picture|the photo|this) of|"
     r"free (?:it|the image) of|knock down|tear down|erase away|extract|throw away|"
-    r"throw out|discard|kill|destroy|vanish|unclutter|declutter|clear"
+    r"throw out|discard|kill|destroy|vanish|unclutter|declutter|clear|leave out|cut off"
 )
 _CHANGE_VERBS = (
     r"change|turn|transform|convert|switch|swap|replace|morph|alter|modify|recolor|"
@@ -665,12 +673,40 @@ def _match_remove(c: str) -> Parse | None:
         return _decide_remove(m.group("obj"), c[: m.start("obj")].strip())
     m = re.match(
         r"^(?P<v>take|get|clear|wipe|pull|cut|clean|rip|strip|edit|crop|photoshop|"
-        r"paint|knock|throw|toss|kick|chase|erase|delete|remove|move|brush|scrub)\s+"
+        r"paint|knock|throw|toss|kick|chase|erase|delete|remove|move|brush|scrub|leave)\s+"
         r"(?P<obj>.+?)\s+(?:out of|off of|away from|out|away|off|from)(?:\s+(?P<r>.*))?$",
         c,
     )
-    if m and not (m.group("v") == "move" and not re.search(r"\b(?:out|away)\b", c)):
+    if m and not (m.group("v") in ("move", "leave") and not re.search(r"\b(?:out|away)\b", c)):
         return _decide_remove(m.group("obj"), m.group("v"))
+    m = re.match(
+        r"^(?:make|have|let|get)\s+(?P<who>.+?)\s+(?:not|never|no longer|stop)\s+"
+        r"(?:wear|wearing|have|having|hold|holding|carry|carrying)\s+(?:any\s+)?(?P<obj>.+)$",
+        c,
+    )
+    if m:  # "have the woman not wear glasses": the worn/held thing goes
+        return _decide_remove(m.group("obj"), "not-wear")
+    m = re.match(
+        r"^(?:(?:show|i want|i would like|i need|give me|can i see|let me see|i prefer|"
+        r"i would prefer|make)\s+)?(?P<x>.+?)\s+(?:would|will|could|might)?\s*"
+        r"(?:look|looks|be|is)?\s*(?:better|nicer|cleaner|best|prettier)?\s*"
+        r"without\s+(?:any\s+|all\s+)?(?P<obj>.+)$",
+        c,
+    )
+    if (
+        m
+        and not re.match(r"^\w+ing\b", m.group("obj"))
+        and (
+            np_kind(clean_np(m.group("x"))) in ("image", "none")
+            or re.match(
+                r"^(?:show|i want|i would like|i need|give me|can i see|let me see|i prefer"
+                r"|i would prefer)\s",
+                c,
+            )
+            or re.search(r"\b(?:better|nicer|cleaner|best|prettier)\s+without\b", c)
+        )
+    ):  # "i'd like the photo without the fence", "it would look better without the bag"
+        return _decide_remove(m.group("obj"), "without")
     m = re.match(
         r"^(?:make|let|have)\s+(?P<obj>.+?)\s+(?:disappear|vanish|go away|"
         r"invisible|gone|leave)\b",
@@ -718,6 +754,23 @@ def _match_remove(c: str) -> Parse | None:
     )
     if m and np_kind(clean_np(m.group("obj"))) in ("image", "none"):
         return _decide_remove(m.group("thing"), "not-have")
+    m = re.match(
+        r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did|is|are|was|were)"
+        r"\s+)?(?:not|never|no longer)\s+(?:have|has|wear|wears|wearing|hold|holds|holding|"
+        r"carry|carries|carrying)\s+(?:any\s+)?(?P<thing>.+)$",
+        c,
+    )
+    if m:
+        twords = clean_np(split_np(m.group("thing"))[0]).split()
+        # "the man should not have long hair" changes the hair; "... a beard" removes it
+        attribute = (
+            len(twords) > 1
+            and twords[-1] in lex.BODY_PARTS
+            and not is_indefinite(m.group("thing"))
+            and is_adjectival(twords[:-1])
+        )
+        if not attribute:
+            return _decide_remove(m.group("thing"), "not-have")
     m = re.match(
         r"^there\s+(?:should|must|can|would|will|could)\s+(?:not|never)\s+be\s+"
         r"(?:any\s+)?(?P<obj>.+)$",
@@ -912,6 +965,13 @@ def _parse_statement(s: str, lenient: bool = False) -> Parse | None:
         if base in ("is", "are", "was", "were", "been", "being"):
             base = "be"
         return _decide_statement(subj, base, rest)
+    m = re.match(
+        r"^(?P<s>.+?)\s+(?:needs|need|could use|deserves|is missing|are missing|lacks|lack)"
+        r"\s+(?P<r>.+)$",
+        s,
+    )
+    if m and is_indefinite(m.group("r")):  # "the table needs a vase": it should have one
+        return _decide_statement(m.group("s"), "have", m.group("r"))
     if lenient:
         sv = _split_subject_verb(s)
         if sv is not None:

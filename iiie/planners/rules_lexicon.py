@@ -196,6 +196,13 @@ LEAD_INS: tuple[str, ...] = (
     "in the photo",
     "in this picture",
     "in the picture",
+    # sequencing words in multi-step requests ("first add a hat, then ...")
+    "first of all",
+    "firstly",
+    "first",
+    "to start",
+    "finally",
+    "lastly",
 )
 
 #: Phrases stripped from the end of a clause.
@@ -313,7 +320,15 @@ SCENE_NOUNS = frozenset(
     "school playground zoo aquarium hotel lobby club concert party wedding battlefield "
     "galaxy universe cosmos planet nebula clouds heaven hell dungeon spaceship landscape "
     "scenery wilderness countryside suburbs downtown room bathroom hallway grass sand lawn "
-    "mansion land wonderland fairyland dreamland".split()
+    "mansion land wonderland fairyland dreamland mountaintop hilltop summit peak cliff "
+    "cliffs hillside mountainside riverbank pier dock boardwalk plaza courtyard backyard "
+    "ranch vineyard orchard farmland campsite campground dunes reef iceberg snowfield "
+    "oasis marsh wetlands bayou fjord lagoon bay cove harbour marina skyscraper "
+    "runway racecourse circus carnival fairground amusement theater theatre cinema "
+    "nightclub ballroom stable barn greenhouse attic basement garage warehouse factory "
+    "laboratory lab classroom auditorium courtroom chapel mosque shrine ruins colosseum "
+    "hawaii africa australia india china japan mexico italy france greece iceland "
+    "alaska scotland ireland switzerland".split()
     + [
         "outer space",
         "living room",
@@ -561,7 +576,10 @@ ACTION_VERBS = frozenset(
     "lean climb ride drive crawl roar growl show grow shrink disappear vanish appear "
     "sitting standing smiling laughing crying jumping running walking flying swimming "
     "sleeping dancing melting floating lying kneeling waving raising looking facing "
-    "frowning riding leaning".split()
+    "frowning riding leaning spread stretch flap fold cross clap scream shout yell bow "
+    "salute kick wag tilt nod squat crouch pose stare gaze peek graze rest "
+    "spreading stretching flapping clapping screaming shouting bowing kicking wagging "
+    "nodding squatting crouching posing staring gazing grazing resting".split()
 )
 
 #: Verbs of posture/location: with a scene phrase they move the subject to a new place.

@@ -36,6 +36,13 @@ NEW_COMMAND_VERBS = (
 )
 
 
+#: Verbs that open an editing command (also what a gerund request is turned back into).
+COMMAND_VERBS = frozenset(NEW_COMMAND_VERBS) | frozenset(
+    "eliminate hide lose leave clear wipe pull cut drop insert attach hang stick swap "
+    "replace switch recolor enlarge shrink brighten darken sharpen soften remove".split()
+)
+
+
 def normalise(text: str) -> str:
     """Lower-case, expand contractions, fix frequent typos, tidy punctuation."""
     t = text.lower()
@@ -95,9 +102,40 @@ def strip_lead_ins(clause: str) -> str:
                 changed = True
                 break
     c = re.sub(r"^(?:i want|i would like) (?:you )?to ", "", c)
+    c = _gerund_request(c)
     if c in lex.LEAD_INS or c in lex.TAIL_OUTS or c in ("thanks", "thank you", "thx", "ty"):
         return ""  # a clause that is only politeness ("could you please, ...")
     return c
+
+
+_GERUND_LEADS = re.compile(
+    r"^(?:(?:would|do|could) you mind|mind|how about|what about|try|consider|start by|"
+    r"begin by|i suggest|i recommend|can you try|could you try)\s+(?P<v>[a-z]+ing)\b"
+)
+
+
+def base_verb(word: str) -> str:
+    """ "taking" -> "take", "putting" -> "put", "adding" -> "add"; "" if not a command verb.
+
+    Only verbs that start a command are recognised, so "how about a painting" keeps its noun.
+    """
+    if not word.endswith("ing") or len(word) < 5:
+        return ""
+    stem = word[:-3]
+    for cand in (stem + "e", stem, stem[:-1] if stem[-1:] == stem[-2:-1] else ""):
+        if cand and cand in COMMAND_VERBS:
+            return cand
+    return ""
+
+
+def _gerund_request(c: str) -> str:
+    """ "would you mind taking out the bins", "how about adding a hat": the gerund is the
+    command ("take out the bins", "add a hat")."""
+    m = _GERUND_LEADS.match(c)
+    if not m:
+        return c
+    verb = base_verb(m.group("v"))
+    return f"{verb}{c[m.end() :]}" if verb else c
 
 
 # --------------------------------------------------------------------------------------------
