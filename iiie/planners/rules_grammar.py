@@ -90,9 +90,17 @@ def _bg_subject(obj: str, tail: str) -> str:
     return " ".join(mods)
 
 
+#: "everything except the woman": the rest of the picture around a kept subject.
+_EXCEPT = r"^(?:except(?: for)?|but|apart from|other than|besides|aside from)\b"
+
+
 def _anchor_from(tail: str) -> str:
     """Subject named in "behind the woman", "around the dog", "of the cat"."""
-    m = re.search(r"\b(?:behind|around|of|from|surrounding|near)\s+(?P<s>.+)$", tail)
+    m = re.search(
+        r"\b(?:behind|around|of|from|surrounding|near|except(?: for)?|apart from|other than|"
+        r"but)\s+(?P<s>.+)$",
+        tail,
+    )
     if not m:
         return ""
     s = clean_np(split_np(m.group("s"))[0])
@@ -158,6 +166,16 @@ def _scenery_change(obj: str, tail: str, comp: str) -> bool:
     )
 
 
+def _time_is_head(comp: str) -> bool:
+    """Does a time/weather word carry ``comp`` ("a snowy night"), rather than only modify
+    the place in it ("a snowy mountain", a place: background)?"""
+    tw = find_phrase(comp, lex.TIME_WEATHER)
+    if not tw:
+        return False
+    place = scene_in(comp)
+    return not re.search(rf"\b{re.escape(tw)}\s+(?:\w+\s+)?{re.escape(place)}\b", comp)
+
+
 def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
     np_text, tail = split_np(obj_raw)
     tail = re.sub(r"^(?:is|are)\s+", "", tail)
@@ -166,8 +184,27 @@ def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
     obj = clean_np(np_text)
     prop, obj = property_of(obj)
     kind = np_kind(obj)
+    m = re.match(r"^(?:on|of|shown on)\s+(?P<t>.+)$", tail)
+    if kind == "time" and m and np_kind(clean_np(split_np(m.group("t"))[0])) == "thing":
+        # "the time on the clock": a reading of an object, not the time of day
+        obj, kind = clean_np(split_np(m.group("t"))[0]), "thing"
     comp = strip_complement(comp)
     cues = [f"verb:{verb}"] + ([f"property:{prop}"] if prop else [])
+    m = re.match(_EXCEPT + r"\s*(?P<r>.+)$", comp)
+    if m and np_head(obj) in ("everything", "all", "rest", "image", "picture", "scene", "photo"):
+        # "make everything except the dog black and white": the dog is kept, the rest changes
+        kept, new = split_np(m.group("r"))
+        if not new:  # "except the dog black and white"
+            kept, new = _split_object_complement(m.group("r"))
+        return Parse(
+            Category.BACKGROUND,
+            "change_background",
+            obj=clean_np(kept),
+            comp=strip_complement(new),
+            verb=verb,
+            cues=cues + ["except-subject"],
+            anchor="background",
+        )
     # "make it look like the man is in tokyo": a subject placed in a scene
     m = re.match(
         r"^(?:like |as if |as though )?(?P<s>.+?) (?:is|are|was|were|be) "
@@ -187,9 +224,27 @@ def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
         )
     if kind == "background" or (
         tail
-        and re.match(r"^(?:behind|around)\b", tail)
+        and (
+            re.match(r"^(?:behind|around)\b", tail)
+            or re.match(_EXCEPT, tail)
+            and np_head(obj) in ("everything", "all", "rest", "scene", "image", "picture")
+        )
         and np_head(obj)
-        in ("wall", "walls", "room", "area", "everything", "what", "stuff", "space", "scene")
+        in (
+            "wall",
+            "walls",
+            "room",
+            "area",
+            "everything",
+            "what",
+            "stuff",
+            "space",
+            "scene",
+            "all",
+            "rest",
+            "image",
+            "picture",
+        )
     ):
         anchor = _bg_subject(obj, tail) if kind == "background" else _anchor_from(tail)
         return Parse(
@@ -217,7 +272,8 @@ def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
         kind == "image"
         and scene_in(comp)
         and not scene_in(comp) == "underwater"
-        and not (find_phrase(comp, lex.STYLE_WORDS) or find_phrase(comp, lex.TIME_WEATHER))
+        and not find_phrase(comp, lex.STYLE_WORDS)
+        and not _time_is_head(comp)
     ):
         # "change the scene to a desert": a new place around whatever is in the picture
         return Parse(
@@ -285,7 +341,7 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Par
         return Parse(
             Category.GLOBAL, "add_filter", comp=np_raw, verb=verb, cues=cues + [f"filter:{obj}"]
         )
-    if obj in ("rain", "fog", "mist", "haze", "a storm", "storm", "snowfall", "snow") and (
+    if re.sub(r"^(?:a|an|some)\s+", "", obj) in lex.WEATHER_EVENTS and (
         not tail or re.match(r"^(?:to|in|on) (?:the )?(?:image|photo|picture|scene|it)$", tail)
     ):
         return Parse(Category.GLOBAL, "add_weather", comp=obj, verb=verb, cues=cues + ["weather"])
@@ -632,7 +688,8 @@ _REMOVE_VERBS = (
     r"take off|take down|pull out|rip out|strip away|strip off|edit out|crop out|"
     r"paint out|photoshop out|rid (?:it|the image|the picture|the photo|this) of|"
     r"free (?:it|the image) of|knock down|tear down|erase away|extract|throw away|"
-    r"throw out|discard|kill|destroy|vanish|unclutter|declutter|clear|leave out|cut off"
+    r"throw out|discard|kill|destroy|vanish|unclutter|declutter|clear|leave out|cut off|"
+    r"nix|scrap|axe|zap|banish|purge"
 )
 _CHANGE_VERBS = (
     r"change|turn|transform|convert|switch|swap|replace|morph|alter|modify|recolor|"
@@ -673,12 +730,18 @@ def _match_remove(c: str) -> Parse | None:
         return _decide_remove(m.group("obj"), c[: m.start("obj")].strip())
     m = re.match(
         r"^(?P<v>take|get|clear|wipe|pull|cut|clean|rip|strip|edit|crop|photoshop|"
-        r"paint|knock|throw|toss|kick|chase|erase|delete|remove|move|brush|scrub|leave)\s+"
+        r"paint|knock|throw|toss|kick|chase|erase|delete|remove|move|brush|scrub|leave|drop)\s+"
         r"(?P<obj>.+?)\s+(?:out of|off of|away from|out|away|off|from)(?:\s+(?P<r>.*))?$",
         c,
     )
-    if m and not (m.group("v") in ("move", "leave") and not re.search(r"\b(?:out|away)\b", c)):
+    particle = r"\b(?:out|away|from)\b" if m and m.group("v") == "drop" else r"\b(?:out|away)\b"
+    if m and not (m.group("v") in ("move", "leave", "drop") and not re.search(particle, c)):
         return _decide_remove(m.group("obj"), m.group("v"))
+    m = re.match(r"^drop\s+(?P<obj>.+)$", c)
+    if m and is_definite(m.group("obj")) and not split_np(m.group("obj"))[1]:
+        # "drop the dog (from the photo)": a definite object with nowhere to go is dropped
+        # from the picture; "drop a ball on the floor" stays an addition
+        return _decide_remove(m.group("obj"), "drop")
     m = re.match(
         r"^(?:make|have|let|get)\s+(?P<who>.+?)\s+(?:not|never|no longer|stop)\s+"
         r"(?:wear|wearing|have|having|hold|holding|carry|carrying)\s+(?:any\s+)?(?P<obj>.+)$",
@@ -709,7 +772,8 @@ def _match_remove(c: str) -> Parse | None:
         return _decide_remove(m.group("obj"), "without")
     m = re.match(
         r"^(?:make|let|have)\s+(?P<obj>.+?)\s+(?:disappear|vanish|go away|"
-        r"invisible|gone|leave)\b",
+        r"invisible|gone|leave|(?:fly|walk|run|swim|drive|sail|move|hop|wander)\s+"
+        r"(?:away|off)(?:$|\s+(?:from|out)))\b",
         c,
     )
     if m:
@@ -756,7 +820,7 @@ def _match_remove(c: str) -> Parse | None:
         return _decide_remove(m.group("thing"), "not-have")
     m = re.match(
         r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did|is|are|was|were)"
-        r"\s+)?(?:not|never|no longer)\s+(?:have|has|wear|wears|wearing|hold|holds|holding|"
+        r"\s+)?(?:not|never|no longer)\s+(?:be\s+)?(?:have|has|wear|wears|wearing|hold|holds|holding|"
         r"carry|carries|carrying)\s+(?:any\s+)?(?P<thing>.+)$",
         c,
     )
@@ -999,6 +1063,14 @@ def _match_desire(c: str) -> Parse | None:
         return _decide_change(m2.group("o"), m2.group("c"), "want")
     if is_indefinite(m.group("np")) or not is_definite(m.group("np")):
         return _decide_existential(m.group("np"))
+    m3 = re.match(
+        r"^(?P<o>.+?)\s+(?P<p>in|as|painted|colored|coloured)\s+(?P<c>.+)$", m.group("np")
+    )
+    if m3 and not (m3.group("p") == "in" and scene_in(m3.group("c"))):
+        # "i'd prefer the couch in green", "i want the cat as a lion"
+        return _decide_change(m3.group("o"), m3.group("c"), "want")
+    if m3:  # "i want the dog in a park": the subject in a new scene
+        return _decide_statement(m3.group("o"), "be", f"in {m3.group('c')}")
     return None
 
 
@@ -1011,6 +1083,28 @@ def _quoted(words: str) -> str:
         words.strip(),
     )
     return w.strip()
+
+
+_FILL_VERBS = r"fill|surround|decorate|top|garnish|adorn|cover|line|dot|stuff|load|deck"
+
+
+def _match_fill(c: str) -> Parse | None:
+    """ "fill the sky with balloons", "decorate the tree with lights": countable things are
+    added around or onto the named object; a substance ("cover the car with snow") is a
+    change of the object, left to the change frame."""
+    m = re.match(rf"^(?P<v>{_FILL_VERBS})\s+(?P<o>.+?)\s+(?:with|in)\s+(?P<y>.+)$", c)
+    if not m:
+        return None
+    np_raw, tail = split_np(m.group("y"))
+    thing = clean_np(np_raw)
+    head = np_head(thing)
+    countable = is_indefinite(np_raw) or (
+        head.endswith("s") and not head.endswith("ss") and np_kind(thing) == "thing"
+    )
+    if not countable or head in lex.GLOBAL_ADDABLES or head in lex.WEATHER_EVENTS:
+        return None
+    p = _decide_add(m.group("v"), np_raw, f"on {m.group('o')}", anchor=clean_np(m.group("o")))
+    return p if p.category == Category.ADDITION else None
 
 
 def _match_add(c: str) -> Parse | None:
@@ -1204,9 +1298,9 @@ def _match_adjust(c: str) -> Parse | None:
             return _decide_add("more", np_raw, tail)
         return _decide_remove(rest, verb)  # "fewer people"
     if kind == "background" or (
-        re.match(r"^(?:behind|around)\b", tail)
+        re.match(rf"^(?:behind|around\b|{_EXCEPT[1:]})", tail)
         and np_head(obj)
-        in ("everything", "area", "stuff", "space", "rest", "scene", "image", "picture")
+        in ("everything", "area", "stuff", "space", "rest", "scene", "image", "picture", "all")
     ):
         return Parse(
             Category.BACKGROUND,
@@ -1265,6 +1359,21 @@ def _match_global_phrase(c: str) -> Parse | None:
             "image",
             "photo",
             "picture",
+            # intensifiers: "a bit brighter", "slightly warmer", "way more vivid"
+            "bit",
+            "little",
+            "tad",
+            "touch",
+            "slightly",
+            "somewhat",
+            "way",
+            "lot",
+            "even",
+            "too",
+            "really",
+            "super",
+            "extra",
+            "so",
         }
     )
     if words and all(w in vocab for w in words) and len(words) <= 6:
@@ -1343,6 +1452,7 @@ _FRAMES = (
     ("see", _match_see),
     ("adjust", _match_adjust),
     ("desire", _match_desire),
+    ("fill", _match_fill),
     ("add", _match_add),
     ("change", _match_change),
     ("statement", lambda c: _parse_statement(c)),

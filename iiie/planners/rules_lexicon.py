@@ -32,6 +32,10 @@ TYPOS: dict[str, str] = {
     "remvoe": "remove",
     "reomve": "remove",
     "rmove": "remove",
+    "delet": "delete",
+    "remoev": "remove",
+    "removee": "remove",
+    "erease": "erase",
     "remov": "remove",
     "delte": "delete",
     "eras": "erase",
@@ -196,6 +200,11 @@ LEAD_INS: tuple[str, ...] = (
     "in the photo",
     "in this picture",
     "in the picture",
+    # "make it so there is no dog": the rest is the request
+    "make it so that",
+    "make it so",
+    "make sure that",
+    "make sure",
     # sequencing words in multi-step requests ("first add a hat, then ...")
     "first of all",
     "firstly",
@@ -356,6 +365,13 @@ SCENE_NOUNS = frozenset(
         "north pole",
         "south pole",
     ]
+)
+
+#: Weather that falls over the whole scene: "add rain", "add a thunderstorm" are global.
+WEATHER_EVENTS = frozenset(
+    "rain fog mist haze storm snowfall snow thunderstorm rainstorm snowstorm blizzard "
+    "drizzle hail sleet sandstorm downpour showers".split()
+    + ["falling snow", "heavy rain", "light rain"]
 )
 
 #: Nouns that name a global property of the picture (an adjustment, not an object).
@@ -526,6 +542,7 @@ PART_NOUNS = frozenset(
 #: Things "given" to an object that change it rather than add to it ("a haircut").
 CHANGE_ITEMS = frozenset(
     "hairstyle haircut hairdo makeover outfit costume color colour tan paintjob "
+    "frosting icing glaze coating finish paint "
     "expression smile frown mohawk mullet ponytail pigtails braids bun afro buzzcut "
     "dreadlocks perm bob fringe bangs".split()
     + ["paint job", "new look", "fresh coat"]

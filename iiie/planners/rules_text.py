@@ -347,7 +347,7 @@ def np_kind(np_clean: str) -> str:
     if np_clean in lex.GLOBAL_PROPERTIES or head in lex.GLOBAL_PROPERTIES:
         return "global"
     if (np_clean in lex.TIME_WEATHER and np_clean not in _WEATHER_STUFF) or (
-        head in ("day", "night", "season", "weather")
+        head in ("day", "night", "season", "weather") or np_clean in ("time", "hour")
     ):
         return "time"
     return "thing"
