@@ -424,7 +424,7 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Par
 def _place(tail: str) -> str:
     """The scene in "on a beach", "in front of the eiffel tower" -> "a beach"."""
     t = re.sub(
-        r"^(?:\w+ing )?(?:in front of|on top of|next to|inside|in|on|at|into|to|"
+        r"^(?:\w+ing )?(?:in front of|on top of|next to|inside|in|on|at|into|to|against|"
         r"under|near|by|among|onto|through|across|along|over|around)\s+",
         "",
         tail.strip(),
@@ -518,7 +518,7 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
         if (
             re.match(
                 r"^(?:in|on|at|inside|into|under|in front of|among|by|near|surrounded "
-                r"by|located in|placed in|set in)\b",
+                r"by|located in|placed in|set in|through|across|along|around|over|against)\b",
                 rest,
             )
             and (scene_in(rest) or backdrop_behind(rest))
@@ -933,7 +933,8 @@ def _match_causative(c: str) -> Parse | None:
     """make/have/let/get X <verb> ...; what if ...; i want X to ...; can X be ..."""
     m = re.match(
         r"^(?:what if|imagine if|imagine|suppose|pretend|how about if|what would "
-        r"happen if|i wish|if only)\s+(?P<s>.+)$",
+        r"happen if|i wish|if only|(?:what|how) would (?:it|this|that|the \w+) look(?: like)? "
+        r"if|show me what (?:it|this) would look like if)\s+(?P<s>.+)$",
         c,
     )
     if m:
@@ -1115,7 +1116,9 @@ def _match_add(c: str) -> Parse | None:
     np_raw, tail = split_np(rest)
     # verbs that also mean "change" or "show": "paint the wall yellow", "set the background
     # to x", "get the bus out" are left to the other frames unless they add a new thing
-    scene_move = verb == "set" and scene_in(tail) and re.match(r"^(?:in|on|at)\b", tail)
+    scene_move = verb == "set" and (
+        (scene_in(tail) and re.match(r"^(?:in|on|at)\b", tail)) or backdrop_behind(tail)
+    )
     if verb in ("show", "depict", "portray") and not (scene_in(tail) or is_indefinite(np_raw)):
         return None
     if (
@@ -1197,6 +1200,11 @@ def _match_change(c: str) -> Parse | None:
         rest,
     )
     if m1:
+        o2, c2 = _split_object_complement(m1.group("o"))
+        words = [w for w in c2.split() if w not in ("and", "or")]
+        if words and is_adjectival(words):
+            # "make the sky orange and pink like a sunset": the simile qualifies the colour
+            return _decide_change(o2, f"{c2} {rest[m1.end('o') :].strip()}", verb)
         return _decide_change(m1.group("o"), m1.group("c"), verb)
     obj, comp = _split_object_complement(rest)
     return _decide_change(obj, comp, verb)
@@ -1311,7 +1319,12 @@ def _match_adjust(c: str) -> Parse | None:
             verb=verb,
             cues=[f"verb:{verb}"],
         )
-    if not obj or kind in ("image", "global", "time") or np_head(obj) in lex.GLOBAL_ADDABLES:
+    if (
+        not obj
+        or kind in ("image", "global", "time")
+        or np_head(obj) in lex.GLOBAL_ADDABLES
+        or (obj in lex.TONAL_RANGES and not tail)  # "lighten the shadows"
+    ):
         comp = "" if kind == "image" else obj.split(" of ")[0]
         return Parse(Category.GLOBAL, "adjust", comp=comp, verb=verb, cues=[f"verb:{verb}"])
     if verb in lex.GLOBAL_VERBS:

@@ -337,9 +337,10 @@ SCENE_NOUNS = frozenset(
     "nightclub ballroom stable barn greenhouse attic basement garage warehouse factory "
     "laboratory lab classroom auditorium courtroom chapel mosque shrine ruins colosseum "
     "hawaii africa australia india china japan mexico italy france greece iceland "
-    "alaska scotland ireland switzerland".split()
+    "alaska scotland ireland switzerland catwalk podium".split()
     + [
         "outer space",
+        "red carpet",
         "living room",
         "new york",
         "times square",
@@ -366,6 +367,9 @@ SCENE_NOUNS = frozenset(
         "south pole",
     ]
 )
+
+#: Tonal ranges of a photo: adjusting them ("lighten the shadows") is a global edit.
+TONAL_RANGES = frozenset("shadows highlights midtones blacks whites".split())
 
 #: Weather that falls over the whole scene: "add rain", "add a thunderstorm" are global.
 WEATHER_EVENTS = frozenset(

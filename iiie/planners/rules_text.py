@@ -360,7 +360,9 @@ def scene_in(text: str) -> str:
 
 def backdrop_behind(tail: str) -> bool:
     """ "in front of a brick wall": the subject is placed before a backdrop or scene."""
-    m = re.match(r"^(?:\w+ing\s+)?in front of\s+(?P<b>.+)$", tail)
+    m = re.match(r"^(?:\w+ing\s+)?(?P<p>in front of|against)\s+(?P<b>.+)$", tail)
+    if m and m.group("p") == "against" and is_definite(m.group("b")):
+        return False  # "set the table against the wall": moved within the picture
     return bool(m) and bool(scene_in(m.group("b")) or find_phrase(m.group("b"), lex.BACKDROP_NOUNS))
 
 
