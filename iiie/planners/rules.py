@@ -98,6 +98,39 @@ _REQUEST_WORDS = re.compile(
 )
 
 
+def _topic_only(clause: str) -> bool:
+    """A clause that is only a definite noun phrase ("the woman's shirt, make it ...")."""
+    words = clause.split()
+    return (
+        1 < len(words) <= 5
+        and bool(re.match(r"^(?:the|this|that|these|those|his|her|their|my|our|your)\s", clause))
+        and not split_np(clause)[1]
+        and not _DESCRIPTION.match(clause)
+        and not any(w in _VERB_WORDS for w in words)
+    )
+
+
+_VERB_WORDS = frozenset(
+    "is are was were be has have had should must can could would will make do does".split()
+)
+
+
+def _described_object(clause: str, parse: Parse) -> str:
+    """The thing a describing clause introduces: "there is a random guy in the corner"."""
+    m = re.search(r"\bthere (?:is|are|was|were) (?P<np>.+)$", clause)
+    if m:
+        return clean_np(split_np(m.group("np"))[0])
+    # "... but the background is messy": the noun the complaint is about
+    m = re.search(
+        r"\b(?:the|this|that|my|his|her|their)\s+(?P<np>[a-z]+(?:\s[a-z]+)?)\s+"
+        r"(?:is|are|looks|look|seems|seem)\s+(?!\w+ing\b)(?!(?:a|an|the|in|on|at)\b)",
+        clause,
+    )
+    if m and m.group("np").split()[-1] not in ("photo", "picture", "image", "pic", "shot"):
+        return clean_np(m.group("np"))
+    return parse.obj
+
+
 def _describes(clause: str) -> bool:
     """True for a clause that describes the picture rather than asking for an edit."""
     return bool(_DESCRIPTION.match(clause)) and not _REQUEST_WORDS.search(clause)
@@ -152,9 +185,19 @@ def parse_instruction(
         if mk and not keep:
             keep = clean_np(split_np(mk.group("s"))[0])
             continue
-        if parses and _describes(parses[-1][0]) and parses[-1][1].obj:
-            # "The woman wears a red dress. Make it blue.": "it" is the described object
-            clause = re.sub(r"\b(?:it|them)\b", f"the {parses[-1][1].obj}", clause, count=1)
+        if parses and _topic_only(parses[-1][0]) and re.search(r"\b(?:it|them)\b", clause):
+            # "the woman's shirt, make it polka dot": the first clause only names the topic
+            topic, _ = parses.pop()
+            clause = re.sub(r"\b(?:it|them)\b", topic, clause, count=1)
+        elif parses and _describes(parses[-1][0]) and _described_object(*parses[-1]):
+            # "The woman wears a red dress. Make it blue.": "it" is the described object;
+            # "there's a random guy in the corner, can you remove him": so is "him"
+            clause = re.sub(
+                r"\b(?:it|them|him)\b|\bher$",
+                f"the {_described_object(*parses[-1])}",
+                clause,
+                count=1,
+            )
         elif parses and parses[-1][1].frame == "remove_background":
             # "remove the background and replace it with a forest" (it = the background);
             # "remove the background behind the dog, then put it on a beach" (it = the dog)

@@ -256,6 +256,21 @@ def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
             cues=cues + ["background-noun"],
             anchor=np_head(obj) if kind == "background" else "background",
         )
+    if (
+        kind == "thing"
+        and re.match(r"^behind\s", tail)
+        and is_definite(tail[len("behind ") :])
+        and (scene_in(obj) or find_phrase(obj, lex.BACKDROP_NOUNS))
+    ):  # "replace the city behind the man with mountains": the man is kept
+        return Parse(
+            Category.BACKGROUND,
+            "change_background",
+            obj=_anchor_from(tail),
+            comp=comp,
+            verb=verb,
+            cues=cues + [f"scenery:{obj}"],
+            anchor="background",
+        )
     if kind == "thing" and _scenery_change(obj, tail, comp):
         # "replace the ocean in the background with a desert", "the room should be a forest"
         return Parse(
@@ -580,7 +595,11 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
             np_head(thing) in lex.GLOBAL_ADDABLES or find_phrase(thing, lex.STYLE_WORDS)
         ):
             return Parse(Category.GLOBAL, "image_has", comp=thing_raw, cues=cues)
-        if thing in lex.CHANGE_ITEMS or np_head(thing) in lex.CHANGE_ITEMS:
+        if (
+            thing in lex.CHANGE_ITEMS
+            or np_head(thing) in lex.CHANGE_ITEMS
+            or re.match(r"^(?:\w+\s+)?(?:coat|coats|layer|lick|shade) of\b", thing)
+        ):  # "a haircut", "a new coat of paint": the object changes
             return Parse(Category.LOCAL, "given_change", obj=subj, comp=thing_raw, cues=cues)
         if (
             len(twords) > 1
@@ -712,6 +731,14 @@ _BE = (
 
 def _match_remove(c: str) -> Parse | None:
     m = re.match(
+        r"^(?:clear|rid|free|empty|strip|clean|cleanse|purge)\s+(?P<x>.+?)\s+of\s+"
+        r"(?:all\s+|any\s+|the\s+)?(?P<obj>.+)$",
+        c,
+    )
+    if m and np_kind(clean_np(m.group("obj"))) not in ("image", "none"):
+        # "clear the sky of birds": the birds go, the sky stays
+        return _decide_remove(m.group("obj"), "clear-of")
+    m = re.match(
         r"^(?:do not|never|not)\s+(?:have|include|show|keep|put|add|want)\s+(?:any\s+)?"
         r"(?P<obj>.+?)(?:\s+(?:there|here|in it|anymore|any more))?$",
         c,
@@ -737,6 +764,14 @@ def _match_remove(c: str) -> Parse | None:
     particle = r"\b(?:out|away|from)\b" if m and m.group("v") == "drop" else r"\b(?:out|away)\b"
     if m and not (m.group("v") in ("move", "leave", "drop") and not re.search(particle, c)):
         return _decide_remove(m.group("obj"), m.group("v"))
+    m = re.match(
+        rf"^(?P<x>.+?)\s+{_BE}(?:be\s+|is\s+|are\s+)?(?:free|clear|empty|devoid|rid)\s+of\s+"
+        r"(?:all\s+|any\s+)?(?P<obj>.+)$",
+        c,
+    )
+    if m and np_kind(clean_np(m.group("obj"))) not in ("image", "none"):
+        # "the wall should be free of graffiti"
+        return _decide_remove(m.group("obj"), "free-of")
     m = re.match(r"^drop\s+(?P<obj>.+)$", c)
     if m and is_definite(m.group("obj")) and not split_np(m.group("obj"))[1]:
         # "drop the dog (from the photo)": a definite object with nowhere to go is dropped
@@ -1030,6 +1065,14 @@ def _parse_statement(s: str, lenient: bool = False) -> Parse | None:
         if base in ("is", "are", "was", "were", "been", "being"):
             base = "be"
         return _decide_statement(subj, base, rest)
+    m = re.match(
+        r"^(?P<s>.+?)\s+(?:should|must|would|could|can|will|needs? to|has to|have to|"
+        r"ought to)\s+(?P<v>[a-z]+)\b\s*(?P<r>.*)$",
+        s,
+    )
+    if m and m.group("v") in _CAUSE_VERB_SET and not is_indefinite(m.group("s")):
+        # "the lamp should glow", "the dog must sit": an action of a named object
+        return _decide_statement(m.group("s"), m.group("v"), m.group("r"))
     m = re.match(
         r"^(?P<s>.+?)\s+(?:needs|need|could use|deserves|is missing|are missing|lacks|lack)"
         r"\s+(?P<r>.+)$",

@@ -586,7 +586,8 @@ ADJECTIVES = frozenset(
     "cloudy sunny stormy rainy foggy misty starry calm wavy choppy flooded sunlit "
     "wrinkled smooth upside-down upside reflective matte glossy faded vintage retro "
     "more less very much extremely slightly somewhat brown-haired red-haired "
-    "blue-eyed colored coloured painted patterned natural unnatural realistic".split()
+    "blue-eyed colored coloured painted patterned natural unnatural realistic polka "
+    "polka-dot dot tartan paisley camo camouflage leopard-print zebra-print tie-dye".split()
 )
 
 #: Intransitive / action verbs for "make the dog sit" (a local pose or state edit).

@@ -27,6 +27,14 @@ _PHRASE_FIXES = (
     (r"\bonto\b", "on"),
     (r"\bnight time\b", "nighttime"),
     (r"\bday time\b", "daytime"),
+    (r"\boutta\b", "out of"),
+    (r"\boughta\b", "ought to"),
+    (r"\bgotta\b", "got to"),
+    (r"\bwanna\b", "want to"),
+    (r"\bget rid off\b", "get rid of"),
+    (r"\bbg\b", "background"),
+    # "its too dark": the possessive spelling of "it is" before a degree word
+    (r"\bits (?=(?:too|so|very|really|way|kinda|kind of|a bit|a little|not|quite)\b)", "it is "),
 )
 
 NEW_COMMAND_VERBS = (
@@ -70,7 +78,8 @@ def split_clauses(text: str) -> list[str]:
     verbs = "|".join(NEW_COMMAND_VERBS)
     joiner = re.compile(
         rf"\s*(?:,\s*)?(?:\b(?:and then|and also|and|but|then|while|after that|plus)\b\s+|,\s+)"
-        rf"(?=(?:please\s+|also\s+|then\s+)?(?:{verbs})\b)"
+        rf"(?=(?:please\s+|also\s+|then\s+|(?:can|could|would|will)\s+(?:you|u)\s+"
+        rf"(?:please\s+)?)?(?:{verbs})\b)"
     )
     for part in parts:
         part = part.strip(" ,")
