@@ -173,6 +173,8 @@ def _time_is_head(comp: str) -> bool:
     if not tw:
         return False
     place = scene_in(comp)
+    if not tw.endswith("y"):  # "a winter wonderland", "a night city": a season/time look
+        return True
     return not re.search(rf"\b{re.escape(tw)}\s+(?:\w+\s+)?{re.escape(place)}\b", comp)
 
 
@@ -184,6 +186,10 @@ def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
     obj = clean_np(np_text)
     prop, obj = property_of(obj)
     kind = np_kind(obj)
+    mp = re.search(r"\b(?P<o>[a-z]+)'s\s+\w+", np_text)
+    if kind in ("image", "global") and mp and np_kind(mp.group("o")) == "thing":
+        # "the bike's frame", "the dog's filter": a part of an object, not of the picture
+        obj, kind = mp.group("o"), "thing"
     m = re.match(r"^(?:on|of|shown on)\s+(?P<t>.+)$", tail)
     if kind == "time" and m and np_kind(clean_np(split_np(m.group("t"))[0])) == "thing":
         # "the time on the clock": a reading of an object, not the time of day
@@ -757,7 +763,8 @@ def _match_remove(c: str) -> Parse | None:
         return _decide_remove(m.group("obj"), c[: m.start("obj")].strip())
     m = re.match(
         r"^(?P<v>take|get|clear|wipe|pull|cut|clean|rip|strip|edit|crop|photoshop|"
-        r"paint|knock|throw|toss|kick|chase|erase|delete|remove|move|brush|scrub|leave|drop)\s+"
+        r"paint|knock|throw|toss|kick|chase|erase|delete|remove|move|brush|scrub|leave|drop|"
+        r"pluck|yank|pick|lift|wash|rub)\s+"
         r"(?P<obj>.+?)\s+(?:out of|off of|away from|out|away|off|from)(?:\s+(?P<r>.*))?$",
         c,
     )
@@ -837,7 +844,8 @@ def _match_remove(c: str) -> Parse | None:
         r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did|was|were|is|are|"
         r"needs? to|has to|have to|ought to)\s+){1,2}(?:not|never)\s+(?:be\s*)?(?:there|here|"
         r"in (?:the|this) (?:picture|image|photo|scene|shot|frame)|visible|present|"
-        r"exist|appear|be seen|show|$)",
+        r"exist|appear|be seen|show|$|(?:on|in|at|under|by|near|inside) (?:the|this|that|"
+        r"his|her|their|its) (?!(?:left|right|top|bottom|side|middle|center|centre)$)[a-z]+$)",
         c,
     )
     if m:
@@ -1250,7 +1258,13 @@ def _match_change(c: str) -> Parse | None:
             return _decide_change(o2, f"{c2} {rest[m1.end('o') :].strip()}", verb)
         return _decide_change(m1.group("o"), m1.group("c"), verb)
     obj, comp = _split_object_complement(rest)
+    if verb in _VERB_RESULT or (verb != "make" and (not obj.strip() or obj in lex.DETERMINERS)):
+        # "enlarge the dog", "recolor the car": the verb alone says what changes
+        return _decide_change(rest, _VERB_RESULT.get(verb, verb), verb)
     return _decide_change(obj, comp, verb)
+
+
+_VERB_RESULT = {"enlarge": "larger", "shrink": "smaller", "age": "older", "resize": "resized"}
 
 
 def _split_object_complement(rest: str) -> tuple[str, str]:

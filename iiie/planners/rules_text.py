@@ -350,7 +350,10 @@ def np_kind(np_clean: str) -> str:
         np_clean in lex.BACKGROUND_NOUNS
         or head in lex.BACKGROUND_NOUNS
         or re.search(r"\b(?:behind|around)\b", np_clean)
-        and words[0] in ("everything", "area", "wall", "room", "space", "scenery", "stuff")
+        and (
+            words[0] in ("everything", "area", "wall", "room", "space", "scenery", "stuff")
+            or re.split(r"\s+(?:behind|around)\s+", np_clean)[0] in lex.BACKGROUND_NOUNS
+        )
     ):
         return "background"
     if np_clean in lex.GLOBAL_PROPERTIES or head in lex.GLOBAL_PROPERTIES:
