@@ -835,7 +835,8 @@ def _match_remove(c: str) -> Parse | None:
     if not m:
         m = re.match(
             r"^(?P<obj>.+?)\s+(?:needs? to|has to|have to|must|should|can|could)\s+"
-            r"(?:go|leave|be gone)$",
+            r"(?:go|leave|be gone|go away|(?:come|be taken) off(?:\s+.+)?|(?:come|be taken) out"
+            r"(?:\s+of\s+(?:the|this)\s+(?:picture|image|photo|shot|scene|frame))?)$",
             c,
         )
     if m and not re.match(r"^(?:there|it)$", m.group("obj")):

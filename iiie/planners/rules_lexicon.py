@@ -337,7 +337,7 @@ SCENE_NOUNS = frozenset(
     "nightclub ballroom stable barn greenhouse attic basement garage warehouse factory "
     "laboratory lab classroom auditorium courtroom chapel mosque shrine ruins colosseum "
     "hawaii africa australia india china japan mexico italy france greece iceland "
-    "alaska scotland ireland switzerland catwalk podium".split()
+    "alaska scotland ireland switzerland catwalk podium cloud".split()
     + [
         "outer space",
         "red carpet",
