@@ -813,7 +813,7 @@ def _match_remove(c: str) -> Parse | None:
     ):  # "i'd like the photo without the fence", "it would look better without the bag"
         return _decide_remove(m.group("obj"), "without")
     m = re.match(
-        r"^(?:make|let|have)\s+(?P<obj>.+?)\s+(?:disappear|vanish|go away|"
+        r"^(?:make|let|have)\s+(?P<obj>.+?)\s+(?:be\s+)?(?:disappear|vanish|go away|"
         r"invisible|gone|leave|(?:fly|walk|run|swim|drive|sail|move|hop|wander)\s+"
         r"(?:away|off)(?:$|\s+(?:from|out)))\b",
         c,
@@ -1117,13 +1117,19 @@ def _match_desire(c: str) -> Parse | None:
     if is_indefinite(m.group("np")) or not is_definite(m.group("np")):
         return _decide_existential(m.group("np"))
     m3 = re.match(
-        r"^(?P<o>.+?)\s+(?P<p>in|as|painted|colored|coloured)\s+(?P<c>.+)$", m.group("np")
+        r"^(?P<o>.+?)(?:\s+(?:recolou?red|repainted|painted|colou?red|dyed|changed|turned|"
+        r"made|done|redone|rendered))?\s+(?P<p>in|as|painted|colored|coloured)\s+"
+        r"(?P<c>.+)$",
+        m.group("np"),
     )
     if m3 and not (m3.group("p") == "in" and scene_in(m3.group("c"))):
         # "i'd prefer the couch in green", "i want the cat as a lion"
         return _decide_change(m3.group("o"), m3.group("c"), "want")
     if m3:  # "i want the dog in a park": the subject in a new scene
         return _decide_statement(m3.group("o"), "be", f"in {m3.group('c')}")
+    o, c2 = _split_object_complement(m.group("np"))
+    if o and c2 and is_adjectival([w for w in c2.split() if w not in ("and", "or")]):
+        return _decide_change(o, c2, "want")  # "i want the tulips purple"
     return None
 
 
@@ -1247,8 +1253,8 @@ def _match_change(c: str) -> Parse | None:
             return _decide_change(m1.group("o"), m1.group("c"), verb)
     # "make X look like Y", "make X into Y"
     m1 = re.match(
-        r"^(?P<o>.+?)\s+(?:look like|looks like|look|seem|appear|into|like|become)"
-        r"\s+(?P<c>.+)$",
+        r"^(?P<o>.+?)\s+(?:look like|looks like|look|seem|appear|into|like|become|say|"
+        r"read|show|display)\s+(?P<c>.+)$",
         rest,
     )
     if m1:
@@ -1320,6 +1326,11 @@ def _split_object_complement(rest: str) -> tuple[str, str]:
             start = i
     if start < len(words):
         return " ".join(words[:start]), " ".join(words[start:])
+    if len(words) >= 4 and words[-2] in ("and", "or") and is_adjectival([words[-3]]):
+        # "the bananas green and unripe": an unknown word coordinated with an adjective
+        o, c2 = _split_object_complement(" ".join(words[:-2]))
+        if o and c2:
+            return o, f"{c2} {words[-2]} {words[-1]}"
     if len(words) >= 2:
         return " ".join(words[:-1]), words[-1]
     return rest, ""

@@ -523,6 +523,10 @@ OBJECT_PROPERTIES = frozenset(
     "pose height length width fabric finish surface paint paintjob design print".split()
 )
 
+#: Properties only read as such in "the X of the car" ("the style of the car" edits the
+#: car; "the art style" alone stays a picture property).
+OF_PROPERTIES = frozenset("style breed species type kind model".split())
+
 #: Body parts / coverings: "give her blonde hair" recolours, it adds nothing.
 BODY_PARTS = frozenset(
     "hair eyes eye skin face fur feathers lips nails beard mustache moustache eyebrows "

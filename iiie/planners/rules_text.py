@@ -302,7 +302,7 @@ def is_definite(np_raw: str) -> bool:
 def property_of(np_clean: str) -> tuple[str, str]:
     """ "color of the car" -> ("color", "car"); "sky color" -> ("color", "sky")."""
     m = re.match(r"^(?P<prop>[a-z]+(?: [a-z]+)?) of (?P<obj>.+)$", np_clean)
-    if m and m.group("prop").split()[-1] in lex.OBJECT_PROPERTIES:
+    if m and m.group("prop").split()[-1] in lex.OBJECT_PROPERTIES | lex.OF_PROPERTIES:
         return m.group("prop"), clean_np(m.group("obj"))
     words = np_clean.split()
     if len(words) >= 2 and words[-1] in lex.OBJECT_PROPERTIES:
