@@ -111,9 +111,10 @@ def test_blind2_accuracy_meets_targets():
     with remove 0.885; ``blind2b_*`` (133, harder phrasing) 0.887 with remove 0.72;
     ``blind2c_*`` (122) 0.951 with background 0.83; ``blind2d_*`` (96, chatty multi-clause
     requests, slang) 0.896 with remove 0.78; ``blind2e_*`` (96) 0.938 with local 0.89;
-    ``blind2f_*`` (79, terse Emu Edit / PIE-Bench style) 0.975. All were then fixed with
-    general rules, so the set is tuned-on now and guards those rules rather than
-    estimating accuracy on new text."""
+    ``blind2f_*`` (79, terse Emu Edit / PIE-Bench style) 0.975; ``blind2g_*`` (75,
+    MagicBrush style) 0.947 with background 0.80. All were then fixed with general
+    rules, so the set is tuned-on now and guards those rules rather than estimating
+    accuracy on new text (pooled first-run accuracy over the 862: about 0.94)."""
     overall, per_class = _accuracy(_load("instructions_blind2.jsonl"))
     assert overall >= 0.88, per_class
     assert min(per_class.values()) >= 0.75, per_class

@@ -1079,6 +1079,9 @@ def _parse_statement(s: str, lenient: bool = False) -> Parse | None:
         r"ought to)\s+(?P<v>[a-z]+)\b\s*(?P<r>.*)$",
         s,
     )
+    if m and m.group("v") in ("say", "read", "display") and not is_indefinite(m.group("s")):
+        # "the cake should say happy birthday": new text on the object
+        return _decide_change(m.group("s"), f"saying {m.group('r')}", m.group("v"))
     if m and m.group("v") in _CAUSE_VERB_SET and not is_indefinite(m.group("s")):
         # "the lamp should glow", "the dog must sit": an action of a named object
         return _decide_statement(m.group("s"), m.group("v"), m.group("r"))

@@ -337,7 +337,7 @@ SCENE_NOUNS = frozenset(
     "nightclub ballroom stable barn greenhouse attic basement garage warehouse factory "
     "laboratory lab classroom auditorium courtroom chapel mosque shrine ruins colosseum "
     "hawaii africa australia india china japan mexico italy france greece iceland "
-    "alaska scotland ireland switzerland catwalk podium cloud".split()
+    "alaska scotland ireland switzerland catwalk podium cloud tunnel".split()
     + [
         "outer space",
         "red carpet",
@@ -711,8 +711,8 @@ BACKDROP_NOUNS = frozenset(
     "wall walls floor grass sky beach checkerboard curtain curtains pattern texture gradient "
     "wallpaper landscape scenery skyline field meadow lawn sand water backdrop screen mural "
     "bricks sunset mountains mountain forest trees ocean sea lake city view house mansion "
-    "building buildings skyscraper skyscrapers tower monument fountain palace".split()
-    + ["green screen", "brick wall", "night sky"]
+    "building buildings skyscraper skyscrapers tower monument fountain palace fireplace".split()
+    + ["green screen", "brick wall", "night sky", "christmas tree"]
 )
 
 #: Large regions that act as the scene itself: changing one into a place is a background
@@ -720,5 +720,5 @@ BACKDROP_NOUNS = frozenset(
 SCENERY_REGIONS = frozenset(
     "field fields grass lawn meadow wall walls room place area floor ground landscape "
     "scenery view setting surroundings bedroom bathroom kitchen office classroom hallway "
-    "studio".split()
+    "studio water ocean sea lake river".split()
 )
