@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from iiie.devices import resolve_device, resolve_dtype
 from iiie.editors import diffusion_common as dc
 from iiie.types import EditRequest, EditResult, MaskResult, Plan
 from iiie.weights import load_once, require_files
@@ -71,8 +72,8 @@ class BrushNetEditor(dc.SingleFromBatch):
         self.steps, self.guidance_scale = int(steps), float(guidance_scale)
         self.conditioning_scale, self.negative_prompt = float(conditioning_scale), negative_prompt
         self.resolution, self.blur, self.scheduler = int(resolution), int(blur), scheduler
-        self.device = dc.resolve_device(device)
-        self.dtype = dc.resolve_dtype(dtype, self.device)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0, "prompt_fallbacks": 0}
 
     # ------------------------------------------------------------------ models

@@ -19,50 +19,11 @@ import torch
 from PIL import Image
 
 from iiie import masks as M
+from iiie.batching import chunks
 from iiie.types import EditRequest, EditResult, MaskResult, Plan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-_DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-}
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/``None`` -> CUDA if available, else CPU; anything else as given."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available (set runtime=cpu)")
-    return dev
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """Parse ``runtime.dtype``. Half precision on the CPU is slow or unsupported for some
-    ops, so it falls back to float32 there (logged)."""
-    if isinstance(dtype, torch.dtype):
-        out = dtype
-    else:
-        key = "float32" if dtype in (None, "auto") else str(dtype).lower()
-        if key not in _DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(set(_DTYPES))}")
-        out = _DTYPES[key]
-    if device.type == "cpu" and out != torch.float32:
-        log.info("dtype %s on CPU: using float32", out)
-        return torch.float32
-    return out
-
-
-def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
-    """Consecutive lists of at most ``size`` items."""
-    size = max(1, int(size))
-    for i in range(0, len(items), size):
-        yield list(items[i : i + size])
-
 
 @dataclass
 class ModelInput:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from iiie.devices import resolve_device, resolve_dtype
 from iiie.editors import diffusion_common as dc
 from iiie.types import EditRequest, EditResult, MaskResult, Plan
 from iiie.weights import load_once, require_files
@@ -81,8 +82,8 @@ class InfEditEditor(dc.SingleFromBatch):
         if int(batch_size) < 1:
             raise ValueError(f"{config_key}.batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
-        self.device = dc.resolve_device(device)
-        self.dtype = dc.resolve_dtype(dtype, self.device)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self._counts = {"samples": 0, "model_batches": 0, "caption_fallbacks": 0, "empty_masks": 0,
                         "blend_words_dropped": 0}
 

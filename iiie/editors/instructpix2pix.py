@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from iiie.devices import resolve_device, resolve_dtype
 from iiie.editors import diffusion_common as dc
 from iiie.types import EditRequest, EditResult, MaskResult, Plan
 from iiie.weights import load_once, require_files
@@ -53,8 +54,8 @@ class InstructPix2PixEditor(dc.SingleFromBatch):
             raise ValueError(f"{config_key}.resolution must be >= 8, got {resolution}")
         self.steps, self.resolution, self.blur = int(steps), int(resolution), int(blur)
         self.guidance_scale, self.image_guidance_scale = float(guidance_scale), float(image_guidance_scale)
-        self.device = dc.resolve_device(device)
-        self.dtype = dc.resolve_dtype(dtype, self.device)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0}
 
     def pipeline(self):

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from iiie.devices import resolve_device, resolve_dtype
 from iiie.maskers.detection import GroundingDinoDetector, apply_ladder, clamp_boxes, select
 from iiie.maskers.sam import build_segmenter
-from iiie.maskers.segmenting import BoxFinding, BoxSamMasker, resolve_device, resolve_dtype
+from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
 from iiie.types import EditRequest, Plan
 
 DEFAULT_LADDER = (0.30, 0.25, 0.20, 0.15, 0.10, 0.05)

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from iiie import masks as M
 from iiie.errors import SampleError
@@ -38,25 +37,6 @@ from iiie.types import Box, Category, EditRequest, MaskResult, Plan
 
 ON_EMPTY = ("skip", "box", "full")
 BACKGROUND_MODES = ("complement", "detect")
-
-
-def resolve_device(device) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(str(device))
-
-
-def resolve_dtype(dtype) -> torch.dtype:
-    """``float32`` / ``float16`` / ``bfloat16`` (or a torch dtype) -> torch dtype."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    try:
-        return table[str(dtype)]
-    except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; expected float32, float16 or bfloat16") from None
 
 
 @dataclass

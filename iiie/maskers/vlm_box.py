@@ -28,10 +28,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from iiie.devices import resolve_device, resolve_dtype
 from iiie.errors import IncompatibleComponentsError
 from iiie.maskers.detection import clamp_boxes
 from iiie.maskers.sam import build_segmenter
-from iiie.maskers.segmenting import BoxFinding, BoxSamMasker, resolve_device, resolve_dtype
+from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
 from iiie.types import Box, EditRequest, Plan
 from iiie.weights import MissingWeightsError, require_files
 

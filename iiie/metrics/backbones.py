@@ -28,6 +28,7 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
+from iiie.devices import resolve_device, resolve_dtype
 from iiie.weights import MissingWeightsError, load_once, require_files
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -39,23 +40,6 @@ HF_MODEL_FILES = ["config.json", ("model.safetensors", "pytorch_model.bin")]
 CLIP_TOKENIZER_FILES = [("tokenizer.json", "vocab.json")]
 CLIP_FILES = HF_MODEL_FILES + CLIP_TOKENIZER_FILES
 SQUEEZENET_FILES = ("squeezenet1_1-b8a52dc0.pth", "squeezenet1_1.pth")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None -> CUDA when available, else CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[
-        str(dtype)
-    ]
 
 
 def clip_transform(size: int) -> transforms.Compose:

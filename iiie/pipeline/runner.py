@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from iiie import weights
+from iiie.batching import chunks
 from iiie.data.base import Dataset, Sample
 from iiie.errors import ConfigurationError, IIIEError
 from iiie.metrics.base import Scored
@@ -54,11 +55,6 @@ class StageCounters:
     retried: int = 0
     seconds: float = 0.0
     backend: dict[str, Any] = field(default_factory=dict)
-
-
-def chunks(items: Sequence, size: int) -> list[Sequence]:
-    size = max(1, int(size))
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def guarded_batch(fn: Callable[[list], list], items: list, on_ok: Callable, on_error: Callable) -> tuple[int, int]:
