@@ -86,10 +86,8 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     r = int(radius)
     if r == 0:
         return m.copy()
-    k = 2 * abs(r) + 1
     yy, xx = np.mgrid[-abs(r) : abs(r) + 1, -abs(r) : abs(r) + 1]
     disc = ((xx**2 + yy**2) <= r * r).astype(np.uint8)
-    assert disc.shape == (k, k)
     src = m.astype(np.uint8)
     out = cv2.dilate(src, disc) if r > 0 else cv2.erode(src, disc, borderValue=1)
     return out.astype(bool)

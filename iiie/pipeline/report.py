@@ -8,6 +8,7 @@ that stopped before being scored (their error is in ``per_sample.csv``).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterable
@@ -98,8 +99,6 @@ def _csv_bytes(rows: list[dict[str, Any]]) -> bytes:
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
-    import io
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()

@@ -169,8 +169,7 @@ class Runner:
             if category is None:
                 raise ValueError(f"stage {stage!r} is keyed per category route")
             key = key[category.value]
-        d = StageDir(self.root, stage, key)
-        return d
+        return StageDir(self.root, stage, key)
 
     def _todo(self, d: StageDir, sample_id: str) -> bool:
         """Pending here: no record, and no recorded failure (unless ``runtime.retry_errors``)."""
