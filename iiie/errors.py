@@ -23,6 +23,16 @@ class InstructionError(SampleError):
     """An instruction that is empty, too long, or cannot be parsed into a plan."""
 
 
+class TransientBackendError(IIIEError):
+    """A backend call that failed for reasons outside the sample: a VLM timeout, a refused
+    connection, a 5xx storm after the client's own retries, a server restarting.
+
+    Not a result: the runner records it as a *retryable* per-sample error, which the next
+    run recomputes by default (never a cached plan, mask, edit or vote). A batch method
+    may return an instance of it in place of one sample's result, so one lost request
+    does not fail the whole batch."""
+
+
 class ConfigurationError(IIIEError):
     """The run cannot go on as configured: the runner stops at once instead of recording
     the same failure against every sample."""
