@@ -17,6 +17,7 @@ from iiie.errors import IIIEError
 from iiie.imageio import load_image
 from iiie.masks import image_to_mask, mask_to_image
 from iiie.pipeline.runner import build, check_routes
+from iiie.protocols import first_plan
 from iiie.run import run_prepare
 from iiie.seeding import sample_seed
 from iiie.types import Category, EditRequest, EditResult, MaskResult, Plan
@@ -31,7 +32,7 @@ def edit_one(cfg: DictConfig, image: Image.Image, instruction: str, mask_path: s
     check_routes(cfg)
     run_prepare(cfg)
     request = EditRequest(sample_id, image, instruction)
-    plan = build("planner", cfg.planner).plan_batch([request])[0]
+    plan = first_plan(build("planner", cfg.planner).plan_batch([request]))
     if mask_path:
         given = load_image(mask_path)
         if given.size != image.size:

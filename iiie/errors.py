@@ -38,6 +38,12 @@ class ConfigurationError(IIIEError):
     the same failure against every sample."""
 
 
+class DeviceError(ConfigurationError):
+    """The accelerator ran out of memory even at batch size 1, or reported a CUDA error:
+    not the sample's fault, so nothing is recorded against it; the message names the
+    setting to change (batch size, offload, dtype, resolution)."""
+
+
 class BackendUnavailableError(ConfigurationError):
     """A required service or model is not there (VLM server down, wrong model name)."""
 

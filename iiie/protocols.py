@@ -1,4 +1,4 @@
-"""One small protocol per step, each with a batch method so stages can batch.
+"""One small protocol per step (and for the metrics that score them), each with a batch method so stages can batch.
 
 Backends subclass the ``Base*`` helpers when they only want to implement the
 single-sample method; model-backed backends override the batch method instead.
@@ -7,8 +7,10 @@ single-sample method; model-backed backends override the batch method instead.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from iiie.data.base import Sample
 from iiie.types import EditRequest, EditResult, MaskResult, Plan
 
 
@@ -45,6 +47,38 @@ class Editor(Protocol):
         masks: Sequence[MaskResult],
         seeds: Sequence[int],
     ) -> list[EditResult]: ...
+
+
+@dataclass
+class Scored:
+    """Everything the score stage knows about one finished sample."""
+
+    sample: Sample
+    plan: Plan
+    mask: MaskResult | None  # None only for plan-stage metrics of samples that failed later
+    edit: EditResult | None
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """Step 5 (scoring): finished samples -> one flat ``{column: float}`` dict each.
+
+    Columns that do not apply to a sample (no ground-truth target, say) are simply absent;
+    aggregation averages each column over the samples that have it. A metric with
+    ``stage = "plan"`` reads only the plan, so it also scores samples that failed later.
+    """
+
+    name: str
+
+    def score_batch(self, items: Sequence[Scored]) -> list[dict[str, float]]: ...
+
+
+def first_plan(plans: Sequence[Plan | Exception]) -> Plan:
+    """The plan of a one-request batch; raises the error a batch may return in a sample's
+    slot (a :class:`~iiie.errors.TransientBackendError` for a server outage)."""
+    if isinstance(plans[0], Exception):
+        raise plans[0]
+    return plans[0]
 
 
 class BasePlanner:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from iiie.data.base import GroundTruth, Sample
 from iiie.metrics.backbones import load_clip, load_dino, vit_blocks
-from iiie.metrics.base import Scored
+from iiie.protocols import Scored
 from iiie.metrics.columns import COLUMN_DOCS, COLUMN_ORDER
 from iiie.metrics.distances import l1_l2_resized, psnr
 from iiie.metrics.emu_edit import EmuEditMetric
@@ -479,7 +479,7 @@ def test_pie_bench_end_to_end_run(make_cfg, tmp_path, clip_dir, dino8_dir, squee
 
 def test_score_folder_of_external_outputs(tmp_path, clip_dir, dino8_dir, squeeze_dir):
     """Published-output layout (``<edited>/<image_path>``), one output missing."""
-    from iiie.metrics.score_folder import compose, score_folder
+    from iiie.score_folder import compose, score_folder
 
     root = _mini_pie(tmp_path / "pie")
     edited = tmp_path / "method_x" / "annotation_images"
@@ -512,7 +512,7 @@ def test_score_folder_has_no_made_up_plan_or_mask_columns(tmp_path):
     category_acc / object_match / mask_iou are absent (not 1.0 / 0.0 / 0.0), and an
     unreadable *source* image is a load failure, not an edit failure."""
     from iiie.data.synthetic import SyntheticDataset
-    from iiie.metrics.score_folder import compose, score_folder
+    from iiie.score_folder import compose, score_folder
 
     ds = SyntheticDataset(n=3, odd_inputs=True)
     edited = tmp_path / "edited"

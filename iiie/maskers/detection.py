@@ -25,13 +25,6 @@ from iiie.weights import load_once, require_files
 
 
 @dataclass
-class Detection:
-    box: Box
-    score: float
-    phrase: str
-
-
-@dataclass
 class QueryScores:
     """All queries of one (image, caption) forward pass, in original pixels."""
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 
 from iiie.metrics.backbones import cosine
-from iiie.metrics.base import Scored
+from iiie.protocols import Scored
 from iiie.metrics.clip_dino import ClipDinoMetric, pair_scores
 from iiie.metrics.distances import l1_l2_resized
 

@@ -11,9 +11,12 @@ each question's majority is the sample's 0/1 column.
 Prompts, image order and reply fields are files (``conf/prompts/judge_magic_v1/``, see
 :func:`load_judge_prompts`). A malformed reply (not JSON, a missing field, a value outside
 the schema) is asked again with a new seed up to ``parse_retries`` times; a vote that
-still has no valid answer, or whose request failed after the client's retries, is lost.
-Majority = more than half of the *valid* votes say yes (a tie is "no"); a sample with no
-valid vote gets no columns. Every reply, parsed vote and error is kept per sample in
+still has no valid answer, or whose request was refused (a 4xx), is lost. Majority = more
+than half of the *valid* votes say yes (a tie is "no"); a sample with no valid vote gets no
+columns. A vote lost to a server *outage* (timeout, refused connection, 5xx after the
+client's retries) is neither a "no" nor a lost vote: the sample's slot is a
+:class:`~iiie.errors.TransientBackendError`, which the score stage records as retryable, so
+the next run asks again instead of caching a score from fewer votes. Every reply, parsed vote and error is kept per sample in
 :attr:`VLMJudge.details` (``{sample_id: record}``) for the score stage to store.
 
 Serving note: these prompts attach two images, so vLLM must allow it
@@ -34,11 +37,11 @@ from typing import Any
 
 import yaml
 
-from iiie.errors import BackendUnavailableError
-from iiie.metrics.base import Scored
+from iiie.errors import BackendUnavailableError, TransientBackendError
+from iiie.protocols import Scored
 from iiie.seeding import sample_seed
 from iiie.vlm.aio import BackgroundLoop
-from iiie.vlm.client import RequestFailed, VLMClient
+from iiie.vlm.client import RequestFailed, VLMClient, is_outage
 from iiie.vlm.images import prepare_image
 from iiie.vlm.prompts import default_prompts_dir
 from iiie.vlm.settings import VLMSettings
@@ -240,14 +243,38 @@ class VLMJudge:
             return None
         return sample_seed(int(self.settings.seed), f"{sample_id}/{question}/{vote}/{attempt}")
 
-    def ask_all(self, items: Sequence[Scored]) -> list[dict[str, list[dict[str, Any] | None]]]:
-        """All votes for all items: per item, ``{question: [answer or None per vote]}``.
+    def ask_all(
+        self, items: Sequence[Scored]
+    ) -> list[dict[str, list[dict[str, Any] | None]] | TransientBackendError]:
+        """All votes for all items: per item, ``{question: [answer or None per vote]}``, or
+        a :class:`TransientBackendError` for an item that lost a vote to a server outage.
 
         Also fills :attr:`details` with every reply.
         """
         if not items:
             return []
-        return self._loop.run(self._ask_items(list(items)))
+        votes = self._loop.run(self._ask_items(list(items)))
+        out: list[dict[str, list[dict[str, Any] | None]] | TransientBackendError] = []
+        for item, v in zip(items, votes, strict=True):
+            lost = self._outage_errors(item.sample.request.id)
+            if lost:
+                self.details.pop(item.sample.request.id, None)
+                out.append(TransientBackendError(
+                    f"{self.name}: {len(lost)} vote(s) lost to a VLM server outage ({lost[0]}); "
+                    "not scored, the next run asks again"
+                ))
+            else:
+                out.append(v)
+        return out
+
+    def _outage_errors(self, sample_id: str) -> list[str]:
+        """The request errors of a sample's votes that were server outages."""
+        return [
+            a["error"]
+            for v in self.details.get(sample_id, {}).get("votes", [])
+            for a in v["attempts"]
+            if a.get("outage")
+        ]
 
     def close(self) -> None:
         if self._client is not None:
@@ -357,6 +384,7 @@ class VLMJudge:
                 result = await self._client_().chat(messages, q.response_format(), seed)
             except RequestFailed as exc:
                 entry["error"] = f"request: {exc}"
+                entry["outage"] = is_outage(exc.reason)
                 break  # the client already retried transport faults
             entry["reply"] = result.content
             try:
@@ -395,6 +423,9 @@ class MagicJudge(VLMJudge):
     def score_batch(self, items: Sequence[Scored]) -> list[dict[str, float]]:
         rows: list[dict[str, float]] = []
         for item, votes in zip(items, self.ask_all(items), strict=True):
+            if isinstance(votes, Exception):
+                rows.append(votes)
+                continue
             row: dict[str, float] = {}
             for q in self.prompts.questions:
                 for field in q.fields:

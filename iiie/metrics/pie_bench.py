@@ -45,7 +45,7 @@ from iiie.metrics.backbones import (
     load_dino,
     load_lpips_squeeze,
 )
-from iiie.metrics.base import Scored
+from iiie.protocols import Scored
 from iiie.metrics.distances import psnr, to_unit
 from iiie.metrics.pixel import PSNR_CAP
 from iiie.weights import require_files

@@ -17,7 +17,7 @@ from skimage.metrics import structural_similarity
 
 from iiie.maskers.oracle import normalise_phrase
 from iiie.masks import iou
-from iiie.metrics.base import Scored
+from iiie.protocols import Scored
 from iiie.types import Category
 
 PSNR_CAP = 100.0

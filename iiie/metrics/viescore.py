@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from iiie.metrics.base import Scored
+from iiie.protocols import Scored
 from iiie.metrics.judge import VLMJudge
 
 SC_FIELDS = ("editing_success", "over_editing")
@@ -62,6 +62,9 @@ class VIEScore(VLMJudge):
     def score_batch(self, items: Sequence[Scored]) -> list[dict[str, float]]:
         rows: list[dict[str, float]] = []
         for item, votes in zip(items, self.ask_all(items), strict=True):
+            if isinstance(votes, Exception):
+                rows.append(votes)
+                continue
             sub: dict[str, float | None] = {}
             for q in self.prompts.questions:
                 for field in q.fields:

@@ -29,7 +29,7 @@ from iiie import weights
 from iiie.batching import chunks
 from iiie.data.base import Dataset, Sample
 from iiie.errors import ConfigurationError, IIIEError
-from iiie.metrics.base import Scored
+from iiie.protocols import Scored
 from iiie.pipeline import records as R
 from iiie.pipeline.cache import StageDir, plain, redact, stable_hash, without_keys
 from iiie.seeding import sample_seed

@@ -6,11 +6,15 @@ box to original pixels, and returns a :class:`~iiie.types.Plan`. Many samples ar
 at once (``vlm.concurrency``); ``plan_batch`` is synchronous for the stages and also works
 inside a running event loop (Jupyter), see :mod:`iiie.vlm.aio`.
 
-Fault policy (never a silent wrong plan): a sample the VLM cannot plan is planned by the
+Fault policy (never a silent wrong plan, never an outage cached as a result): a sample
+the VLM cannot plan because of the sample (``schema`` after a failed repair, ``image`` for
+an image the VLM grid rejects, a 4xx the server will always give) is planned by the
 ``fallback`` planner (the rule planner by default) and ``Plan.fallback_reason`` records
-why: a transport reason after retries (``timeout``, ``connection``, ``http_429``,
-``http_500``, ...), ``schema`` after a failed repair, ``image`` for an image the VLM grid
-rejects. An addition whose box stays unusable after a repair keeps the VLM's category,
+why. A server outage after the client's retries (``timeout``, ``connection``, 5xx, 429...,
+see :func:`iiie.vlm.client.is_outage`) says nothing about the sample: its slot in the
+batch is a :class:`~iiie.errors.TransientBackendError`, which the runner records as a
+retryable error that the next run recomputes; with ``fallback_on_outage=true`` it is a
+fallback plan marked ``raw["provisional"]``, used by this run and recomputed by the next. An addition whose box stays unusable after a repair keeps the VLM's category,
 object and prompt and takes only the box from the fallback (reason ``box_degenerate``,
 ``box_outside_image`` or ``box_invalid``). :meth:`VLMPlanner.stats` counts it all for the
 run manifest.
@@ -30,11 +34,12 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from iiie.errors import BackendUnavailableError, InstructionError
+from iiie.errors import BackendUnavailableError, InstructionError, TransientBackendError
+from iiie.protocols import first_plan
 from iiie.seeding import sample_seed
 from iiie.types import Category, EditRequest, Plan
 from iiie.vlm.aio import BackgroundLoop
-from iiie.vlm.client import RequestFailed, VLMClient
+from iiie.vlm.client import RequestFailed, VLMClient, is_outage
 from iiie.vlm.dialogue import Outcome, PlanDialogue
 from iiie.vlm.images import prepare_image
 from iiie.vlm.prompts import load_prompts
@@ -48,6 +53,15 @@ MAX_INSTRUCTION_CHARS = 4000
 
 def _memo_key(request: EditRequest) -> tuple[str, str, tuple[int, int]]:
     return (request.id, str(request.instruction), tuple(request.image.size))
+
+
+def _outage_of(outcome: Outcome) -> str | None:
+    """The outage reason behind an outcome, if a server outage (not the sample) is why it
+    has no plan, or why its plan lacks the object box it asked for."""
+    if outcome.plan is None:
+        return outcome.failure if is_outage(outcome.failure) else None
+    reason = outcome.plan.raw.get("object_box_reason")
+    return reason if is_outage(reason) else None
 
 
 def default_fallback() -> Any:
@@ -70,7 +84,9 @@ class VLMPlannerBase:
         prompts_dir: str | None = None,
         fallback: Any = None,
         ground_objects: bool = True,
+        fallback_on_outage: bool = False,
     ) -> None:
+        self.fallback_on_outage = bool(fallback_on_outage)
         self.settings = vlm if isinstance(vlm, VLMSettings) else VLMSettings.from_config(vlm)
         self.ground_objects = bool(ground_objects)
         self.prompts = load_prompts(strategy, prompt_version, prompts_dir, self.ground_objects)
@@ -141,8 +157,10 @@ class VLMPlannerBase:
 
     def finish(
         self, requests: Sequence[EditRequest], outcomes: Sequence[Outcome]
-    ) -> list[Plan]:
-        """Apply the fault policy: fallback plans (or boxes) where the VLM failed.
+    ) -> list[Plan | TransientBackendError]:
+        """Apply the fault policy: fallback plans (or boxes) where the VLM failed, a
+        :class:`TransientBackendError` in the slot of a sample lost to a server outage
+        (unless ``fallback_on_outage``: then a fallback plan marked provisional).
 
         A sample with an error of its own (a bad instruction, or one the fallback rejects)
         fails the batch with that error, as a per-sample error should; the other samples'
@@ -150,7 +168,11 @@ class VLMPlannerBase:
         do) no request is sent twice.
         """
         errors = {i: o.error for i, o in enumerate(outcomes) if o.error is not None}
-        failed = [i for i, o in enumerate(outcomes) if o.plan is None and o.error is None]
+        outages = {i: reason for i, o in enumerate(outcomes) if o.error is None and (reason := _outage_of(o))}
+        failed = [
+            i for i, o in enumerate(outcomes)
+            if o.plan is None and o.error is None and (i not in outages or self.fallback_on_outage)
+        ]
         backups: dict[int, Plan] = {}
         if failed:
             try:
@@ -173,17 +195,30 @@ class VLMPlannerBase:
                     if i not in errors
                 }
             raise errors[min(errors)]
-        plans: list[Plan] = []
+        plans: list[Plan | TransientBackendError] = []
         self._stats.add("samples", len(outcomes))
         for i, outcome in enumerate(outcomes):
+            if i in outages:
+                self._stats.add("outages")
+                self._stats.add(f"outage.{outages[i]}")
+                if not self.fallback_on_outage:
+                    plans.append(TransientBackendError(
+                        f"VLM server outage ({outages[i]}: {outcome.detail or 'object box turn'}); "
+                        "not cached: the next run asks again (planner.fallback_on_outage=true "
+                        "uses a provisional rule plan meanwhile)"
+                    ))
+                    continue
             if outcome.plan is not None:
-                self._count_object_box(outcome.plan)
-                plans.append(outcome.plan)
-                continue
-            reason = outcome.failure or "unknown"
-            self._stats.add("fallbacks")
-            self._stats.add(f"fallback.{reason}")
-            plans.append(self._fallback_plan(outcome, backups[i]))
+                plan = outcome.plan
+                self._count_object_box(plan)
+            else:
+                reason = outcome.failure or "unknown"
+                self._stats.add("fallbacks")
+                self._stats.add(f"fallback.{reason}")
+                plan = self._fallback_plan(outcome, backups[i])
+            if i in outages:
+                plan.raw["provisional"] = True
+            plans.append(plan)
         return plans
 
     def _count_object_box(self, plan: Plan) -> None:
@@ -242,8 +277,9 @@ class VLMPlanner(VLMPlannerBase):
         fallback: Any = None,
         health_check: bool = True,
         ground_objects: bool = True,
+        fallback_on_outage: bool = False,
     ) -> None:
-        super().__init__(vlm, strategy, prompt_version, prompts_dir, fallback, ground_objects)
+        super().__init__(vlm, strategy, prompt_version, prompts_dir, fallback, ground_objects, fallback_on_outage)
         self.health_check = health_check
         self._loop = BackgroundLoop()
         self._client: VLMClient | None = None
@@ -262,7 +298,7 @@ class VLMPlanner(VLMPlannerBase):
         return self._loop.run(self._ensure_healthy(force=True))
 
     def plan(self, request: EditRequest) -> Plan:
-        return self.plan_batch([request])[0]
+        return first_plan(self.plan_batch([request]))
 
     def plan_batch(self, requests: Sequence[EditRequest]) -> list[Plan]:
         """Plan all ``requests`` concurrently; blocks until every plan is ready."""

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from iiie.errors import BackendUnavailableError
+from iiie.protocols import first_plan
 from iiie.types import EditRequest, Plan
 from iiie.vlm.client import ChatResult
 from iiie.vlm.dialogue import Call, Outcome, PlanDialogue
@@ -136,7 +137,7 @@ class VLMOfflinePlanner(VLMPlannerBase):
             import_vllm()  # fail at construction, before any sample, when vllm is absent
 
     def plan(self, request: EditRequest) -> Plan:
-        return self.plan_batch([request])[0]
+        return first_plan(self.plan_batch([request]))
 
     def plan_batch(self, requests: Sequence[EditRequest]) -> list[Plan]:
         plans: list[Plan] = []

@@ -27,6 +27,26 @@ from iiie.vlm.settings import VLMSettings
 from iiie.vlm.stats import Stats
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
+#: Failure reasons that describe the server, not the request: the same request may well
+#: succeed later, so a result built from such a failure must never be cached as final.
+OUTAGE_REASONS = frozenset({"timeout", "connection", "bad_response"})
+
+
+def is_outage(reason: str | None) -> bool:
+    """Is ``reason`` (a :class:`RequestFailed` reason) a server outage rather than an
+    answer about this request? Timeouts, refused connections, malformed 200s, 5xx and the
+    retryable 4xx statuses are; other 4xx (a request the server will always reject) are not."""
+    if not reason:
+        return False
+    if reason in OUTAGE_REASONS:
+        return True
+    if reason.startswith("http_"):
+        try:
+            code = int(reason[5:])
+        except ValueError:
+            return False
+        return code >= 500 or code in RETRYABLE_STATUS
+    return False
 
 
 class RequestFailed(Exception):

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m iiie.metrics.score_folder edited=DIR data=pie_bench metrics=pie_bench \\
+    python -m iiie.score_folder edited=DIR data=pie_bench metrics=pie_bench \\
         [pattern='{image_path}'] [out=results/scored/NAME] [any Hydra override]
 
 Use it to put another method's published outputs, or an older run's images, in the same
@@ -36,7 +36,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from iiie.errors import IIIEError, SampleError
 from iiie.imageio import load_image
-from iiie.metrics.base import Scored
+from iiie.pipeline.cache import atomic_write_json
+from iiie.pipeline.report import aggregate, to_markdown, write_results
+from iiie.protocols import Scored
 from iiie.types import Category, EditResult, MaskResult, Plan
 
 OWN_KEYS = ("edited", "pattern", "out")
@@ -88,7 +90,6 @@ def score_folder(
     aggregated table (and writes it when ``out`` is given)."""
     from hydra.utils import instantiate
 
-    from iiie.pipeline.report import write_results
 
     edited = Path(edited).expanduser()
     if not edited.is_dir():
@@ -156,11 +157,10 @@ def score_folder(
 
     title = f"{dataset.name}: {edited.name} ({len(rows)} samples)"
     if out is None:
-        from iiie.pipeline.report import aggregate
 
         return aggregate(rows)
     manifest = {
-        "tool": "iiie.metrics.score_folder",
+        "tool": "iiie.score_folder",
         "edited": str(edited.resolve()),
         "pattern": pattern,
         "skipped_metrics": skipped,
@@ -174,7 +174,6 @@ def score_folder(
         if getattr(m, "details", None)
     }
     if details:
-        from iiie.pipeline.cache import atomic_write_json
 
         atomic_write_json(Path(out) / "judge_details.json", details)
     for m in metrics:
@@ -199,7 +198,6 @@ def _failed(sample, stage: str, exc: BaseException, sid: str | None = None) -> d
 def main(argv: list[str] | None = None) -> int:
     from hydra.errors import InstantiationException
 
-    from iiie.pipeline.report import to_markdown
 
     args = list(sys.argv[1:] if argv is None else argv)
     own = {k: None for k in OWN_KEYS}
