@@ -18,11 +18,11 @@ from omegaconf.errors import MissingMandatoryValue
 from PIL import Image
 from tqdm.auto import tqdm
 
-from iiie.batching import chunks
+from iiie.batching import chunks, guarded_batch
 from iiie.errors import IIIEError
 from iiie.imageio import load_image
 from iiie.pipeline.cache import atomic_write_bytes
-from iiie.pipeline.runner import build, guarded_batch
+from iiie.pipeline.runner import build
 from iiie.types import Category, EditRequest
 
 

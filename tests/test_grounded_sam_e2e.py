@@ -70,8 +70,8 @@ def test_mask_stage_runs_end_to_end_with_oracle_boxes(make_cfg, root, oracle_det
     cfg = make_cfg("data=synthetic", f"data.n={N}", "data.odd_inputs=false", "data.width=160", "data.height=128",
                    "planner=rules", f"masker={masker}", "masker.on_empty=full", *impl_paths)
     runner = Runner(cfg, show_progress=False)
-    runner.run_plan()
-    runner.run_mask()
+    runner.run_stage("plan")
+    runner.run_stage("mask")
     d = runner.stage_dir("mask")
     counters = runner.counters["mask"]
     assert counters.computed + counters.errors + counters.skipped_upstream == N and counters.computed > 0

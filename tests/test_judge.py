@@ -15,10 +15,10 @@ from PIL import Image
 
 from iiie.data.base import GroundTruth, Sample
 from iiie.errors import BackendUnavailableError
-from iiie.protocols import Scored
 from iiie.metrics.columns import COLUMN_DOCS
 from iiie.metrics.judge import JudgeReplyError, MagicJudge, load_judge_prompts, parse_judge_reply
 from iiie.metrics.viescore import VIEScore, combine
+from iiie.protocols import Scored
 from iiie.types import Category, EditRequest, EditResult, MaskResult, Plan
 from iiie.vlm.settings import VLMSettings
 

@@ -14,12 +14,12 @@ from PIL import Image
 
 from iiie.data.base import GroundTruth, Sample
 from iiie.metrics.backbones import load_clip, load_dino, vit_blocks
-from iiie.protocols import Scored
 from iiie.metrics.columns import COLUMN_DOCS, COLUMN_ORDER
 from iiie.metrics.distances import l1_l2_resized, psnr
 from iiie.metrics.emu_edit import EmuEditMetric
 from iiie.metrics.magicbrush import MagicBrushMetric
 from iiie.metrics.pie_bench import PIEBenchMetric
+from iiie.protocols import Scored
 from iiie.types import Category, EditRequest, EditResult, MaskResult, Plan
 from iiie.weights import MissingWeightsError
 

@@ -95,7 +95,7 @@ def test_per_sample_backend_failure_is_recorded_and_run_continues(make_cfg, tmp_
     runner = Runner(cfg, show_progress=False)
     from iiie.pipeline import records as R
 
-    runner.run_plan()  # then overwrite the addition plans with box-less ones
+    runner.run_stage("plan")  # then overwrite the addition plans with box-less ones
     d = runner.stage_dir("plan")
     broken = []
     for sid in runner.ids:
@@ -105,9 +105,9 @@ def test_per_sample_backend_failure_is_recorded_and_run_continues(make_cfg, tmp_
             R.save_plan(d, sid, plan, {"planner": "test"})
             broken.append(sid)
     assert broken
-    runner.run_mask()
-    runner.run_edit()
-    runner.run_score()
+    runner.run_stage("mask")
+    runner.run_stage("edit")
+    runner.run_stage("score")
     assert runner.counters["mask"].errors == len(broken)
     for sid in runner.ids:
         status = runner.sample_status(sid)
@@ -198,7 +198,7 @@ def test_missing_weights_is_one_clear_error_naming_the_route(make_cfg, tmp_path)
         Runner(cfg, show_progress=False).run()
     # plans and masks made before the failure stay on disk for the next attempt
     runner = Runner(cfg, show_progress=False)
-    runner.run_plan()
+    runner.run_stage("plan")
     assert runner.counters["plan"].cached == 5
 
 
@@ -251,7 +251,7 @@ def test_temp_cleanup_spares_live_writers(tmp_path):
 def test_failures_after_planning_keep_category_and_plan_scores(make_cfg):
     cfg = make_cfg("data.n=10", "data.odd_inputs=false", "masker.on_missing=skip")
     runner = Runner(cfg, show_progress=False)
-    runner.run_plan()
+    runner.run_stage("plan")
     d = runner.stage_dir("plan")
     from iiie.pipeline import records as R
 
@@ -296,7 +296,7 @@ def test_device_is_not_part_of_cache_keys(make_cfg):
 def test_isolating_a_bad_sample_counts_retries_apart(make_cfg):
     cfg = make_cfg("data.n=6", "data.odd_inputs=true")
     runner = Runner(cfg, show_progress=False)
-    runner.run_plan()
+    runner.run_stage("plan")
     c = runner.counters["plan"]
     # the truncated image fails at loading; the empty instruction fails inside the batch,
     # which is then retried item by item

@@ -570,8 +570,8 @@ def test_planner_from_hydra_config_and_plan_cli(make_server, make_cfg, tmp_path,
 
 def test_bad_instruction_fails_alone_without_resending_the_others(server):
     """The stages retry a failed batch item by item; the VLM is not asked twice."""
+    from iiie.batching import guarded_batch
     from iiie.errors import InstructionError
-    from iiie.pipeline.runner import guarded_batch
 
     reqs = [make_request(0, "remove the cup"), make_request(1, "   "), make_request(2, "make it winter")]
     done, failed = {}, {}

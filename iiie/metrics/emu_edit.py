@@ -24,9 +24,9 @@ from collections.abc import Sequence
 import torch
 
 from iiie.metrics.backbones import cosine
-from iiie.protocols import Scored
 from iiie.metrics.clip_dino import ClipDinoMetric, pair_scores
 from iiie.metrics.distances import l1_l2_resized
+from iiie.protocols import Scored
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:

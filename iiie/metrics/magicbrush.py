@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from iiie.metrics.backbones import cosine
-from iiie.protocols import Scored
 from iiie.metrics.clip_dino import ClipDinoMetric, pair_scores
 from iiie.metrics.distances import l1_l2_resized
+from iiie.protocols import Scored
 
 
 class MagicBrushMetric(ClipDinoMetric):

@@ -45,9 +45,9 @@ from iiie.metrics.backbones import (
     load_dino,
     load_lpips_squeeze,
 )
-from iiie.protocols import Scored
 from iiie.metrics.distances import psnr, to_unit
 from iiie.metrics.pixel import PSNR_CAP
+from iiie.protocols import Scored
 from iiie.weights import require_files
 
 

@@ -20,8 +20,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from iiie.protocols import Scored
 from iiie.metrics.judge import VLMJudge
+from iiie.protocols import Scored
 
 SC_FIELDS = ("editing_success", "over_editing")
 PQ_FIELDS = ("naturalness", "artifacts")

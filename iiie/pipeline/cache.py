@@ -134,7 +134,8 @@ def _writer_alive(tmp_name: str) -> bool:
 
 class StageDir:
     """One stage's content-addressed folder: ``<id>.json`` = done, ``<id>.error.json`` =
-    failed (also final: a re-run does not retry it unless ``runtime.retry_errors=true``)."""
+    failed (final, unless the error is marked ``retryable`` (a backend outage) or the run
+    sets ``runtime.retry_errors=true``)."""
 
     def __init__(self, root: Path, stage: str, key: str) -> None:
         self.stage, self.key = stage, key
@@ -152,6 +153,14 @@ class StageDir:
 
     def is_done(self, sample_id: str) -> bool:
         return self.record(sample_id).exists()
+
+    def digest(self, sample_id: str) -> str | None:
+        """Hash of a sample's record: downstream records store their upstream's, so a
+        sample whose upstream was recomputed (a provisional plan replaced) is redone."""
+        try:
+            return hashlib.sha256(self.record(sample_id).read_bytes()).hexdigest()[:16]
+        except FileNotFoundError:
+            return None
 
     def is_failed(self, sample_id: str) -> bool:
         return self.error(sample_id).exists()

@@ -7,6 +7,9 @@
 | edit  | ``<id>.png`` (the edited image) then ``<id>.json`` (editor, params, seed) |
 | score | ``<id>.json`` (category + metric columns) |
 | any   | ``<id>.error.json`` when the sample failed at that stage |
+
+Every record after the plan's stores ``upstream``, the digest of the upstream record it was
+computed from; a record whose upstream changed since is stale and recomputed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from PIL import Image
 
+from iiie.errors import TransientBackendError
 from iiie.masks import image_to_mask, mask_to_image
 from iiie.pipeline.cache import StageDir, atomic_save_png, atomic_write_json, read_json
 from iiie.types import EditResult, MaskResult, Plan
@@ -76,6 +80,8 @@ def save_error(d: StageDir, sample_id: str, exc: BaseException, extra: dict[str,
             "type": type(exc).__name__,
             "message": str(exc),
             "traceback": traceback.format_exception_only(type(exc), exc)[-1].strip(),
+            # an outage is not the sample's result: the next run computes it again
+            "retryable": isinstance(exc, TransientBackendError),
             **(extra or {}),
         },
     )

@@ -31,6 +31,10 @@ NON_SEMANTIC_KEYS = frozenset(
         "backoff_max",
         "health_timeout",
         "serve",
+        # planner keys with the same property: how an outage is bridged (provisional plans
+        # are recomputed anyway), and whether the server is probed first
+        "fallback_on_outage",
+        "health_check",
     }
 )
 
