@@ -189,6 +189,24 @@ def test_transient_server_errors_are_retried(stub_server_factory):
     judge.close()
 
 
+def test_a_vote_lost_to_an_outage_is_retryable_not_a_no(stub_server_factory):
+    from iiie.errors import TransientBackendError
+
+    script = SeedScript()
+    server = stub_server_factory(model=MODEL, responder=script)
+    judge = MagicJudge(vlm=_settings(server, retries=1), samples=3, temperature=0.7)
+    for k in range(3):
+        script.set(judge.vote_seed("ok", "magic", k, 0), Reply(_yn(1, 1, 1)))
+        # sample "down": two good votes, one lost to a 503 storm (both attempts)
+        good = Reply(_yn(0, 0, 0))
+        script.set(judge.vote_seed("down", "magic", k, 0), *([Fault(503), Fault(503)] if k == 2 else [good]))
+    rows = judge.score_batch([_item("ok"), _item("down")])
+    assert rows[0] == {"edit_faithfulness": 1.0, "content_preservation": 1.0, "overall": 1.0}
+    assert isinstance(rows[1], TransientBackendError) and "outage" in str(rows[1])
+    assert "down" not in judge.details  # nothing kept for a sample that will be asked again
+    judge.close()
+
+
 def test_failed_votes_give_no_columns(stub_server_factory):
     def responder(req):
         if "broken" in req.last_user_text:

@@ -179,6 +179,12 @@ def test_sigkill_mid_run_then_resume_finishes_each_sample_once(tmp_path):
     results = json.loads((tmp_path / "results" / "smoke" / "results.json").read_text())
     assert len(results["per_sample"]) == 150
     assert all("failed_stage" not in r for r in results["per_sample"])
+    # ...and the second run reused what the first finished: planning and masking were
+    # complete before the kill, and the edits written before it were not redone
+    stages = json.loads((tmp_path / "results" / "smoke" / "manifest.json").read_text())["stages"]
+    assert stages["plan"]["cached"] == 150 and stages["plan"]["computed"] == 0
+    assert stages["mask"]["cached"] == 150 and stages["mask"]["computed"] == 0
+    assert stages["edit"]["cached"] >= 10 and stages["edit"]["cached"] + stages["edit"]["computed"] == 150
 
 
 def test_vlm_server_settings_do_not_change_the_plan_key_and_secrets_stay_off_disk(make_cfg, tmp_path):

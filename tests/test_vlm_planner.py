@@ -122,7 +122,7 @@ def make_request(i: int, instruction: str, size=SIZE) -> EditRequest:
     return EditRequest(f"s{i}", Image.new("RGB", size, (40 * i % 255, 90, 160)), instruction)
 
 
-def make_planner(server, fallback=None, strategy="multi_turn", **vlm) -> VLMPlanner:
+def make_planner(server, fallback=None, strategy="multi_turn", fallback_on_outage=False, **vlm) -> VLMPlanner:
     settings = {
         "base_url": server.base_url if server is not None else vlm.pop("base_url"),
         "model": "test-vlm",
@@ -136,7 +136,8 @@ def make_planner(server, fallback=None, strategy="multi_turn", **vlm) -> VLMPlan
         "health_timeout": 2,
     }
     settings.update(vlm)
-    return VLMPlanner(settings, strategy=strategy, fallback=fallback or FakeFallback())
+    return VLMPlanner(settings, strategy=strategy, fallback=fallback or FakeFallback(),
+                      fallback_on_outage=fallback_on_outage)
 
 
 @pytest.fixture
@@ -327,14 +328,20 @@ def test_5xx_is_retried_then_succeeds(server):
     assert stats["requests"] == 5
 
 
-def test_persistent_5xx_falls_back_after_retries(make_server):
+def test_persistent_5xx_is_a_retryable_outage_not_a_plan(make_server):
+    from iiie.errors import TransientBackendError
+
     server = make_server(model="test-vlm", responder=lambda req: Fault(500, "engine dead"))
     with make_planner(server, retries=2) as planner:
         (plan,) = planner.plan_batch([make_request(1, "remove the cup")])
         stats = planner.stats()
-    assert plan.fallback_reason == "http_500"
+    assert isinstance(plan, TransientBackendError) and "http_500" in str(plan)
+    assert len(server.requests) == 3 and stats["retries"] == 2 and stats["outage.http_500"] == 1
+    assert "fallbacks" not in stats
+    with make_planner(server, retries=0, fallback_on_outage=True) as planner:
+        (plan,) = planner.plan_batch([make_request(1, "remove the cup")])
+    assert plan.fallback_reason == "http_500" and plan.raw["provisional"] is True
     assert "engine dead" in plan.raw["vlm"]["detail"]
-    assert len(server.requests) == 3 and stats["retries"] == 2 and stats["fallback.http_500"] == 1
 
 
 def test_429_honours_retry_after_then_succeeds(server):
@@ -347,14 +354,18 @@ def test_429_honours_retry_after_then_succeeds(server):
     assert gap >= 0.25  # waited for Retry-After, not the 1 ms back-off
 
 
-def test_persistent_429_falls_back(make_server):
+def test_persistent_429_is_an_outage(make_server):
+    from iiie.errors import TransientBackendError
+
     server = make_server(model="test-vlm", responder=lambda req: Fault(429))
     with make_planner(server, retries=1) as planner:
         (plan,) = planner.plan_batch([make_request(1, "remove the cup")])
-    assert plan.fallback_reason == "http_429" and len(server.requests) == 2
+    assert isinstance(plan, TransientBackendError) and len(server.requests) == 2
 
 
-def test_timeout_is_retried_then_falls_back(make_server):
+def test_timeout_is_retried_then_is_an_outage(make_server):
+    from iiie.errors import TransientBackendError
+
     server = make_server(model="test-vlm", responder=scripted_model())
     server.script(Reply({"category": "remove"}, delay=3.0))
     with make_planner(server, timeout=0.5, retries=1) as planner:
@@ -366,7 +377,7 @@ def test_timeout_is_retried_then_falls_back(make_server):
     with make_planner(server, timeout=0.5, retries=1) as planner:
         (plan,) = planner.plan_batch([make_request(2, "remove the cup")])
         stats = planner.stats()
-    assert plan.fallback_reason == "timeout" and stats["fallback.timeout"] == 1
+    assert isinstance(plan, TransientBackendError) and stats["outage.timeout"] == 1
 
 
 def test_dropped_connection_is_retried(server):
@@ -605,7 +616,7 @@ def test_sample_the_fallback_rejects_fails_alone(make_server):
     )
     reqs = [make_request(0, "remove the cup"), make_request(1, "add a hat on the cat"),
             make_request(2, "make the car red")]
-    with make_planner(server, PickyFallback(), retries=0) as planner:
+    with make_planner(server, PickyFallback(), retries=0, fallback_on_outage=True) as planner:
         with pytest.raises(InstructionError, match="either"):
             planner.plan_batch(reqs)
         sent = len(server.requests)
@@ -619,7 +630,7 @@ def test_real_rule_planner_as_fallback(make_server):
     server = make_server(model="test-vlm", responder=lambda req: Fault(503))
     settings = {"base_url": server.base_url, "model": "test-vlm", "family": "qwen2_5_vl",
                 "min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS, "retries": 0}
-    with VLMPlanner(settings) as planner:  # fallback=None -> iiie.planners.rules.RulePlanner
+    with VLMPlanner(settings, fallback_on_outage=True) as planner:  # fallback=None -> RulePlanner
         plans = planner.plan_batch([make_request(0, "remove the cup"), make_request(1, "make it winter")])
         stats = planner.stats()
     assert type(planner.fallback).__name__ == "RulePlanner"
