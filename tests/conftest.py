@@ -17,6 +17,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def require_golden(folder: Path, marker: str = "run_meta.json") -> None:
+    """Skip a parity test when ``../shared/golden/<kind>`` is absent, locally and loudly;
+    in CI (env ``CI`` set, as ``.ci/run`` does) fail instead: parity must never pass by
+    not running."""
+    if (folder / marker).exists():
+        return
+    message = f"golden folder {folder} is absent (it lives in ../shared/golden)"
+    if os.environ.get("CI"):
+        pytest.fail(message + "; CI requires it", pytrace=False)
+    pytest.skip(message)
+
+
 def compose_config(overrides: list[str], config_name: str = "config") -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` with overrides, exactly as the CLIs do."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

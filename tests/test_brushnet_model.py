@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import require_golden
 from diffusers import UNet2DConditionModel
 from safetensors.torch import load_file
 
@@ -21,8 +22,7 @@ POWERPAINT_GOLDEN = GOLDEN / "powerpaint"
 
 
 def _need(folder):
-    if not folder.is_dir():
-        pytest.skip(f"golden folder {folder} is absent (it lives in ../shared/golden)")
+    require_golden(folder, marker="")
 
 
 # ---------------------------------------------------------------- golden checkpoints

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import require_golden
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -149,8 +150,7 @@ def test_parity_tool_on_another_config(tmp_path):
 def _golden_copy(name: str, tmp_path, drop: tuple[str, ...] = ()):
     """A copy of a shared golden folder without the files matching ``drop``."""
     src = GOLDEN / name
-    if not (src / "run_meta.json").exists():
-        pytest.skip(f"golden folder {src} is absent (it lives in ../shared/golden)")
+    require_golden(src)
     dst = tmp_path / name
     shutil.copytree(src, dst)
     for pattern in drop:
@@ -194,8 +194,7 @@ def test_golden_without_modules_and_key_list_fails_unless_skipped(tmp_path, caps
 @pytest.mark.parametrize("other", ["powerpaint", "infedit"])
 def test_brushnet_tool_refuses_another_models_golden(other, capsys):
     folder = GOLDEN / other
-    if not (folder / "run_meta.json").exists():
-        pytest.skip(f"golden folder {folder} is absent")
+    require_golden(folder)
     with pytest.raises(GoldenFolderError, match=f"python -m iiie.parity {other}"):
         parity.run(folder)
     for flags in ([], ["--skip-pipeline", "--skip-modules", "--skip-keys"]):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import require_golden
 
 from iiie.models.infedit import (
     AlignmentError,
@@ -58,8 +59,7 @@ def _run(pipe, settings, src=SRC, tgt=TGT, seed=0, image=None, **kw):
 # ---------------------------------------------------------------- reference parity
 @pytest.mark.timeout(1800)
 def test_parity_with_reference_golden(capsys):
-    if not (GOLDEN / "run_meta.json").exists():
-        pytest.skip(f"golden folder {GOLDEN} not present")
+    require_golden(GOLDEN)
     from iiie.parity.__main__ import main
 
     rc = main(["infedit", str(GOLDEN)])
@@ -72,8 +72,7 @@ def test_parity_with_reference_golden(capsys):
 
 def _golden_copy(tmp_path, drop: tuple[str, ...]) -> Path:
     """A copy of the InfEdit golden folder without the files matching ``drop``."""
-    if not (GOLDEN / "run_meta.json").exists():
-        pytest.skip(f"golden folder {GOLDEN} not present")
+    require_golden(GOLDEN)
     dst = tmp_path / "infedit"
     shutil.copytree(GOLDEN, dst)
     for pattern in drop:
@@ -125,8 +124,7 @@ def test_parity_refuses_another_models_golden(other, capsys):
     from iiie.parity.__main__ import main
 
     folder = GOLDEN.parent / other
-    if not (folder / "run_meta.json").exists():
-        pytest.skip(f"golden folder {folder} not present")
+    require_golden(folder)
     assert main(["infedit", str(folder), "--skip-pipeline"]) == 2
     out = capsys.readouterr().out
     assert out.startswith("FAIL golden folder:") and f"python -m iiie.parity {other}" in out
@@ -384,3 +382,45 @@ def test_blend_layers_are_the_references_at_sd15_proportions():
     assert chosen == ["down_blocks.2.attentions.0", "down_blocks.2.attentions.1",
                       "up_blocks.1.attentions.0", "up_blocks.1.attentions.1", "up_blocks.1.attentions.2"]
     assert level_size(64, 2) == 16 and level_size(40, 2) == 10 and level_size(9, 2) == 3
+
+
+# ---------------------------------------------------------------- tolerances of the parity tool
+def test_pred_x0_tolerance_is_derived_from_the_step_alpha_and_says_rounding_or_not():
+    from iiie.parity.common import Report
+    from iiie.parity.infedit import STEP_TOL, _compare_pred_x0, pred_x0_tolerance
+
+    meta = {"alphas_cumprod_at_timesteps": [0.0047, 0.052, 0.278, 0.659]}
+    tol, how = pred_x0_tolerance("step3.pred_x0_t", meta)
+    assert tol == pytest.approx(STEP_TOL * (1 + (1 - 0.659) ** 0.5) / 0.659**0.5) and "a=0.659" in how
+    assert pred_x0_tolerance("pred_x0_final", meta)[0] == tol
+    assert pred_x0_tolerance("step0.pred_x0_t", meta)[0] > 25 * STEP_TOL  # t = 999: 1/sqrt(a) ~ 15
+    assert pred_x0_tolerance("step1.e_t", meta) is None
+    # the private golden's case: 1.03e-4 abs on values of about 18 (5.7e-6 relative)
+    ref = torch.full((4, 8, 8), 18.0)
+    report = Report("t")
+    _compare_pred_x0(report, "rounding", ref + 1.03e-4, ref, tol, how)
+    _compare_pred_x0(report, "real", ref + 3 * tol, ref, tol, how)
+    rounding, real = report.checks
+    assert rounding.ok and "rounding amplified" in rounding.note
+    assert not real.ok and "real difference" in real.note
+
+
+def test_mask_ties_are_judged_from_the_reference_map_only_and_capped():
+    from iiie.parity.infedit import _MaskTies
+
+    ref = torch.zeros(1, 1, 10, 10, dtype=torch.bool)
+    ref[..., :5, :] = True
+    ours = ref.clone()
+    ours[..., 0, :4] = False  # 4 px differ
+    thresh = 0.5
+    ref_map = torch.where(ref, 0.9, 0.1).double()
+    ref_map[..., 0, :2] = thresh + 5e-5  # 2 of them are recorded as near-threshold ties
+    our_map = torch.full_like(ref_map, thresh)  # our map says "all near": must not count
+    key = "blend.mask_e"
+    ties = _MaskTies({f"step1.{key}": ref, f"step1.{key}_map": ref_map})
+    fixed = ties(1, "mask_e", ours, our_map, thresh)
+    assert ties.ties[f"step1.{key}"] == 2 and ties.hard[f"step1.{key}"] == 2
+    assert int((fixed != ref).sum()) == 2  # only the recorded ties took the reference value
+    no_map = _MaskTies({f"step1.{key}": ref})
+    no_map(1, "mask_e", ours, our_map, thresh)
+    assert no_map.ties[f"step1.{key}"] == 0 and no_map.hard[f"step1.{key}"] == 4

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import require_golden
 from PIL import Image
 
 from iiie import masks as M
@@ -166,8 +167,7 @@ def test_parity_tool_refuses_the_brushnet_golden(capsys):
     from iiie.parity import powerpaint
 
     brushnet = GOLDEN.parent / "brushnet"
-    if not (brushnet / "run_meta.json").exists():
-        pytest.skip(f"golden folder {brushnet} is absent")
+    require_golden(brushnet)
     assert powerpaint.main([str(brushnet), "--skip-pipeline", "--skip-text"]) == 2
     out = capsys.readouterr().out
     assert out.startswith("FAIL golden folder:") and "python -m iiie.parity brushnet" in out
