@@ -31,12 +31,12 @@ from tqdm.auto import tqdm
 from iiie import weights
 from iiie.batching import FATAL, chunks, guarded_batch
 from iiie.data.base import Dataset, Sample
-from iiie.errors import IIIEError
+from iiie.errors import ConfigurationError, IIIEError
 from iiie.pipeline import records as R
 from iiie.pipeline.cache import StageDir, plain, redact, stable_hash
 from iiie.pipeline.fingerprint import code_fingerprint
 from iiie.pipeline.stages import STAGES, Stage, stats_of
-from iiie.protocols import Scored
+from iiie.protocols import Metric, Scored
 from iiie.types import Category
 
 #: Samples kept in memory by a runner (least recently used are dropped).
@@ -164,12 +164,18 @@ class Runner:
             self._built[key] = build(name, node)
         return self._built[key]
 
-    def metrics(self) -> list[Any]:
-        """``metrics`` is either one component (has ``_target_``) or a dict of them."""
+    def metrics(self) -> list[Metric]:
+        """``metrics`` is either one component (has ``_target_``) or a dict of them; each
+        must follow the :class:`~iiie.protocols.Metric` contract."""
         node = self.cfg.metrics
-        if "_target_" in node:
-            return [self.component("metrics", node)]
-        return [self.component(f"metrics.{k}", v) for k, v in node.items() if v is not None and "_target_" in v]
+        named = [("metrics", node)] if "_target_" in node else [
+            (f"metrics.{k}", v) for k, v in node.items() if v is not None and "_target_" in v
+        ]
+        built = [(name, self.component(name, v)) for name, v in named]
+        for name, m in built:
+            if not isinstance(m, Metric):
+                raise ConfigurationError(f"{name} ({type(m).__name__}) is not a metric: it needs `name` and `score_batch(items)`")
+        return [m for _, m in built]
 
     def plan_of(self, sample_id: str):
         return R.load_plan(self.stage_dir("plan"), sample_id)
