@@ -64,7 +64,8 @@ def execute(cfg: DictConfig, out: Path | None = None) -> list[dict]:
     run_prepare(cfg)
     runner = Runner(cfg, show_progress=bool(cfg.runtime.get("progress", True)))
     manifest = runner.run()
-    rows = [runner.sample_status(i) for i in runner.ids]
+    method = str(cfg.get("method_name", "custom"))
+    rows = [{**runner.sample_status(i), "method": method} for i in runner.ids]
     out = Path(out) if out is not None else results_dir(cfg)
     title = f"{cfg.experiment_name} ({len(rows)} samples)"
     table = write_results(out, rows, manifest, title)

@@ -10,14 +10,21 @@ from omegaconf import DictConfig
 
 
 class CollectSweep(Callback):
-    """After a multirun, write ``results/<experiment>/comparison.{md,csv,json}``."""
+    """After a multirun, write ``results/<experiment>/comparison.{md,csv,json}`` (and, for
+    an experiment with a ``paper_table`` node, the paper's ``table.{md,csv,json}``)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from iiie.pipeline.report import collect
+        from iiie.pipeline.report import collect, paper_table
 
         sweep = Path(config.paths.results) / str(config.experiment_name)
         if not sweep.exists():
             return
         collect(sweep)
+        paper = config.get("paper_table")
+        if paper is not None:  # a sweep over methods: the paper's table too
+            paper_table(sweep, list(paper.get("published") or []), str(paper.get("published_note", "published")))
+            print((sweep / "table.md").read_text())
+            print(f"results table written to {sweep / 'table.md'}")
+            return
         print((sweep / "comparison.md").read_text())
         print(f"comparison written to {sweep / 'comparison.md'}")

@@ -28,6 +28,11 @@ COLUMN_ORDER = [
 ]
 #: What each column means (README and the Markdown table's footer use this).
 COLUMN_DOCS = {
+    "method": "the editing system (conf/method/)",
+    "source": "\"this run\": measured here; otherwise where a reference row comes from",
+    "plan_calls": "samples sent to the planner's model (0: planner=none)",
+    "mask_calls": "samples sent to the masker (0: masker=none)",
+    "edit_calls": "samples sent to the editors",
     "n": "samples in the row",
     "failed": "samples that stopped with an error before scoring",
     "category_acc": "planner's category = ground truth (step 1)",
@@ -41,7 +46,10 @@ COLUMN_DOCS = {
     "ssim_out": "SSIM outside the GT change region vs the source: content preservation",
     **BENCHMARK_COLUMN_DOCS,
 }
-NON_METRIC = {"id", "category", "plan_category", "failed_stage", "error", "error_type"}
+NON_METRIC = {"id", "category", "plan_category", "failed_stage", "error", "error_type", "method"}
+#: The paper's Table-1 columns (MAGIC protocol), first in the paper table.
+PAPER_COLUMNS = ("edit_faithfulness", "content_preservation", "overall")
+STAGE_CALLS = ("plan", "mask", "edit")
 ROW_ORDER = [c.value for c in Category] + ["unknown"]
 
 
@@ -140,12 +148,11 @@ def collect(sweep_dir: Path, out_dir: Path | None = None) -> list[dict[str, Any]
         stages = man.get("stages", {})
         row = {"variant": res.parent.name}
         row.update({k: v for k, v in overall.items() if k != "category"})
-        for s in ("plan", "mask", "edit"):
-            row[f"{s}_calls"] = stages.get(s, {}).get("model_calls")
+        row.update(_stage_calls(stages))
         rows.append(row)
     if not rows:
         raise FileNotFoundError(f"no */results.json under {sweep_dir}: did the sweep run?")
-    calls = [f"{s}_calls" for s in ("plan", "mask", "edit")]
+    calls = [f"{s}_calls" for s in STAGE_CALLS]
     order = ["variant", "n", "failed"] + [c for c in metric_columns(rows) if c not in calls and c not in ("n", "failed")] + calls
     rows = [{k: r.get(k) for k in order} for r in rows]
     totals = {c: sum(r.get(c) or 0 for r in rows) for c in calls}
@@ -154,4 +161,61 @@ def collect(sweep_dir: Path, out_dir: Path | None = None) -> list[dict[str, Any]
     atomic_write_bytes(out_dir / "comparison.md", md.encode())
     atomic_write_bytes(out_dir / "comparison.csv", _csv_bytes(rows))
     atomic_write_json(out_dir / "comparison.json", {"rows": rows, "totals": totals})
+    return rows
+
+
+def _stage_calls(stages: dict[str, Any]) -> dict[str, Any]:
+    """``plan_calls``, ``mask_calls``, ``edit_calls``: backend calls of one run (0 for a
+    stage whose backend calls no model, e.g. ``planner=none``)."""
+    return {f"{s}_calls": stages.get(s, {}).get("model_calls") for s in STAGE_CALLS}
+
+
+def paper_table(
+    sweep_dir: Path,
+    published: Iterable[dict[str, Any]] = (),
+    published_note: str = "published",
+    out_dir: Path | None = None,
+) -> list[dict[str, Any]]:
+    """The paper's results table from a sweep over methods: one row per method (the
+    Table-1 columns first, then ``n``, ``failed``, the automatic metrics and the stage
+    calls), then the ``published`` rows marked with ``published_note`` so that nobody takes
+    them for ours, then a per-category table per method. Written as
+    ``table.{md,csv,json}`` in ``out_dir`` (default: ``sweep_dir``)."""
+    sweep_dir = Path(sweep_dir)
+    out_dir = Path(out_dir or sweep_dir)
+    ours: list[dict[str, Any]] = []
+    per_category: dict[str, list[dict[str, Any]]] = {}
+    for res in sorted(sweep_dir.glob("*/results.json")):
+        data = json.loads(res.read_text())
+        man_path = res.parent / "manifest.json"
+        man = json.loads(man_path.read_text()) if man_path.exists() else {}
+        method = str(man.get("config", {}).get("method_name") or res.parent.name)
+        overall = next(r for r in data["table"] if r["category"] == "overall")
+        row = {"method": method, "source": "this run"}
+        row.update({c: overall.get(c) for c in PAPER_COLUMNS})
+        row.update(n=overall.get("n"), failed=overall.get("failed"))
+        row.update({c: overall.get(c) for c in metric_columns([overall]) if c not in PAPER_COLUMNS})
+        row.update(_stage_calls(man.get("stages", {})))
+        ours.append(row)
+        per_category[method] = data["table"]
+    if not ours:
+        raise FileNotFoundError(f"no */results.json under {sweep_dir}: did the sweep run?")
+    reference = [
+        {"method": str(p["method"]), "source": published_note, **{c: p.get(c) for c in PAPER_COLUMNS}}
+        for p in published
+    ]
+    cols: list[str] = []
+    for r in ours + reference:
+        cols += [k for k in r if k not in cols]
+    rows = [{k: r.get(k) for k in cols} for r in ours + reference]
+    md = to_markdown(rows, f"Results: {sweep_dir.name}", key="method")
+    if reference:
+        md += (f"\nRows marked \"{published_note}\" are the paper's Table 1 for reference; they "
+               "were judged by people on another test set and are not comparable one-to-one.\n")
+    for method, table in per_category.items():
+        md += "\n" + to_markdown(table, f"{method}: per category")
+    legend = [f"- `{c}`: {COLUMN_DOCS[c]}" for c in cols if c in COLUMN_DOCS]
+    atomic_write_bytes(out_dir / "table.md", (md + "\n" + "\n".join(legend) + "\n").encode())
+    atomic_write_bytes(out_dir / "table.csv", _csv_bytes(rows))
+    atomic_write_json(out_dir / "table.json", {"rows": rows, "per_category": per_category})
     return rows

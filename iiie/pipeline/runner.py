@@ -291,8 +291,9 @@ class Runner:
                         lambda its, b=backend, r=route: st.call(b, [x for _, x in its], r),
                         items, ok, lambda it, exc: failed(it[0], exc, st.error_info(it[1])), st.batch_key,
                     )
-                    c.model_calls += sent
-                    c.retried += again
+                    if getattr(backend, "calls_model", True):  # planner=none, masker=none: no
+                        c.model_calls += sent
+                        c.retried += again
             stats = stats_of(backend)
             if route is not None:
                 c.backend[route.value] = stats
@@ -318,6 +319,7 @@ class Runner:
             pass
         last = len(self.order) - 1
         k, state, route = self._walk(sample_id, last)
+        row.update(self._provenance(sample_id, k, route))
         st = self.order[k]
         if k == last and state in PASSED:
             rec = R.read_json(self.stage_dir(st.name, route).record(sample_id))
@@ -328,6 +330,16 @@ class Runner:
         plan = self.plan_of(sample_id)
         row["plan_category"] = plan.category.value
         return {**row, **self._plan_columns(sample_id, plan), "failed_stage": st.name, **_failure(err)}
+
+    def _provenance(self, sample_id: str, reached: int, route: Category | None) -> dict[str, str]:
+        """Which planner, masker and editor made a sample's records (those it reached)."""
+        fields = {"plan": "planner", "mask": "masker", "edit": "editor"}
+        out: dict[str, str] = {}
+        for st in self.order[:reached + 1]:
+            d = self.stage_dir(st.name, route if st.per_route else None)
+            if st.name in fields and d.is_done(sample_id):
+                out[fields[st.name]] = str(R.read_json(d.record(sample_id)).get(fields[st.name], ""))
+        return out
 
     def _plan_columns(self, sample_id: str, plan) -> dict[str, float]:
         """Plan-only metric columns for a sample that stopped after planning."""
