@@ -41,3 +41,37 @@ def test_collect_merges_variants(tmp_path):
     assert "plan_calls=5" in (tmp_path / "comparison.md").read_text()
     with pytest.raises(FileNotFoundError):
         collect(tmp_path / "nothing")
+
+
+def test_paper_table_rows_columns_and_published_reference_rows(tmp_path):
+    from iiie.pipeline.report import PAPER_COLUMNS, paper_table
+
+    votes = {"iiie": (1.0, 0.0), "instructpix2pix": (0.0, 1.0)}
+    for method, (ef_remove, ef_global) in votes.items():
+        rows = [
+            {"id": "a", "category": "remove", "edit_faithfulness": ef_remove, "content_preservation": 1.0,
+             "overall": ef_remove, "emu_l1": 0.2},
+            {"id": "b", "category": "global", "edit_faithfulness": ef_global, "content_preservation": 0.0,
+             "overall": ef_global, "emu_l1": 0.4},
+            {"id": "c", "category": "global", "failed_stage": "edit", "error": "x"},
+        ]
+        calls = 0 if method == "instructpix2pix" else 3
+        manifest = {"config": {"method_name": method},
+                    "stages": {"plan": {"model_calls": calls}, "mask": {"model_calls": calls}, "edit": {"model_calls": 2}}}
+        write_results(tmp_path / f"method={method}", rows, manifest, method)
+    published = [{"method": "IIIE", "edit_faithfulness": 0.51, "content_preservation": 0.78, "overall": 0.80}]
+    rows = paper_table(tmp_path, published, "published, MAGIC, human raters")
+    assert [r["method"] for r in rows] == ["iiie", "instructpix2pix", "IIIE"]
+    assert list(rows[0])[:4] == ["method", "source", *PAPER_COLUMNS[:2]]
+    assert list(rows[0])[4:7] == ["overall", "n", "failed"]
+    ours = {r["method"]: r for r in rows}
+    # means over the scored samples only; the failed one is counted, not averaged
+    assert ours["iiie"]["edit_faithfulness"] == pytest.approx(0.5) and ours["iiie"]["n"] == 3
+    assert ours["iiie"]["failed"] == 1 and ours["iiie"]["emu_l1"] == pytest.approx(0.3)
+    assert ours["instructpix2pix"]["plan_calls"] == 0 and ours["iiie"]["plan_calls"] == 3
+    assert ours["IIIE"]["source"] == "published, MAGIC, human raters" and ours["IIIE"]["n"] is None
+    assert ours["iiie"]["source"] == "this run"
+    md = (tmp_path / "table.md").read_text()
+    assert "iiie: per category" in md and "instructpix2pix: per category" in md
+    assert "published, MAGIC, human raters" in md
+    assert json.loads((tmp_path / "table.json").read_text())["per_category"]["iiie"][0]["category"] == "remove"
