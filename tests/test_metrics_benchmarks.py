@@ -539,3 +539,96 @@ def test_score_folder_has_no_made_up_plan_or_mask_columns(tmp_path):
 
     with pytest.raises(IIIEError, match="no metric left"):
         score_folder(only_plan, edited, "{id}.png", tmp_path / "x")
+
+
+# ------------------------------------------------------------------ reference re-implementations
+# Each helper below restates one published scoring step; the comment names its source line.
+
+
+def _ref_pie_mask_decode(encoded, shape=(512, 512)) -> np.ndarray:
+    """PnPInversion evaluation/evaluate.py ``mask_decode``: runs clipped at the end, then
+    the one-pixel border forced to 1 ("to avoid annotation errors in boundary")."""
+    length = shape[0] * shape[1]
+    flat = np.zeros((length,))
+    for i in range(0, len(encoded), 2):
+        splice = min(encoded[i + 1], length - encoded[i])
+        flat[encoded[i] : encoded[i] + splice] = 1
+    m = flat.reshape(shape)
+    m[0, :] = m[-1, :] = 1
+    m[:, 0] = m[:, -1] = 1
+    return m
+
+
+def _ref_pie_tgt(tgt: Image.Image) -> Image.Image:
+    """evaluate.py: ``if tgt_image.size[0] != tgt_image.size[1]: tgt_image =
+    tgt_image.crop((w-512, h-512, w, h))`` ("to evaluate editing")."""
+    w, h = tgt.size
+    return tgt.crop((w - 512, h - 512, w, h)) if w != h else tgt
+
+
+def _ref_pie_background(src: Image.Image, tgt: Image.Image, mask3: np.ndarray) -> dict:
+    """matrics_calculator.py ``calculate_psnr/mse/ssim`` on the unedited part: float32
+    /255 arrays times ``1 - mask``, torchmetrics PeakSignalNoiseRatio(data_range=1),
+    MeanSquaredError, StructuralSimilarityIndexMeasure(data_range=1)."""
+    from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+    from torchmetrics.regression import MeanSquaredError
+
+    keep = (1 - mask3).astype(np.float32)
+    a = np.array(tgt).astype(np.float32) / 255 * keep  # img_pred = edited
+    b = np.array(src).astype(np.float32) / 255 * keep  # img_gt = source
+    ta = torch.tensor(a).permute(2, 0, 1).unsqueeze(0)
+    tb = torch.tensor(b).permute(2, 0, 1).unsqueeze(0)
+    return {
+        "pie_psnr": float(PeakSignalNoiseRatio(data_range=1.0)(ta, tb)),
+        "pie_mse": float(MeanSquaredError()(ta[0].contiguous(), tb[0].contiguous())),
+        "pie_ssim": float(StructuralSimilarityIndexMeasure(data_range=1.0)(ta, tb)),
+    }
+
+
+def test_pie_bench_panel_output_is_cropped_like_the_reference(clip_dir, dino8_dir, squeeze_dir):
+    """A released-style 2048x512 panel (four 512 tiles, the edit bottom-right)."""
+    from iiie.data.pie_bench import decode_run_mask, encode_run_mask
+    from iiie.metrics.pie_bench import fit_output
+
+    src = _rand_img(20, (512, 512))
+    edit = np.asarray(src).copy()
+    edit[100:300, 120:360] = np.asarray(_rand_img(21, (240, 200)))  # inside the mask
+    edit[400:420, 400:470] //= 2  # background damage the metric must see
+    tiles = [np.asarray(src), np.asarray(_rand_img(22, (512, 512))),
+             np.asarray(_rand_img(23, (512, 512))), edit]  # fmt: skip
+    panel = Image.fromarray(np.concatenate(tiles, axis=1))
+    assert panel.size == (2048, 512)
+    region = np.zeros((512, 512), bool)
+    region[100:300, 120:360] = True
+    runs = encode_run_mask(region)
+    mask = decode_run_mask(runs)  # our loader's decoding, border forced
+    ref_mask3 = _ref_pie_mask_decode(runs)[:, :, np.newaxis].repeat([3], axis=2)
+    np.testing.assert_array_equal(mask, ref_mask3[..., 0].astype(bool))
+
+    m = PIEBenchMetric(clip=str(clip_dir), dino=str(dino8_dir), lpips=str(squeeze_dir),
+                       device="cpu", structure_layer=2)  # fmt: skip
+    truth = GroundTruth(mask=mask, target_caption="a dog")
+    got = m.score_batch([_scored(src, panel, truth)])[0]
+    ref_tgt = _ref_pie_tgt(panel)
+    np.testing.assert_array_equal(np.asarray(ref_tgt), edit)
+    ref = _ref_pie_background(src, ref_tgt, ref_mask3)
+    assert got["pie_psnr"] == pytest.approx(ref["pie_psnr"], rel=1e-5)
+    assert got["pie_mse"] == pytest.approx(ref["pie_mse"], rel=1e-5)
+    assert got["pie_ssim"] == pytest.approx(ref["pie_ssim"], rel=1e-5)
+    # every column, the model-based ones included, equals scoring the edit tile itself
+    same = m.score_batch([_scored(src, Image.fromarray(edit), truth)])[0]
+    assert got == pytest.approx(same, rel=1e-6)
+    # the old rule (resize the whole panel) is far off, and still available by config
+    resized = PIEBenchMetric(clip=str(clip_dir), dino=str(dino8_dir), lpips=str(squeeze_dir),
+                             device="cpu", structure_layer=2, panel_crop="none")  # fmt: skip
+    old = resized.score_batch([_scored(src, panel, truth)])[0]
+    assert abs(old["pie_psnr"] - got["pie_psnr"]) > 3
+    # square outputs of another size are resized (the reference would stop), tiny panels refused
+    assert fit_output(Image.new("RGB", (1024, 1024)), (512, 512)).size == (512, 512)
+    from iiie.errors import SampleError
+
+    with pytest.raises(SampleError, match="smaller than"):
+        fit_output(Image.new("RGB", (600, 300)), (512, 512))
+    with pytest.raises(ValueError, match="panel_crop"):
+        PIEBenchMetric(clip=str(clip_dir), dino=str(dino8_dir), lpips=str(squeeze_dir),
+                       panel_crop="left")  # fmt: skip
