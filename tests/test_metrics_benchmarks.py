@@ -632,3 +632,47 @@ def test_pie_bench_panel_output_is_cropped_like_the_reference(clip_dir, dino8_di
     with pytest.raises(ValueError, match="panel_crop"):
         PIEBenchMetric(clip=str(clip_dir), dino=str(dino8_dir), lpips=str(squeeze_dir),
                        panel_crop="left")  # fmt: skip
+
+
+def test_score_folder_rotated_jpeg_keeps_the_pie_mask_aligned(tmp_path, clip_dir, dino8_dir, squeeze_dir):
+    """A PIE-Bench source stored as a JPEG with an EXIF rotation, and a method's output
+    that changed only the masked region of the stored pixels: decoded as the reference
+    does (no EXIF), the background is untouched (PSNR capped, MSE 0); decoded with EXIF
+    rotation, the mask would sit on the wrong pixels."""
+    from iiie.data.pie_bench import encode_run_mask
+    from iiie.metrics.score_folder import compose, score_folder
+
+    root = tmp_path / "pie"
+    (root / "annotation_images" / "1_x").mkdir(parents=True)
+    arr = np.zeros((512, 512, 3), np.uint8)
+    arr[:, :256] = (220, 30, 30)
+    arr[:, 256:] = (30, 30, 220)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90°
+    src_path = root / "annotation_images" / "1_x" / "0.jpg"
+    Image.fromarray(arr).save(src_path, "JPEG", quality=95, exif=exif.tobytes())
+    region = np.zeros((512, 512), bool)
+    region[40:200, 300:480] = True
+    (root / "mapping_file.json").write_text(json.dumps({"000": {
+        "image_path": "1_x/0.jpg", "original_prompt": "a [blue] wall", "editing_prompt": "a [green] wall",
+        "editing_instruction": "make it green", "editing_type_id": "6", "blended_word": "blue green",
+        "mask": encode_run_mask(region)}}))  # fmt: skip
+    stored = np.array(Image.open(src_path).convert("RGB"))  # evaluate.py's Image.open, no EXIF
+    out = stored.copy()
+    out[region] = (30, 200, 30)
+    edited = tmp_path / "method" / "annotation_images"
+    (edited / "1_x").mkdir(parents=True)
+    Image.fromarray(out).save(edited / "1_x" / "0.jpg", "PNG")  # same name as the source
+    overrides = ["data=pie_bench", f"data.root={root}", "metrics=pie_bench",
+                 f"metrics.pie_bench.clip={clip_dir}", f"metrics.pie_bench.dino={dino8_dir}",
+                 f"metrics.pie_bench.lpips={squeeze_dir}", "metrics.pie_bench.structure_layer=2"]  # fmt: skip
+    score_folder(compose(overrides), edited, "{image_path}", tmp_path / "ref")
+    row = json.loads((tmp_path / "ref" / "results.json").read_text())["per_sample"][0]
+    ref_mask3 = _ref_pie_mask_decode(encode_run_mask(region))[:, :, None].repeat(3, axis=2)
+    ref = _ref_pie_background(Image.fromarray(stored), Image.fromarray(out), ref_mask3)
+    assert math.isinf(ref["pie_psnr"]) and row["pie_psnr"] == 100.0  # capped +inf
+    assert row["pie_mse"] == ref["pie_mse"] == 0.0
+    assert row["pie_ssim"] == pytest.approx(ref["pie_ssim"], abs=1e-6)
+    score_folder(compose([*overrides, "data.decode=friendly"]), edited, "{image_path}", tmp_path / "fr")
+    rotated = json.loads((tmp_path / "fr" / "results.json").read_text())["per_sample"][0]
+    assert rotated["pie_mse"] > 0.01  # the misalignment the reference decoding avoids

@@ -15,6 +15,7 @@ from typing import Any
 from iiie.data.base import Dataset, GroundTruth, Sample
 from iiie.data.categories import GEDIT_BENCH, lookup
 from iiie.data.tables import HFTable, decode_image, find_split_files
+from iiie.imageio import check_decode
 from iiie.types import EditRequest
 
 TEXT_COLUMNS = ["key", "task_type", "instruction", "instruction_language"]
@@ -31,12 +32,14 @@ class GEditBenchDataset(Dataset):
         n: int | None = None,
         image_column: str = "input_image",
         task_types: list[str] | None = None,
+        decode: str = "reference",
     ) -> None:
         self.root = Path(root).expanduser()
         self.language = str(language)
         self.split = split
         self.n = None if n is None else int(n)
         self.image_column = str(image_column)
+        self.decode = check_decode(decode)
         self.task_types = sorted(task_types) if task_types else None
         self.table = HFTable(find_split_files(self.root, split, "gedit_bench"))
         names = self.table.column_names
@@ -84,6 +87,7 @@ class GEditBenchDataset(Dataset):
             "split": self.split,
             "image_column": self.image_column,
             "task_types": self.task_types,
+            "decode": self.decode,
             "files": self.table.signature(),
         }
 
@@ -93,7 +97,10 @@ class GEditBenchDataset(Dataset):
         i = self._row_of[sample_id]
         cell = self.table.row(i, [self.image_column])[self.image_column]
         image = decode_image(
-            cell, self.table.files[0].parent, f"gedit_bench {sample_id} {self.image_column}"
+            cell,
+            self.table.files[0].parent,
+            f"gedit_bench {sample_id} {self.image_column}",
+            self.decode,
         )
         task = self._meta["task_type"][i]
         extra: dict[str, Any] = {

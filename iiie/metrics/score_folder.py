@@ -102,6 +102,7 @@ def score_folder(
             f"no metric left to score edited images: {skipped} score the pipeline's own plan "
             "or mask, which a folder of edited images does not have"
         )
+    decode = getattr(dataset, "decode", "friendly")
     batch_size = int(cfg.runtime.get("score_batch_size", 32))
     rows: list[dict[str, Any]] = []
     pending: list[Scored] = []
@@ -136,7 +137,8 @@ def score_folder(
             rows.append(_failed(None, "load", exc, sid))
             continue
         try:
-            image = load_image(edited_path(edited, pattern, sample))
+            # outputs are decoded like the benchmark's own images (``data.decode``)
+            image = load_image(edited_path(edited, pattern, sample), decode=decode)
         except SampleError as exc:
             rows.append(_failed(sample, "edit", exc, sid))
             continue
