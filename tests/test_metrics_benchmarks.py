@@ -676,3 +676,145 @@ def test_score_folder_rotated_jpeg_keeps_the_pie_mask_aligned(tmp_path, clip_dir
     score_folder(compose([*overrides, "data.decode=friendly"]), edited, "{image_path}", tmp_path / "fr")
     rotated = json.loads((tmp_path / "fr" / "results.json").read_text())["per_sample"][0]
     assert rotated["pie_mse"] > 0.01  # the misalignment the reference decoding avoids
+
+
+# ------------------------------------------------------------------ GEdit-Bench aggregation
+
+# Step1X-Edit GEdit-Bench/calculate_statistics.py: ``GROUPS`` (the 11 task types).
+_GEDIT_GROUPS = ["background_change", "color_alter", "material_alter", "motion_change", "ps_human",
+                 "style_change", "subject-add", "subject-remove", "subject-replace", "text_change",
+                 "tone_transfer"]  # fmt: skip
+
+
+def _ref_gedit_analyze_scores(csv_dir, model, language):
+    """calculate_statistics.py ``analyze_scores`` restated with the csv module: for each
+    group read ``{model}_{group}_gpt_score.csv``, keep rows of ``language``,
+    ``overall = sqrt(semantics * quality)``, the intersection subset ``if
+    intersection_exist``; np.mean per group, then np.mean over GROUPS."""
+    import csv
+
+    full = {"sc": [], "pq": [], "o": []}
+    inter = {"sc": [], "pq": [], "o": []}
+    for group in _GEDIT_GROUPS:
+        with open(csv_dir / f"{model}_{group}_gpt_score.csv", newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["instruction_language"] == language]
+        sc = [float(r["sementics_score"]) for r in rows]
+        pq = [float(r["quality_score"]) for r in rows]
+        o = [math.sqrt(a * b) for a, b in zip(sc, pq, strict=True)]
+        # pandas reads the CSV's True/False back as booleans
+        keep = [r["intersection_exist"] == "True" for r in rows]
+        for d, vals in ((full, (sc, pq, o)), (inter, tuple([v for v, k in zip(x, keep, strict=True) if k] for x in (sc, pq, o)))):
+            for key, v in zip(("sc", "pq", "o"), vals, strict=True):
+                d[key].append(np.mean(v))
+    return ({k: float(np.mean(v)) for k, v in full.items()},
+            {k: float(np.mean(v)) for k, v in inter.items()})  # fmt: skip
+
+
+def _gedit_parquet(root, counts):
+    """GEdit-Bench's Hub layout (one parquet shard): ``counts[(task, lang)]`` rows each."""
+    import io as _io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = {k: [] for k in ("key", "task_type", "instruction", "instruction_language",
+                            "input_image", "Intersection_exist")}  # fmt: skip
+    k = 0
+    for (task, lang), n in counts.items():
+        for j in range(n):
+            buf = _io.BytesIO()
+            Image.new("RGB", (16, 16), (k % 256, 0, 0)).save(buf, "PNG")
+            cols["key"].append(f"{k:05d}")
+            cols["task_type"].append(task)
+            cols["instruction"].append(f"{task} #{k}")
+            cols["instruction_language"].append(lang)
+            cols["input_image"].append({"bytes": buf.getvalue(), "path": None})
+            cols["Intersection_exist"].append(j % 3 != 1)  # each group's first is in it
+            k += 1
+    root.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(cols), root / "train-00000-of-00001.parquet")
+    return root
+
+
+def test_gedit_headline_is_the_benchmarks_mean_of_task_type_means(tmp_path):
+    """Two languages, every task type present with unequal counts (1..6 per language)."""
+    import csv
+
+    from iiie.data.base import report_fields
+    from iiie.data.gedit_bench import GEditBenchDataset
+    from iiie.pipeline.report import write_results
+
+    counts = {}
+    for i, task in enumerate(_GEDIT_GROUPS):
+        counts[(task, "en")] = 1 + i % 6
+        counts[(task, "cn")] = 1 + (i * 5 + 2) % 4
+    ds = GEditBenchDataset(str(_gedit_parquet(tmp_path / "gedit", counts)), language="all")
+    rng = np.random.default_rng(0)
+    rows, ref_rows = [], {g: [] for g in _GEDIT_GROUPS}
+    for sid in ds.ids():
+        s = ds.load(sid)
+        sc, pq_ = int(rng.integers(0, 11)), int(rng.integers(0, 11))
+        rows.append({"id": sid, "category": s.truth.category.value, **report_fields(s),
+                     "vie_sc": float(sc), "vie_pq": float(pq_), "vie_overall": math.sqrt(sc * pq_)})  # fmt: skip
+        # test_gedit_score.py's per-group CSV row (its fieldnames, its spelling)
+        ref_rows[s.truth.extra["task_type"]].append({
+            "source_image": f"{sid}_SRCIMG.png", "edited_image": f"{sid}.png",
+            "instruction": s.request.instruction, "sementics_score": sc, "quality_score": pq_,
+            "intersection_exist": s.truth.extra["intersection_exist"],
+            "instruction_language": s.truth.extra["language"]})  # fmt: skip
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    for group, group_rows in ref_rows.items():
+        with open(ref_dir / f"m_{group}_gpt_score.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(group_rows[0]))
+            w.writeheader()
+            w.writerows(group_rows)
+
+    out = tmp_path / "res"
+    write_results(out, rows, {}, "gedit")
+    head = json.loads((out / "results.json").read_text())["headline"]["gedit_bench"]["rows"]
+    got = {(r["language"], r["subset"]): r for r in head}
+    assert [(r["language"], r["subset"]) for r in head] == [
+        ("en", "full"), ("en", "intersection"), ("cn", "full"), ("cn", "intersection")]  # fmt: skip
+    for lang in ("en", "cn"):
+        ref_full, ref_inter = _ref_gedit_analyze_scores(ref_dir, "m", lang)
+        for subset, ref in (("full", ref_full), ("intersection", ref_inter)):
+            r = got[(lang, subset)]
+            assert r["task_types"] == 11
+            assert r["G_SC"] == pytest.approx(ref["sc"], abs=1e-12)
+            assert r["G_PQ"] == pytest.approx(ref["pq"], abs=1e-12)
+            assert r["G_O"] == pytest.approx(ref["o"], abs=1e-12)
+        plain = np.mean([x["vie_sc"] for x in rows if x["language"] == lang])
+        assert abs(plain - ref_full["sc"]) > 1e-3  # the old plain mean is not the headline
+    assert got[("en", "full")]["n"] == sum(v for (_, lang), v in counts.items() if lang == "en")
+    # labels per sample in per_sample.csv; our 5-category table is kept as the breakdown
+    with open(out / "per_sample.csv", newline="") as fh:
+        first = next(csv.DictReader(fh))
+    assert first["task_type"] in _GEDIT_GROUPS and first["language"] in ("en", "cn")
+    assert "intersection_exist" in first
+    table = json.loads((out / "results.json").read_text())["table"]
+    assert {r["category"] for r in table} >= {"local", "global", "overall"}
+    assert "intersection_exist" not in table[0]  # a label, not averaged as a score
+    assert "GEdit-Bench headline" in (out / "table.md").read_text()
+
+
+def test_score_folder_writes_gedit_labels_per_sample(tmp_path):
+    """GEdit-Bench's published output layout ``fullset/<task_type>/<lang>/<key>.png``."""
+    import csv
+
+    from iiie.metrics.score_folder import compose, score_folder
+
+    root = _gedit_parquet(tmp_path / "gedit", {("color_alter", "en"): 2, ("ps_human", "cn"): 1})
+    edited = tmp_path / "method"
+    for key, task, lang in (("00000", "color_alter", "en"), ("00002", "ps_human", "cn")):
+        (edited / "fullset" / task / lang).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16)).save(edited / "fullset" / task / lang / f"{key}.png")
+    cfg = compose(["data=gedit_bench", f"data.root={root}", "data.language=all",
+                   "metrics=synthetic", "~metrics.plan", "~metrics.mask"])  # fmt: skip
+    score_folder(cfg, edited, "fullset/{task_type}/{language}/{key}.png", tmp_path / "out")
+    with open(tmp_path / "out" / "per_sample.csv", newline="") as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    assert rows["00000-en"]["task_type"] == "color_alter" and rows["00000-en"]["language"] == "en"
+    assert rows["00002-cn"]["language"] == "cn" and not rows["00002-cn"]["failed_stage"]
+    assert rows["00001-en"]["failed_stage"] == "edit"  # missing output, labels still written
+    assert rows["00001-en"]["task_type"] == "color_alter"

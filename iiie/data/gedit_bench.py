@@ -2,7 +2,9 @@
 
 Fields used: ``key``, ``task_type``, ``instruction``, ``instruction_language`` ("en" or
 "cn"), ``input_image`` (``image_column`` chooses ``input_image_raw`` instead) and
-``Intersection_exist`` when present. Parquet shards or ``save_to_disk`` Arrow files are
+``Intersection_exist`` when present. ``truth.extra`` holds ``task_type``, ``language``,
+``key`` and ``intersection_exist``; the first two and the last go into every result row,
+for the benchmark's own aggregation (:mod:`iiie.metrics.headlines`). Parquet shards or ``save_to_disk`` Arrow files are
 both read (see :mod:`iiie.data.tables`). Ids are ``<key>`` when one language is
 selected, ``<key>-<language>`` when ``language: all``.
 """
@@ -106,6 +108,7 @@ class GEditBenchDataset(Dataset):
         extra: dict[str, Any] = {
             "task_type": task,
             "language": self._meta["instruction_language"][i],
+            "key": str(self._meta["key"][i]),  # for score_folder's fullset/{task_type}/{language}/{key}.png
         }
         if "Intersection_exist" in self._meta:
             extra["intersection_exist"] = self._meta["Intersection_exist"][i]

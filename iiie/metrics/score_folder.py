@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from iiie.data.base import report_fields
 from iiie.errors import IIIEError, SampleError
 from iiie.imageio import load_image
 from iiie.metrics.base import Scored
@@ -125,6 +126,7 @@ def score_folder(
                     {
                         "id": it.sample.request.id,
                         "category": truth.value if truth else None,
+                        **report_fields(it.sample),
                         **scores,
                     }
                 )
@@ -195,6 +197,8 @@ def _failed(sample, stage: str, exc: BaseException, sid: str | None = None) -> d
     }
     if sample is not None and sample.truth.category is not None:
         row["category"] = sample.truth.category.value
+    if sample is not None:
+        row.update(report_fields(sample))
     return row
 
 
