@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -818,3 +819,120 @@ def test_score_folder_writes_gedit_labels_per_sample(tmp_path):
     assert rows["00002-cn"]["language"] == "cn" and not rows["00002-cn"]["failed_stage"]
     assert rows["00001-en"]["failed_stage"] == "edit"  # missing output, labels still written
     assert rows["00001-en"]["task_type"] == "color_alter"
+
+
+# ------------------------------------------------------------------ MagicBrush output naming
+
+
+def _ref_mb_digits_sort(items):
+    # image_eval.py: ``.sort(key=lambda x: int(''.join(filter(str.isdigit, x))))``
+    return sorted(items, key=lambda x: int("".join(filter(str.isdigit, x))))
+
+
+def _ref_mb_final_turn(d, img_type):
+    """image_eval.py ``get_final_turn_img``."""
+    import os
+
+    names = [s for s in os.listdir(d) if ".png" in s or ".jpg" in s]
+    names = [s for s in names if "mask" not in s]
+    if img_type == "generated":
+        if len(names) == 1:
+            assert "_1" in names[0]
+            return os.path.join(d, names[0])
+        return os.path.join(d, _ref_mb_digits_sort([s for s in names if "iter_" in s])[-1])
+    return os.path.join(d, _ref_mb_digits_sort([s for s in names if "output" in s])[-1])
+
+
+def _ref_mb_all_turns(d, img_type):
+    """image_eval.py ``get_all_turn_imgs``."""
+    import os
+
+    names = [s for s in os.listdir(d) if ".png" in s or ".jpg" in s]
+    names = [s for s in names if "mask" not in s]
+    if img_type == "generated":
+        if len(names) == 1:
+            return [os.path.join(d, names[0])]
+        gen = [os.path.join(d, s) for s in names if "_1" in s]
+        gen.extend([os.path.join(d, s) for s in names if "inde_" in s])
+        return _ref_mb_digits_sort(gen)
+    return _ref_mb_digits_sort([os.path.join(d, s) for s in names if "output" in s])
+
+
+def _ref_mb_eval_distance(pairs, metric):
+    """image_eval.py ``eval_distance``: PIL default resize of the output to the gt size,
+    ``ToTensor``, ``nn.L1Loss``/``nn.MSELoss``, mean over pairs."""
+    from torchvision.transforms import transforms
+
+    crit = torch.nn.L1Loss() if metric == "l1" else torch.nn.MSELoss()
+    total = 0.0
+    for gen_p, gt_p in pairs:
+        gen = Image.open(gen_p).convert("RGB")
+        gt = Image.open(gt_p).convert("RGB")
+        gen = gen.resize(gt.size)
+        total += crit(transforms.ToTensor()(gen), transforms.ToTensor()(gt)).item()
+    return total / len(pairs)
+
+
+def _mb_fixture(tmp_path):
+    """MagicBrush test layout: session 100001 with 3 turns, 100002 with 1; the method's
+    outputs named as image_eval.py expects (``_1``, ``inde_<t>``, ``iter_<t>``)."""
+    root, gen = tmp_path / "mb", tmp_path / "gen"
+    sessions, local = {}, {}
+    for k, (sid, n) in enumerate((("100001", 3), ("100002", 1))):
+        d = root / "images" / sid
+        d.mkdir(parents=True)
+        _rand_img(100 + k, (24, 18)).save(d / f"{sid}-input.png")
+        turns = []
+        for t in range(1, n + 1):
+            _rand_img(110 + 10 * k + t, (24, 18)).save(d / f"{sid}-output{t}.png")
+            Image.new("L", (24, 18), 0).save(d / f"{sid}-mask{t}.png")
+            prev = f"{sid}-input.png" if t == 1 else f"{sid}-output{t - 1}.png"
+            turns.append({"input": prev, "mask": f"{sid}-mask{t}.png",
+                          "output": f"{sid}-output{t}.png", "instruction": f"edit {t}"})  # fmt: skip
+        sessions[sid] = turns
+        local[sid] = {f"{sid}-output{t}.png": f"thing {t}" for t in range(1, n + 1)}
+        g = gen / sid
+        g.mkdir(parents=True)
+        _rand_img(200 + 10 * k, (48, 36)).save(g / f"{sid}_1.png")  # other size: resized
+        for t in range(2, n + 1):
+            _rand_img(200 + 10 * k + t, (48, 36)).save(g / f"{sid}_inde_{t}.png")
+            _rand_img(300 + 10 * k + t, (48, 36)).save(g / f"{sid}_iter_{t}.png")
+    (root / "edit_sessions.json").write_text(json.dumps(sessions))
+    (root / "local_descriptions.json").write_text(json.dumps(local))
+    return root, gen
+
+
+def test_score_folder_magicbrush_naming_matches_image_eval(tmp_path, clip_dir, dino16_dir):
+    from iiie.metrics.score_folder import compose, score_folder
+
+    root, gen = _mb_fixture(tmp_path)
+    base = ["data=magicbrush", f"data.root={root}", "metrics=magicbrush",
+            f"metrics.magicbrush.clip={clip_dir}", f"metrics.magicbrush.dino={dino16_dir}"]  # fmt: skip
+    # image_eval.py load_data: pairs per turn (all turns) and the final-turn pairs
+    all_pairs, final_pairs = [], []
+    for sid in sorted(p.name for p in gen.iterdir()):
+        g, t = str(gen / sid), str(root / "images" / sid)
+        final_pairs.append((_ref_mb_final_turn(g, "generated"), _ref_mb_final_turn(t, "gt")))
+        all_pairs += list(zip(_ref_mb_all_turns(g, "generated"), _ref_mb_all_turns(t, "gt"), strict=True))
+    assert [Path(p).name for p, _ in all_pairs] == [
+        "100001_1.png", "100001_inde_2.png", "100001_inde_3.png", "100002_1.png"]  # fmt: skip
+    assert [Path(p).name for p, _ in final_pairs] == ["100001_iter_3.png", "100002_1.png"]
+
+    for setting, pairs in (("independent", all_pairs), ("final_turn", final_pairs)):
+        out = tmp_path / setting
+        table = score_folder(compose([*base, f"data.setting={setting}"]), gen, "magicbrush", out)
+        res = json.loads((out / "results.json").read_text())
+        assert not any("failed_stage" in r for r in res["per_sample"]), res["per_sample"]
+        overall = next(r for r in table if r["category"] == "overall")
+        assert overall["n"] == len(pairs)
+        for col, metric in (("mb_l1", "l1"), ("mb_l2", "l2")):
+            assert overall[col] == pytest.approx(_ref_mb_eval_distance(pairs, metric), rel=1e-6)
+
+    # a session whose turn files do not match its turns is that sample's error, not a
+    # silent pairing of turn 2 with another turn's file
+    (gen / "100001" / "100001_inde_3.png").unlink()
+    out = tmp_path / "broken"
+    score_folder(compose([*base, "data.setting=independent"]), gen, "magicbrush", out)
+    rows = {r["id"]: r for r in json.loads((out / "results.json").read_text())["per_sample"]}
+    assert rows["100001-t2"]["failed_stage"] == "edit" and "2 turn files" in rows["100001-t2"]["error"]
+    assert "mb_l1" in rows["100002-t1"]

@@ -146,6 +146,7 @@ class MagicBrushDataset(Dataset):
                 "session": img_id,
                 "turns": [i + 1 for i in turn_idx],
                 "turn": str(turn_idx[-1] + 1),  # for score_folder patterns
+                "n_turns": len(self.sessions[img_id]),
                 "global_target_caption": glob.get(last["output"]),
                 "target_file": last["output"],
             },

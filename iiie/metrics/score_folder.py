@@ -12,7 +12,11 @@ metric implementations match the published ones on real data.
 
 ``pattern`` maps a sample to its edited file, relative to ``edited``: a ``str.format``
 template over ``id`` and the sample's string ground-truth extras (PIE-Bench:
-``{image_path}``; MagicBrush turn files: ``{session}/{id}.png``); default ``{id}.png``.
+``{image_path}``; GEdit-Bench: ``fullset/{task_type}/{language}/{key}.png``); default
+``{id}.png``. A few benchmarks name outputs by a rule no template expresses:
+``pattern=magicbrush`` follows MagicBrush's ``image_eval.py`` (``<id>/<id>_1.png`` for
+turn 1, ``<id>_inde_<t>.png`` later, ``<id>_iter_<t>.png`` for the final turn; see
+:mod:`iiie.metrics.output_names`).
 A missing or unreadable file is that sample's recorded error, with ``failed_stage`` =
 ``edit`` (the edited file: missing, unreadable, or ``pattern`` names a field the sample
 lacks) or ``load`` (the benchmark's own sample: its source image or mask). There is no
@@ -38,6 +42,7 @@ from iiie.data.base import report_fields
 from iiie.errors import IIIEError, SampleError
 from iiie.imageio import load_image
 from iiie.metrics.base import Scored
+from iiie.metrics.output_names import NAMED_PATTERNS
 from iiie.types import Category, EditResult, MaskResult, Plan
 
 OWN_KEYS = ("edited", "pattern", "out")
@@ -74,6 +79,8 @@ def build_metrics(cfg: DictConfig) -> list[Any]:
 
 
 def edited_path(edited: Path, pattern: str, sample) -> Path:
+    if pattern in NAMED_PATTERNS:  # a benchmark's own naming rule (output_names.py)
+        return NAMED_PATTERNS[pattern](edited, sample)
     fields = {k: v for k, v in sample.truth.extra.items() if isinstance(v, str)}
     fields["id"] = sample.request.id
     try:
