@@ -936,3 +936,70 @@ def test_score_folder_magicbrush_naming_matches_image_eval(tmp_path, clip_dir, d
     rows = {r["id"]: r for r in json.loads((out / "results.json").read_text())["per_sample"]}
     assert rows["100001-t2"]["failed_stage"] == "edit" and "2 turn files" in rows["100001-t2"]["error"]
     assert "mb_l1" in rows["100002-t1"]
+
+
+# ------------------------------------------------------------------ CLIP text over 77 tokens
+
+
+def test_pie_clip_score_of_long_captions_equals_torchmetrics(clip_dir):
+    """PIE-Bench's CLIP score is torchmetrics' CLIPScore (matrics_calculator.py
+    ``CLIPScore(model_name_or_path="openai/clip-vit-large-patch14")``); torchmetrics' own
+    text path (``_get_features``, which slices the ids of a caption over 77 tokens) runs
+    here on the same tiny model, with a caption far over 77 tokens."""
+    from torchmetrics.functional.multimodal.clip_score import _get_features
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    from iiie.metrics.pie_bench import clip_score
+
+    tok = CLIPTokenizer.from_pretrained(str(clip_dir))
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor(
+            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        ),
+        tokenizer=tok,
+    )
+    model = _Tensors(CLIPModel.from_pretrained(str(clip_dir)).eval())
+    long = "a small brown dog running across a wide green field under a cloudy sky " * 3
+    assert len(tok(long)["input_ids"]) > 77
+    clip = load_clip(str(clip_dir), "k", "cpu")
+    texts = [long, "a dog"]
+    with torch.no_grad(), pytest.warns(UserWarning, match="truncate"):
+        ref_text = _get_features(texts, "text", torch.device("cpu"), model, processor)
+    ours_text = clip.text_features(texts, truncation="slice")
+    torch.testing.assert_close(ours_text, ref_text.float(), rtol=0, atol=1e-6)
+    # the score itself: torchmetrics' formula ``100 * cos`` clamped at 0 (clip_score.py
+    # ``torch.max(score, zeros)``) on those text features and our image features
+    imgs = [_rand_img(30, (48, 48)), _rand_img(31, (48, 48))]
+    f_img = clip.image_features(imgs)
+    ref = [max(100 * _cos(f_img[k].double().numpy(), ref_text[k].double().numpy()), 0.0) for k in range(2)]
+    assert clip_score(clip, imgs, texts) == pytest.approx(ref, abs=1e-6)
+    # the end-token truncation (InstructPix2Pix ``clip.tokenize(truncate=True)``) differs
+    eos = clip.text_features([long])[0]
+    assert not torch.allclose(eos, ours_text[0])
+    # and equals OpenAI's truncate=True: the first 76 tokens, then the end token
+    ids = tok(long)["input_ids"][:76] + [tok.eos_token_id]
+    with torch.no_grad():
+        direct = model.get_text_features(input_ids=torch.tensor([ids]))
+    torch.testing.assert_close(eos, direct[0].float(), rtol=0, atol=1e-6)
+    short_eos, short_slice = clip.text_features(["a dog"]), clip.text_features(["a dog"], "slice")
+    assert torch.allclose(short_eos, short_slice)  # identical under the context length
+
+
+class _Tensors:
+    """The CLIP model as transformers 4 returned features (tensors), which torchmetrics
+    1.9's CLIPScore code expects; transformers 5 returns output objects."""
+
+    def __init__(self, model):
+        self.model, self.config = model, model.config
+
+    def to(self, device):
+        self.model.to(device)
+        return self
+
+    def get_image_features(self, *a, **k):
+        out = self.model.get_image_features(*a, **k)
+        return getattr(out, "pooler_output", out)
+
+    def get_text_features(self, *a, **k):
+        out = self.model.get_text_features(*a, **k)
+        return getattr(out, "pooler_output", out)

@@ -40,6 +40,8 @@ HF_MODEL_FILES = ["config.json", ("model.safetensors", "pytorch_model.bin")]
 CLIP_TOKENIZER_FILES = [("tokenizer.json", "vocab.json")]
 CLIP_FILES = HF_MODEL_FILES + CLIP_TOKENIZER_FILES
 SQUEEZENET_FILES = ("squeezenet1_1-b8a52dc0.pth", "squeezenet1_1.pth")
+#: How :meth:`Clip.text_features` cuts captions over the context length.
+TEXT_TRUNCATIONS = ("eos", "slice")
 
 
 def clip_transform(size: int) -> transforms.Compose:
@@ -89,13 +91,27 @@ class Clip:
         return _pooled(self.model.get_image_features(pixel_values=batch)).float().cpu()
 
     @torch.no_grad()
-    def text_features(self, texts: Sequence[str]) -> torch.Tensor:
-        """Captions longer than the context (77 tokens) are truncated (the OpenAI tokenizer
-        would raise; torchmetrics truncates)."""
+    def text_features(self, texts: Sequence[str], truncation: str = "eos") -> torch.Tensor:
+        """Text features; captions longer than the context (77 tokens) are cut one of the
+        two ways the references do (:data:`TEXT_TRUNCATIONS`):
+
+        * ``"eos"``: the first 76 tokens then the end token, as OpenAI
+          ``clip.tokenize(text, truncate=True)`` (InstructPix2Pix's ``ClipSimilarity``)
+          and the tokenizer's own ``truncation=True``;
+        * ``"slice"``: tokenise the whole caption and keep the first 77 ids and mask
+          entries, as torchmetrics' ``CLIPScore`` does (PIE-Bench): no end token remains,
+          so the pooled feature is read where the model's pooling rule then points.
+        """
+        if truncation not in TEXT_TRUNCATIONS:
+            raise ValueError(f"truncation must be one of {TEXT_TRUNCATIONS}, got {truncation!r}")
         max_len = int(getattr(self.model.config.text_config, "max_position_embeddings", 77))
-        tok = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
-        )
+        if truncation == "eos":
+            tok = self.tokenizer(
+                list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+            )
+        else:
+            tok = self.tokenizer(list(texts), padding=True, return_tensors="pt")
+            tok = {k: tok[k][..., :max_len] for k in ("input_ids", "attention_mask")}
         out = self.model.get_text_features(
             input_ids=tok["input_ids"].to(self.device),
             attention_mask=tok["attention_mask"].to(self.device),

@@ -120,7 +120,8 @@ def structure_distance(
 
 def clip_score(clip, images: Sequence[Image.Image], texts: Sequence[str]) -> list[float]:
     """torchmetrics CLIPScore per pair: ``max(100 * cos(image, text), 0)``."""
-    sims = cosine(clip.image_features(images), clip.text_features(texts))
+    # torchmetrics cuts captions over 77 tokens by slicing the ids (no end token kept)
+    sims = cosine(clip.image_features(images), clip.text_features(texts, truncation="slice"))
     return [max(100.0 * float(s), 0.0) for s in sims]
 
 
