@@ -258,7 +258,7 @@ def test_magicbrush_metric(clip_dir, dino16_dir):
 def test_emu_edit_metric(clip_dir, dino16_dir):
     from transformers import CLIPModel, CLIPTokenizer
 
-    m = EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), device="cpu")
+    m = EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), device="cpu", dir_preprocess="crop")
     src, out = _rand_img(4), _rand_img(5)
     truth = GroundTruth(source_caption="a cat", target_caption="a cat wearing a hat")
     r = m.score_batch([_scored(src, out, truth)])[0]
@@ -1003,3 +1003,67 @@ class _Tensors:
     def get_text_features(self, *a, **k):
         out = self.model.get_text_features(*a, **k)
         return getattr(out, "pooler_output", out)
+
+
+# ------------------------------------------------------------------ Emu Edit CLIP-dir
+
+
+def _ref_ip2p_sim_direction(model, tok, image_0, image_1, text_0, text_1, size=32):
+    """InstructPix2Pix metrics/clip_similarity.py ``ClipSimilarity.forward`` restated on
+    the HF model: ``encode_image`` = ``F.interpolate(image.float(), size=self.size,
+    mode="bicubic", align_corners=False)``, minus CLIP mean, over CLIP std, encode,
+    unit-normalise; ``encode_text`` = ``clip.tokenize(text, truncate=True)`` (first 76
+    tokens + end token), encode, unit-normalise; ``sim_direction =
+    cosine(image_features_1 - image_features_0, text_features_1 - text_features_0)``."""
+    import torch.nn.functional as F
+    from torchvision.transforms.functional import to_tensor
+
+    mean = torch.tensor((0.48145466, 0.4578275, 0.40821073)).view(1, 3, 1, 1)
+    std = torch.tensor((0.26862954, 0.26130258, 0.27577711)).view(1, 3, 1, 1)
+
+    def enc_img(img):
+        x = to_tensor(img)[None]  # "Input images in range [0, 1]"
+        x = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False)
+        with torch.no_grad():
+            f = model.get_image_features(pixel_values=(x - mean) / std)
+        f = getattr(f, "pooler_output", f)
+        return f / f.norm(dim=1, keepdim=True)
+
+    def enc_txt(text):
+        ids = tok(text)["input_ids"]
+        if len(ids) > 77:
+            ids = ids[:76] + [tok.eos_token_id]
+        with torch.no_grad():
+            f = model.get_text_features(input_ids=torch.tensor([ids]))
+        f = getattr(f, "pooler_output", f)
+        return f / f.norm(dim=1, keepdim=True)
+
+    d_img = enc_img(image_1) - enc_img(image_0)
+    d_txt = enc_txt(text_1) - enc_txt(text_0)
+    return float(F.cosine_similarity(d_img.double(), d_txt.double())[0])
+
+
+def test_emu_clip_dir_follows_instructpix2pix_clip_similarity(tmp_path, clip_dir, dino16_dir):
+    import shutil
+
+    from transformers import CLIPModel, CLIPTokenizer
+
+    dir_clip = tmp_path / "dir_clip"  # a second folder: the direction score's own CLIP
+    shutil.copytree(clip_dir, dir_clip)
+    m = EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), device="cpu", dir_clip=str(dir_clip))
+    src, out = _rand_img(40, (60, 30)), _rand_img(41, (60, 30))  # 2:1, squashed not cropped
+    long = "a cat sitting on a red sofa next to a window with white curtains " * 3
+    truth = GroundTruth(source_caption="a cat on a sofa", target_caption=long)
+    r = m.score_batch([_scored(src, out, truth)])[0]
+    ref = CLIPModel.from_pretrained(str(dir_clip)).eval()
+    tok = CLIPTokenizer.from_pretrained(str(dir_clip))
+    assert len(tok(long)["input_ids"]) > 77
+    expected = _ref_ip2p_sim_direction(ref, tok, src, out, "a cat on a sofa", long)
+    assert r["emu_clip_dir"] == pytest.approx(expected, abs=1e-5)
+    crop = EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), device="cpu",
+                         dir_clip=None, dir_preprocess="crop")  # fmt: skip
+    assert abs(crop.score_batch([_scored(src, out, truth)])[0]["emu_clip_dir"] - expected) > 1e-4
+    with pytest.raises(MissingWeightsError, match="metrics.emu_edit.dir_clip"):
+        EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), dir_clip=str(tmp_path / "none"))
+    with pytest.raises(ValueError, match="dir_preprocess"):
+        EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), dir_preprocess="pad")
