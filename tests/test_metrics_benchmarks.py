@@ -575,8 +575,10 @@ def _ref_pie_background(src: Image.Image, tgt: Image.Image, mask3: np.ndarray) -
     from torchmetrics.regression import MeanSquaredError
 
     keep = (1 - mask3).astype(np.float32)
-    a = np.array(tgt).astype(np.float32) / 255 * keep  # img_pred = edited
-    b = np.array(src).astype(np.float32) / 255 * keep  # img_gt = source
+    # evaluate.py calls ``calculate_psnr(src_image, tgt_image, 1-src_mask, 1-tgt_mask)``:
+    # img_pred = the source, img_gt = the edited image
+    a = np.array(src).astype(np.float32) / 255 * keep
+    b = np.array(tgt).astype(np.float32) / 255 * keep
     ta = torch.tensor(a).permute(2, 0, 1).unsqueeze(0)
     tb = torch.tensor(b).permute(2, 0, 1).unsqueeze(0)
     return {
