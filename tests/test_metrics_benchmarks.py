@@ -706,9 +706,9 @@ def _ref_gedit_analyze_scores(csv_dir, model, language):
         o = [math.sqrt(a * b) for a, b in zip(sc, pq, strict=True)]
         # pandas reads the CSV's True/False back as booleans
         keep = [r["intersection_exist"] == "True" for r in rows]
-        for d, vals in ((full, (sc, pq, o)), (inter, tuple([v for v, k in zip(x, keep, strict=True) if k] for x in (sc, pq, o)))):
-            for key, v in zip(("sc", "pq", "o"), vals, strict=True):
-                d[key].append(np.mean(v))
+        for key, values in (("sc", sc), ("pq", pq), ("o", o)):
+            full[key].append(np.mean(values))
+            inter[key].append(np.mean([v for v, k in zip(values, keep, strict=True) if k]))
     return ({k: float(np.mean(v)) for k, v in full.items()},
             {k: float(np.mean(v)) for k, v in inter.items()})  # fmt: skip
 
