@@ -12,7 +12,11 @@ metric implementations match the published ones on real data.
 
 ``pattern`` maps a sample to its edited file, relative to ``edited``: a ``str.format``
 template over ``id`` and the sample's string ground-truth extras (PIE-Bench:
-``{image_path}``; MagicBrush turn files: ``{session}/{id}.png``); default ``{id}.png``.
+``{image_path}``; GEdit-Bench: ``fullset/{task_type}/{language}/{key}.png``); default
+``{id}.png``. A few benchmarks name outputs by a rule no template expresses:
+``pattern=magicbrush`` follows MagicBrush's ``image_eval.py`` (``<id>/<id>_1.png`` for
+turn 1, ``<id>_inde_<t>.png`` later, ``<id>_iter_<t>.png`` for the final turn; see
+:mod:`iiie.metrics.output_names`).
 A missing or unreadable file is that sample's recorded error, with ``failed_stage`` =
 ``edit`` (the edited file: missing, unreadable, or ``pattern`` names a field the sample
 lacks) or ``load`` (the benchmark's own sample: its source image or mask). There is no
@@ -34,8 +38,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from iiie.data.base import report_fields
 from iiie.errors import IIIEError, SampleError
 from iiie.imageio import load_image
+from iiie.metrics.output_names import NAMED_PATTERNS
 from iiie.pipeline.cache import atomic_write_json
 from iiie.pipeline.report import aggregate, to_markdown, write_results
 from iiie.protocols import Scored
@@ -75,6 +81,8 @@ def build_metrics(cfg: DictConfig) -> list[Any]:
 
 
 def edited_path(edited: Path, pattern: str, sample) -> Path:
+    if pattern in NAMED_PATTERNS:  # a benchmark's own naming rule (output_names.py)
+        return NAMED_PATTERNS[pattern](edited, sample)
     fields = {k: v for k, v in sample.truth.extra.items() if isinstance(v, str)}
     fields["id"] = sample.request.id
     try:
@@ -103,6 +111,7 @@ def score_folder(
             f"no metric left to score edited images: {skipped} score the pipeline's own plan "
             "or mask, which a folder of edited images does not have"
         )
+    decode = getattr(dataset, "decode", "friendly")
     batch_size = int(cfg.runtime.get("score_batch_size", 32))
     rows: list[dict[str, Any]] = []
     pending: list[Scored] = []
@@ -125,6 +134,7 @@ def score_folder(
                     {
                         "id": it.sample.request.id,
                         "category": truth.value if truth else None,
+                        **report_fields(it.sample),
                         **scores,
                     }
                 )
@@ -137,7 +147,8 @@ def score_folder(
             rows.append(_failed(None, "load", exc, sid))
             continue
         try:
-            image = load_image(edited_path(edited, pattern, sample))
+            # outputs are decoded like the benchmark's own images (``data.decode``)
+            image = load_image(edited_path(edited, pattern, sample), decode=decode)
         except SampleError as exc:
             rows.append(_failed(sample, "edit", exc, sid))
             continue
@@ -192,6 +203,8 @@ def _failed(sample, stage: str, exc: BaseException, sid: str | None = None) -> d
     }
     if sample is not None and sample.truth.category is not None:
         row["category"] = sample.truth.category.value
+    if sample is not None:
+        row.update(report_fields(sample))
     return row
 
 

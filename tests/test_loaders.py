@@ -610,3 +610,60 @@ def test_loaders_give_the_oracle_their_ground_truth_masks(tmp_path):
     for sid in ("add", "nocat"):
         meta = ds.load(sid).request.meta
         assert "objects" not in meta and (meta["edit_mask"] == m).all()
+
+
+# ------------------------------------------------------------------ decoding as the references do
+
+
+def _rotated_jpeg(path: Path, orientation: int = 6) -> np.ndarray:
+    """A 512x512 JPEG whose EXIF says "rotate 90° to display" (orientation 6); returns the
+    stored pixels as the references read them."""
+    arr = np.zeros((512, 512, 3), np.uint8)
+    arr[:, :256] = (220, 30, 30)  # left half red: a rotation moves it to the top or bottom
+    arr[:, 256:] = (30, 30, 220)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(arr).save(path, "JPEG", quality=95, exif=exif.tobytes())
+    # PnPInversion evaluate.py: ``src_image = Image.open(src_image_path)`` (then np.array);
+    # MagicBrush image_eval.py: ``Image.open(path).convert('RGB')``; neither applies EXIF.
+    return np.array(Image.open(path).convert("RGB"))
+
+
+def test_benchmark_images_decode_like_the_reference_scripts(tmp_path):
+    """A rotated JPEG in the PIE-Bench layout: the reference decoding keeps the stored
+    pixel order (the run-length mask is over it); the friendly one would rotate it."""
+    root = _pie(tmp_path)
+    ref = _rotated_jpeg(root / "annotation_images/1_change_object_80/a.jpg")
+    s = PIEBenchDataset(str(root)).load("111000000000")  # decode: reference by default
+    np.testing.assert_array_equal(np.asarray(s.request.image), ref)
+    # the annotated region (rows 100..200, cols 50..300) covers stored red and blue pixels
+    assert s.truth.mask[150, 100] and tuple(ref[150, 100]) == tuple(np.asarray(s.request.image)[150, 100])
+    friendly = PIEBenchDataset(str(root), decode="friendly").load("111000000000")
+    assert not np.array_equal(np.asarray(friendly.request.image), ref)
+    # orientation 6 = rotate 90° clockwise for display: the stored left half ends up on top
+    np.testing.assert_array_equal(np.asarray(friendly.request.image), np.rot90(ref, k=-1))
+    assert PIEBenchDataset(str(root)).fingerprint()["decode"] == "reference"
+    with pytest.raises(ValueError, match="data.decode"):
+        PIEBenchDataset(str(root), decode="exif")
+
+
+def test_alpha_is_dropped_by_reference_decoding_and_composited_for_own_images(tmp_path):
+    from iiie.imageio import load_image
+
+    arr = np.zeros((16, 16, 4), np.uint8)
+    arr[..., 1] = 200
+    arr[:8, :, 3] = 0  # top half transparent, green underneath
+    arr[8:, :, 3] = 255
+    p = tmp_path / "a.png"
+    Image.fromarray(arr, "RGBA").save(p)
+    # reference: Image.open(p).convert('RGB') keeps the colour under the transparent pixels
+    np.testing.assert_array_equal(
+        np.asarray(load_image(p, decode="reference")), np.array(Image.open(p).convert("RGB"))
+    )
+    assert (np.asarray(load_image(p))[:8] == 255).all()  # friendly: over white
+    (tmp_path / "samples.jsonl").write_text(
+        json.dumps({"id": "a", "image": "a.png", "instruction": "x"}) + "\n"
+    )
+    own = FolderDataset(str(tmp_path))  # users' own images: friendly by default
+    assert (np.asarray(own.load("a").request.image)[:8] == 255).all()
+    assert "decode" not in own.fingerprint()  # the default keeps existing cache keys

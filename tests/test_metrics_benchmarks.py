@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -257,7 +258,7 @@ def test_magicbrush_metric(clip_dir, dino16_dir):
 def test_emu_edit_metric(clip_dir, dino16_dir):
     from transformers import CLIPModel, CLIPTokenizer
 
-    m = EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), device="cpu")
+    m = EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), device="cpu", dir_preprocess="crop")
     src, out = _rand_img(4), _rand_img(5)
     truth = GroundTruth(source_caption="a cat", target_caption="a cat wearing a hat")
     r = m.score_batch([_scored(src, out, truth)])[0]
@@ -539,3 +540,532 @@ def test_score_folder_has_no_made_up_plan_or_mask_columns(tmp_path):
 
     with pytest.raises(IIIEError, match="no metric left"):
         score_folder(only_plan, edited, "{id}.png", tmp_path / "x")
+
+
+# ------------------------------------------------------------------ reference re-implementations
+# Each helper below restates one published scoring step; the comment names its source line.
+
+
+def _ref_pie_mask_decode(encoded, shape=(512, 512)) -> np.ndarray:
+    """PnPInversion evaluation/evaluate.py ``mask_decode``: runs clipped at the end, then
+    the one-pixel border forced to 1 ("to avoid annotation errors in boundary")."""
+    length = shape[0] * shape[1]
+    flat = np.zeros((length,))
+    for i in range(0, len(encoded), 2):
+        splice = min(encoded[i + 1], length - encoded[i])
+        flat[encoded[i] : encoded[i] + splice] = 1
+    m = flat.reshape(shape)
+    m[0, :] = m[-1, :] = 1
+    m[:, 0] = m[:, -1] = 1
+    return m
+
+
+def _ref_pie_tgt(tgt: Image.Image) -> Image.Image:
+    """evaluate.py: ``if tgt_image.size[0] != tgt_image.size[1]: tgt_image =
+    tgt_image.crop((w-512, h-512, w, h))`` ("to evaluate editing")."""
+    w, h = tgt.size
+    return tgt.crop((w - 512, h - 512, w, h)) if w != h else tgt
+
+
+def _ref_pie_background(src: Image.Image, tgt: Image.Image, mask3: np.ndarray) -> dict:
+    """matrics_calculator.py ``calculate_psnr/mse/ssim`` on the unedited part: float32
+    /255 arrays times ``1 - mask``, torchmetrics PeakSignalNoiseRatio(data_range=1),
+    MeanSquaredError, StructuralSimilarityIndexMeasure(data_range=1)."""
+    from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+    from torchmetrics.regression import MeanSquaredError
+
+    keep = (1 - mask3).astype(np.float32)
+    # evaluate.py calls ``calculate_psnr(src_image, tgt_image, 1-src_mask, 1-tgt_mask)``:
+    # img_pred = the source, img_gt = the edited image
+    a = np.array(src).astype(np.float32) / 255 * keep
+    b = np.array(tgt).astype(np.float32) / 255 * keep
+    ta = torch.tensor(a).permute(2, 0, 1).unsqueeze(0)
+    tb = torch.tensor(b).permute(2, 0, 1).unsqueeze(0)
+    return {
+        "pie_psnr": float(PeakSignalNoiseRatio(data_range=1.0)(ta, tb)),
+        "pie_mse": float(MeanSquaredError()(ta[0].contiguous(), tb[0].contiguous())),
+        "pie_ssim": float(StructuralSimilarityIndexMeasure(data_range=1.0)(ta, tb)),
+    }
+
+
+def test_pie_bench_panel_output_is_cropped_like_the_reference(clip_dir, dino8_dir, squeeze_dir):
+    """A released-style 2048x512 panel (four 512 tiles, the edit bottom-right)."""
+    from iiie.data.pie_bench import decode_run_mask, encode_run_mask
+    from iiie.metrics.pie_bench import fit_output
+
+    src = _rand_img(20, (512, 512))
+    edit = np.asarray(src).copy()
+    edit[100:300, 120:360] = np.asarray(_rand_img(21, (240, 200)))  # inside the mask
+    edit[400:420, 400:470] //= 2  # background damage the metric must see
+    tiles = [np.asarray(src), np.asarray(_rand_img(22, (512, 512))),
+             np.asarray(_rand_img(23, (512, 512))), edit]  # fmt: skip
+    panel = Image.fromarray(np.concatenate(tiles, axis=1))
+    assert panel.size == (2048, 512)
+    region = np.zeros((512, 512), bool)
+    region[100:300, 120:360] = True
+    runs = encode_run_mask(region)
+    mask = decode_run_mask(runs)  # our loader's decoding, border forced
+    ref_mask3 = _ref_pie_mask_decode(runs)[:, :, np.newaxis].repeat([3], axis=2)
+    np.testing.assert_array_equal(mask, ref_mask3[..., 0].astype(bool))
+
+    m = PIEBenchMetric(clip=str(clip_dir), dino=str(dino8_dir), lpips=str(squeeze_dir),
+                       device="cpu", structure_layer=2)  # fmt: skip
+    truth = GroundTruth(mask=mask, target_caption="a dog")
+    got = m.score_batch([_scored(src, panel, truth)])[0]
+    ref_tgt = _ref_pie_tgt(panel)
+    np.testing.assert_array_equal(np.asarray(ref_tgt), edit)
+    ref = _ref_pie_background(src, ref_tgt, ref_mask3)
+    assert got["pie_psnr"] == pytest.approx(ref["pie_psnr"], rel=1e-5)
+    assert got["pie_mse"] == pytest.approx(ref["pie_mse"], rel=1e-5)
+    assert got["pie_ssim"] == pytest.approx(ref["pie_ssim"], rel=1e-5)
+    # every column, the model-based ones included, equals scoring the edit tile itself
+    same = m.score_batch([_scored(src, Image.fromarray(edit), truth)])[0]
+    assert got == pytest.approx(same, rel=1e-6)
+    # the old rule (resize the whole panel) is far off, and still available by config
+    resized = PIEBenchMetric(clip=str(clip_dir), dino=str(dino8_dir), lpips=str(squeeze_dir),
+                             device="cpu", structure_layer=2, panel_crop="none")  # fmt: skip
+    old = resized.score_batch([_scored(src, panel, truth)])[0]
+    assert abs(old["pie_psnr"] - got["pie_psnr"]) > 3
+    # square outputs of another size are resized (the reference would stop), tiny panels refused
+    assert fit_output(Image.new("RGB", (1024, 1024)), (512, 512)).size == (512, 512)
+    from iiie.errors import SampleError
+
+    with pytest.raises(SampleError, match="smaller than"):
+        fit_output(Image.new("RGB", (600, 300)), (512, 512))
+    with pytest.raises(ValueError, match="panel_crop"):
+        PIEBenchMetric(clip=str(clip_dir), dino=str(dino8_dir), lpips=str(squeeze_dir),
+                       panel_crop="left")  # fmt: skip
+
+
+def test_score_folder_rotated_jpeg_keeps_the_pie_mask_aligned(tmp_path, clip_dir, dino8_dir, squeeze_dir):
+    """A PIE-Bench source stored as a JPEG with an EXIF rotation, and a method's output
+    that changed only the masked region of the stored pixels: decoded as the reference
+    does (no EXIF), the background is untouched (PSNR capped, MSE 0); decoded with EXIF
+    rotation, the mask would sit on the wrong pixels."""
+    from iiie.data.pie_bench import encode_run_mask
+    from iiie.score_folder import compose, score_folder
+
+    root = tmp_path / "pie"
+    (root / "annotation_images" / "1_x").mkdir(parents=True)
+    arr = np.zeros((512, 512, 3), np.uint8)
+    arr[:, :256] = (220, 30, 30)
+    arr[:, 256:] = (30, 30, 220)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90°
+    src_path = root / "annotation_images" / "1_x" / "0.jpg"
+    Image.fromarray(arr).save(src_path, "JPEG", quality=95, exif=exif.tobytes())
+    region = np.zeros((512, 512), bool)
+    region[40:200, 300:480] = True
+    (root / "mapping_file.json").write_text(json.dumps({"000": {
+        "image_path": "1_x/0.jpg", "original_prompt": "a [blue] wall", "editing_prompt": "a [green] wall",
+        "editing_instruction": "make it green", "editing_type_id": "6", "blended_word": "blue green",
+        "mask": encode_run_mask(region)}}))  # fmt: skip
+    stored = np.array(Image.open(src_path).convert("RGB"))  # evaluate.py's Image.open, no EXIF
+    out = stored.copy()
+    out[region] = (30, 200, 30)
+    edited = tmp_path / "method" / "annotation_images"
+    (edited / "1_x").mkdir(parents=True)
+    Image.fromarray(out).save(edited / "1_x" / "0.jpg", "PNG")  # same name as the source
+    overrides = ["data=pie_bench", f"data.root={root}", "metrics=pie_bench",
+                 f"metrics.pie_bench.clip={clip_dir}", f"metrics.pie_bench.dino={dino8_dir}",
+                 f"metrics.pie_bench.lpips={squeeze_dir}", "metrics.pie_bench.structure_layer=2"]  # fmt: skip
+    score_folder(compose(overrides), edited, "{image_path}", tmp_path / "ref")
+    row = json.loads((tmp_path / "ref" / "results.json").read_text())["per_sample"][0]
+    ref_mask3 = _ref_pie_mask_decode(encode_run_mask(region))[:, :, None].repeat(3, axis=2)
+    ref = _ref_pie_background(Image.fromarray(stored), Image.fromarray(out), ref_mask3)
+    assert math.isinf(ref["pie_psnr"]) and row["pie_psnr"] == 100.0  # capped +inf
+    assert row["pie_mse"] == ref["pie_mse"] == 0.0
+    assert row["pie_ssim"] == pytest.approx(ref["pie_ssim"], abs=1e-6)
+    score_folder(compose([*overrides, "data.decode=friendly"]), edited, "{image_path}", tmp_path / "fr")
+    rotated = json.loads((tmp_path / "fr" / "results.json").read_text())["per_sample"][0]
+    assert rotated["pie_mse"] > 0.01  # the misalignment the reference decoding avoids
+
+
+# ------------------------------------------------------------------ GEdit-Bench aggregation
+
+# Step1X-Edit GEdit-Bench/calculate_statistics.py: ``GROUPS`` (the 11 task types).
+_GEDIT_GROUPS = ["background_change", "color_alter", "material_alter", "motion_change", "ps_human",
+                 "style_change", "subject-add", "subject-remove", "subject-replace", "text_change",
+                 "tone_transfer"]  # fmt: skip
+
+
+def _ref_gedit_analyze_scores(csv_dir, model, language):
+    """calculate_statistics.py ``analyze_scores`` restated with the csv module: for each
+    group read ``{model}_{group}_gpt_score.csv``, keep rows of ``language``,
+    ``overall = sqrt(semantics * quality)``, the intersection subset ``if
+    intersection_exist``; np.mean per group, then np.mean over GROUPS."""
+    import csv
+
+    full = {"sc": [], "pq": [], "o": []}
+    inter = {"sc": [], "pq": [], "o": []}
+    for group in _GEDIT_GROUPS:
+        with open(csv_dir / f"{model}_{group}_gpt_score.csv", newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["instruction_language"] == language]
+        sc = [float(r["sementics_score"]) for r in rows]
+        pq = [float(r["quality_score"]) for r in rows]
+        o = [math.sqrt(a * b) for a, b in zip(sc, pq, strict=True)]
+        # pandas reads the CSV's True/False back as booleans
+        keep = [r["intersection_exist"] == "True" for r in rows]
+        for key, values in (("sc", sc), ("pq", pq), ("o", o)):
+            full[key].append(np.mean(values))
+            inter[key].append(np.mean([v for v, k in zip(values, keep, strict=True) if k]))
+    return ({k: float(np.mean(v)) for k, v in full.items()},
+            {k: float(np.mean(v)) for k, v in inter.items()})  # fmt: skip
+
+
+def _gedit_parquet(root, counts):
+    """GEdit-Bench's Hub layout (one parquet shard): ``counts[(task, lang)]`` rows each."""
+    import io as _io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = {k: [] for k in ("key", "task_type", "instruction", "instruction_language",
+                            "input_image", "Intersection_exist")}  # fmt: skip
+    k = 0
+    for (task, lang), n in counts.items():
+        for j in range(n):
+            buf = _io.BytesIO()
+            Image.new("RGB", (16, 16), (k % 256, 0, 0)).save(buf, "PNG")
+            cols["key"].append(f"{k:05d}")
+            cols["task_type"].append(task)
+            cols["instruction"].append(f"{task} #{k}")
+            cols["instruction_language"].append(lang)
+            cols["input_image"].append({"bytes": buf.getvalue(), "path": None})
+            cols["Intersection_exist"].append(j % 3 != 1)  # each group's first is in it
+            k += 1
+    root.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(cols), root / "train-00000-of-00001.parquet")
+    return root
+
+
+def test_gedit_headline_is_the_benchmarks_mean_of_task_type_means(tmp_path):
+    """Two languages, every task type present with unequal counts (1..6 per language)."""
+    import csv
+
+    from iiie.data.base import report_fields
+    from iiie.data.gedit_bench import GEditBenchDataset
+    from iiie.pipeline.report import write_results
+
+    counts = {}
+    for i, task in enumerate(_GEDIT_GROUPS):
+        counts[(task, "en")] = 1 + i % 6
+        counts[(task, "cn")] = 1 + (i * 5 + 2) % 4
+    ds = GEditBenchDataset(str(_gedit_parquet(tmp_path / "gedit", counts)), language="all")
+    rng = np.random.default_rng(0)
+    rows, ref_rows = [], {g: [] for g in _GEDIT_GROUPS}
+    for sid in ds.ids():
+        s = ds.load(sid)
+        sc, pq_ = int(rng.integers(0, 11)), int(rng.integers(0, 11))
+        rows.append({"id": sid, "category": s.truth.category.value, **report_fields(s),
+                     "vie_sc": float(sc), "vie_pq": float(pq_), "vie_overall": math.sqrt(sc * pq_)})  # fmt: skip
+        # test_gedit_score.py's per-group CSV row (its fieldnames, its spelling)
+        ref_rows[s.truth.extra["task_type"]].append({
+            "source_image": f"{sid}_SRCIMG.png", "edited_image": f"{sid}.png",
+            "instruction": s.request.instruction, "sementics_score": sc, "quality_score": pq_,
+            "intersection_exist": s.truth.extra["intersection_exist"],
+            "instruction_language": s.truth.extra["language"]})  # fmt: skip
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    for group, group_rows in ref_rows.items():
+        with open(ref_dir / f"m_{group}_gpt_score.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(group_rows[0]))
+            w.writeheader()
+            w.writerows(group_rows)
+
+    out = tmp_path / "res"
+    write_results(out, rows, {}, "gedit")
+    head = json.loads((out / "results.json").read_text())["headline"]["gedit_bench"]["rows"]
+    got = {(r["language"], r["subset"]): r for r in head}
+    assert [(r["language"], r["subset"]) for r in head] == [
+        ("en", "full"), ("en", "intersection"), ("cn", "full"), ("cn", "intersection")]  # fmt: skip
+    for lang in ("en", "cn"):
+        ref_full, ref_inter = _ref_gedit_analyze_scores(ref_dir, "m", lang)
+        for subset, ref in (("full", ref_full), ("intersection", ref_inter)):
+            r = got[(lang, subset)]
+            assert r["task_types"] == 11
+            assert r["G_SC"] == pytest.approx(ref["sc"], abs=1e-12)
+            assert r["G_PQ"] == pytest.approx(ref["pq"], abs=1e-12)
+            assert r["G_O"] == pytest.approx(ref["o"], abs=1e-12)
+        plain = np.mean([x["vie_sc"] for x in rows if x["language"] == lang])
+        assert abs(plain - ref_full["sc"]) > 1e-3  # the old plain mean is not the headline
+    assert got[("en", "full")]["n"] == sum(v for (_, lang), v in counts.items() if lang == "en")
+    # labels per sample in per_sample.csv; our 5-category table is kept as the breakdown
+    with open(out / "per_sample.csv", newline="") as fh:
+        first = next(csv.DictReader(fh))
+    assert first["task_type"] in _GEDIT_GROUPS and first["language"] in ("en", "cn")
+    assert "intersection_exist" in first
+    table = json.loads((out / "results.json").read_text())["table"]
+    assert {r["category"] for r in table} >= {"local", "global", "overall"}
+    assert "intersection_exist" not in table[0]  # a label, not averaged as a score
+    assert "GEdit-Bench headline" in (out / "table.md").read_text()
+
+
+def test_score_folder_writes_gedit_labels_per_sample(tmp_path):
+    """GEdit-Bench's published output layout ``fullset/<task_type>/<lang>/<key>.png``."""
+    import csv
+
+    from iiie.score_folder import compose, score_folder
+
+    root = _gedit_parquet(tmp_path / "gedit", {("color_alter", "en"): 2, ("ps_human", "cn"): 1})
+    edited = tmp_path / "method"
+    for key, task, lang in (("00000", "color_alter", "en"), ("00002", "ps_human", "cn")):
+        (edited / "fullset" / task / lang).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16)).save(edited / "fullset" / task / lang / f"{key}.png")
+    cfg = compose(["data=gedit_bench", f"data.root={root}", "data.language=all",
+                   "metrics=synthetic", "~metrics.plan", "~metrics.mask"])  # fmt: skip
+    score_folder(cfg, edited, "fullset/{task_type}/{language}/{key}.png", tmp_path / "out")
+    with open(tmp_path / "out" / "per_sample.csv", newline="") as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    assert rows["00000-en"]["task_type"] == "color_alter" and rows["00000-en"]["language"] == "en"
+    assert rows["00002-cn"]["language"] == "cn" and not rows["00002-cn"]["failed_stage"]
+    assert rows["00001-en"]["failed_stage"] == "edit"  # missing output, labels still written
+    assert rows["00001-en"]["task_type"] == "color_alter"
+
+
+# ------------------------------------------------------------------ MagicBrush output naming
+
+
+def _ref_mb_digits_sort(items):
+    # image_eval.py: ``.sort(key=lambda x: int(''.join(filter(str.isdigit, x))))``
+    return sorted(items, key=lambda x: int("".join(filter(str.isdigit, x))))
+
+
+def _ref_mb_final_turn(d, img_type):
+    """image_eval.py ``get_final_turn_img``."""
+    import os
+
+    names = [s for s in os.listdir(d) if ".png" in s or ".jpg" in s]
+    names = [s for s in names if "mask" not in s]
+    if img_type == "generated":
+        if len(names) == 1:
+            assert "_1" in names[0]
+            return os.path.join(d, names[0])
+        return os.path.join(d, _ref_mb_digits_sort([s for s in names if "iter_" in s])[-1])
+    return os.path.join(d, _ref_mb_digits_sort([s for s in names if "output" in s])[-1])
+
+
+def _ref_mb_all_turns(d, img_type):
+    """image_eval.py ``get_all_turn_imgs``."""
+    import os
+
+    names = [s for s in os.listdir(d) if ".png" in s or ".jpg" in s]
+    names = [s for s in names if "mask" not in s]
+    if img_type == "generated":
+        if len(names) == 1:
+            return [os.path.join(d, names[0])]
+        gen = [os.path.join(d, s) for s in names if "_1" in s]
+        gen.extend([os.path.join(d, s) for s in names if "inde_" in s])
+        return _ref_mb_digits_sort(gen)
+    return _ref_mb_digits_sort([os.path.join(d, s) for s in names if "output" in s])
+
+
+def _ref_mb_eval_distance(pairs, metric):
+    """image_eval.py ``eval_distance``: PIL default resize of the output to the gt size,
+    ``ToTensor``, ``nn.L1Loss``/``nn.MSELoss``, mean over pairs."""
+    from torchvision.transforms import transforms
+
+    crit = torch.nn.L1Loss() if metric == "l1" else torch.nn.MSELoss()
+    total = 0.0
+    for gen_p, gt_p in pairs:
+        gen = Image.open(gen_p).convert("RGB")
+        gt = Image.open(gt_p).convert("RGB")
+        gen = gen.resize(gt.size)
+        total += crit(transforms.ToTensor()(gen), transforms.ToTensor()(gt)).item()
+    return total / len(pairs)
+
+
+def _mb_fixture(tmp_path):
+    """MagicBrush test layout: session 100001 with 3 turns, 100002 with 1; the method's
+    outputs named as image_eval.py expects (``_1``, ``inde_<t>``, ``iter_<t>``)."""
+    root, gen = tmp_path / "mb", tmp_path / "gen"
+    sessions, local = {}, {}
+    for k, (sid, n) in enumerate((("100001", 3), ("100002", 1))):
+        d = root / "images" / sid
+        d.mkdir(parents=True)
+        _rand_img(100 + k, (24, 18)).save(d / f"{sid}-input.png")
+        turns = []
+        for t in range(1, n + 1):
+            _rand_img(110 + 10 * k + t, (24, 18)).save(d / f"{sid}-output{t}.png")
+            Image.new("L", (24, 18), 0).save(d / f"{sid}-mask{t}.png")
+            prev = f"{sid}-input.png" if t == 1 else f"{sid}-output{t - 1}.png"
+            turns.append({"input": prev, "mask": f"{sid}-mask{t}.png",
+                          "output": f"{sid}-output{t}.png", "instruction": f"edit {t}"})  # fmt: skip
+        sessions[sid] = turns
+        local[sid] = {f"{sid}-output{t}.png": f"thing {t}" for t in range(1, n + 1)}
+        g = gen / sid
+        g.mkdir(parents=True)
+        _rand_img(200 + 10 * k, (48, 36)).save(g / f"{sid}_1.png")  # other size: resized
+        for t in range(2, n + 1):
+            _rand_img(200 + 10 * k + t, (48, 36)).save(g / f"{sid}_inde_{t}.png")
+            _rand_img(300 + 10 * k + t, (48, 36)).save(g / f"{sid}_iter_{t}.png")
+    (root / "edit_sessions.json").write_text(json.dumps(sessions))
+    (root / "local_descriptions.json").write_text(json.dumps(local))
+    return root, gen
+
+
+def test_score_folder_magicbrush_naming_matches_image_eval(tmp_path, clip_dir, dino16_dir):
+    from iiie.score_folder import compose, score_folder
+
+    root, gen = _mb_fixture(tmp_path)
+    base = ["data=magicbrush", f"data.root={root}", "metrics=magicbrush",
+            f"metrics.magicbrush.clip={clip_dir}", f"metrics.magicbrush.dino={dino16_dir}"]  # fmt: skip
+    # image_eval.py load_data: pairs per turn (all turns) and the final-turn pairs
+    all_pairs, final_pairs = [], []
+    for sid in sorted(p.name for p in gen.iterdir()):
+        g, t = str(gen / sid), str(root / "images" / sid)
+        final_pairs.append((_ref_mb_final_turn(g, "generated"), _ref_mb_final_turn(t, "gt")))
+        all_pairs += list(zip(_ref_mb_all_turns(g, "generated"), _ref_mb_all_turns(t, "gt"), strict=True))
+    assert [Path(p).name for p, _ in all_pairs] == [
+        "100001_1.png", "100001_inde_2.png", "100001_inde_3.png", "100002_1.png"]  # fmt: skip
+    assert [Path(p).name for p, _ in final_pairs] == ["100001_iter_3.png", "100002_1.png"]
+
+    for setting, pairs in (("independent", all_pairs), ("final_turn", final_pairs)):
+        out = tmp_path / setting
+        table = score_folder(compose([*base, f"data.setting={setting}"]), gen, "magicbrush", out)
+        res = json.loads((out / "results.json").read_text())
+        assert not any("failed_stage" in r for r in res["per_sample"]), res["per_sample"]
+        overall = next(r for r in table if r["category"] == "overall")
+        assert overall["n"] == len(pairs)
+        for col, metric in (("mb_l1", "l1"), ("mb_l2", "l2")):
+            assert overall[col] == pytest.approx(_ref_mb_eval_distance(pairs, metric), rel=1e-6)
+
+    # a session whose turn files do not match its turns is that sample's error, not a
+    # silent pairing of turn 2 with another turn's file
+    (gen / "100001" / "100001_inde_3.png").unlink()
+    out = tmp_path / "broken"
+    score_folder(compose([*base, "data.setting=independent"]), gen, "magicbrush", out)
+    rows = {r["id"]: r for r in json.loads((out / "results.json").read_text())["per_sample"]}
+    assert rows["100001-t2"]["failed_stage"] == "edit" and "2 turn files" in rows["100001-t2"]["error"]
+    assert "mb_l1" in rows["100002-t1"]
+
+
+# ------------------------------------------------------------------ CLIP text over 77 tokens
+
+
+def test_pie_clip_score_of_long_captions_equals_torchmetrics(clip_dir):
+    """PIE-Bench's CLIP score is torchmetrics' CLIPScore (matrics_calculator.py
+    ``CLIPScore(model_name_or_path="openai/clip-vit-large-patch14")``); torchmetrics' own
+    text path (``_get_features``, which slices the ids of a caption over 77 tokens) runs
+    here on the same tiny model, with a caption far over 77 tokens."""
+    from torchmetrics.functional.multimodal.clip_score import _get_features
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    from iiie.metrics.pie_bench import clip_score
+
+    tok = CLIPTokenizer.from_pretrained(str(clip_dir))
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor(
+            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        ),
+        tokenizer=tok,
+    )
+    model = _Tensors(CLIPModel.from_pretrained(str(clip_dir)).eval())
+    long = "a small brown dog running across a wide green field under a cloudy sky " * 3
+    assert len(tok(long)["input_ids"]) > 77
+    clip = load_clip(str(clip_dir), "k", "cpu")
+    texts = [long, "a dog"]
+    with torch.no_grad(), pytest.warns(UserWarning, match="truncate"):
+        ref_text = _get_features(texts, "text", torch.device("cpu"), model, processor)
+    ours_text = clip.text_features(texts, truncation="slice")
+    torch.testing.assert_close(ours_text, ref_text.float(), rtol=0, atol=1e-6)
+    # the score itself: torchmetrics' formula ``100 * cos`` clamped at 0 (clip_score.py
+    # ``torch.max(score, zeros)``) on those text features and our image features
+    imgs = [_rand_img(30, (48, 48)), _rand_img(31, (48, 48))]
+    f_img = clip.image_features(imgs)
+    ref = [max(100 * _cos(f_img[k].double().numpy(), ref_text[k].double().numpy()), 0.0) for k in range(2)]
+    assert clip_score(clip, imgs, texts) == pytest.approx(ref, abs=1e-6)
+    # the end-token truncation (InstructPix2Pix ``clip.tokenize(truncate=True)``) differs
+    eos = clip.text_features([long])[0]
+    assert not torch.allclose(eos, ours_text[0])
+    # and equals OpenAI's truncate=True: the first 76 tokens, then the end token
+    ids = tok(long)["input_ids"][:76] + [tok.eos_token_id]
+    with torch.no_grad():
+        direct = model.get_text_features(input_ids=torch.tensor([ids]))
+    torch.testing.assert_close(eos, direct[0].float(), rtol=0, atol=1e-6)
+    short_eos, short_slice = clip.text_features(["a dog"]), clip.text_features(["a dog"], "slice")
+    assert torch.allclose(short_eos, short_slice)  # identical under the context length
+
+
+class _Tensors:
+    """The CLIP model as transformers 4 returned features (tensors), which torchmetrics
+    1.9's CLIPScore code expects; transformers 5 returns output objects."""
+
+    def __init__(self, model):
+        self.model, self.config = model, model.config
+
+    def to(self, device):
+        self.model.to(device)
+        return self
+
+    def get_image_features(self, *a, **k):
+        out = self.model.get_image_features(*a, **k)
+        return getattr(out, "pooler_output", out)
+
+    def get_text_features(self, *a, **k):
+        out = self.model.get_text_features(*a, **k)
+        return getattr(out, "pooler_output", out)
+
+
+# ------------------------------------------------------------------ Emu Edit CLIP-dir
+
+
+def _ref_ip2p_sim_direction(model, tok, image_0, image_1, text_0, text_1, size=32):
+    """InstructPix2Pix metrics/clip_similarity.py ``ClipSimilarity.forward`` restated on
+    the HF model: ``encode_image`` = ``F.interpolate(image.float(), size=self.size,
+    mode="bicubic", align_corners=False)``, minus CLIP mean, over CLIP std, encode,
+    unit-normalise; ``encode_text`` = ``clip.tokenize(text, truncate=True)`` (first 76
+    tokens + end token), encode, unit-normalise; ``sim_direction =
+    cosine(image_features_1 - image_features_0, text_features_1 - text_features_0)``."""
+    import torch.nn.functional as F
+    from torchvision.transforms.functional import to_tensor
+
+    mean = torch.tensor((0.48145466, 0.4578275, 0.40821073)).view(1, 3, 1, 1)
+    std = torch.tensor((0.26862954, 0.26130258, 0.27577711)).view(1, 3, 1, 1)
+
+    def enc_img(img):
+        x = to_tensor(img)[None]  # "Input images in range [0, 1]"
+        x = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False)
+        with torch.no_grad():
+            f = model.get_image_features(pixel_values=(x - mean) / std)
+        f = getattr(f, "pooler_output", f)
+        return f / f.norm(dim=1, keepdim=True)
+
+    def enc_txt(text):
+        ids = tok(text)["input_ids"]
+        if len(ids) > 77:
+            ids = ids[:76] + [tok.eos_token_id]
+        with torch.no_grad():
+            f = model.get_text_features(input_ids=torch.tensor([ids]))
+        f = getattr(f, "pooler_output", f)
+        return f / f.norm(dim=1, keepdim=True)
+
+    d_img = enc_img(image_1) - enc_img(image_0)
+    d_txt = enc_txt(text_1) - enc_txt(text_0)
+    return float(F.cosine_similarity(d_img.double(), d_txt.double())[0])
+
+
+def test_emu_clip_dir_follows_instructpix2pix_clip_similarity(tmp_path, clip_dir, dino16_dir):
+    import shutil
+
+    from transformers import CLIPModel, CLIPTokenizer
+
+    dir_clip = tmp_path / "dir_clip"  # a second folder: the direction score's own CLIP
+    shutil.copytree(clip_dir, dir_clip)
+    m = EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), device="cpu", dir_clip=str(dir_clip))
+    src, out = _rand_img(40, (60, 30)), _rand_img(41, (60, 30))  # 2:1, squashed not cropped
+    long = "a cat sitting on a red sofa next to a window with white curtains " * 3
+    truth = GroundTruth(source_caption="a cat on a sofa", target_caption=long)
+    r = m.score_batch([_scored(src, out, truth)])[0]
+    ref = CLIPModel.from_pretrained(str(dir_clip)).eval()
+    tok = CLIPTokenizer.from_pretrained(str(dir_clip))
+    assert len(tok(long)["input_ids"]) > 77
+    expected = _ref_ip2p_sim_direction(ref, tok, src, out, "a cat on a sofa", long)
+    assert r["emu_clip_dir"] == pytest.approx(expected, abs=1e-5)
+    crop = EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), device="cpu",
+                         dir_clip=None, dir_preprocess="crop")  # fmt: skip
+    assert abs(crop.score_batch([_scored(src, out, truth)])[0]["emu_clip_dir"] - expected) > 1e-4
+    with pytest.raises(MissingWeightsError, match="metrics.emu_edit.dir_clip"):
+        EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), dir_clip=str(tmp_path / "none"))
+    with pytest.raises(ValueError, match="dir_preprocess"):
+        EmuEditMetric(clip=str(clip_dir), dino=str(dino16_dir), dir_preprocess="pad")

@@ -61,6 +61,18 @@ def oracle_meta(
     return meta
 
 
+#: ``truth.extra`` entries copied into every result row (``per_sample.csv``): the labels a
+#: benchmark's own headline aggregation groups by (GEdit-Bench: task type, instruction
+#: language, ``Intersection_exist``; see :mod:`iiie.metrics.headlines`).
+REPORT_FIELDS = ("task_type", "language", "intersection_exist")
+
+
+def report_fields(sample: Sample) -> dict[str, Any]:
+    """The :data:`REPORT_FIELDS` this sample has, for its result row."""
+    extra = sample.truth.extra
+    return {k: extra[k] for k in REPORT_FIELDS if k in extra}
+
+
 class Dataset:
     """Base class: subclasses implement :meth:`ids`, :meth:`load` and :meth:`fingerprint`."""
 

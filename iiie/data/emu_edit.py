@@ -21,6 +21,7 @@ from typing import Any
 from iiie.data.base import Dataset, GroundTruth, Sample
 from iiie.data.categories import EMU_EDIT, lookup
 from iiie.data.tables import HFTable, decode_image, find_split_files
+from iiie.imageio import check_decode
 from iiie.types import EditRequest
 
 #: split name in the test set -> split name holding the same rows in the generations set.
@@ -39,10 +40,12 @@ class EmuEditDataset(Dataset):
         split: str = "test",
         n: int | None = None,
         generations: bool | None = None,
+        decode: str = "reference",
     ) -> None:
         self.root = Path(root).expanduser()
         self.split = str(split)
         self.n = None if n is None else int(n)
+        self.decode = check_decode(decode)
         probe = HFTable(find_split_files(self.root, None, "emu_edit")[:1])
         has_edits = "edited_image" in probe.column_names
         self.generations = has_edits if generations is None else bool(generations)
@@ -82,6 +85,7 @@ class EmuEditDataset(Dataset):
             "root": str(self.root.resolve()),
             "split": self.split,
             "file_split": self.file_split,
+            "decode": self.decode,
             "files": self.table.signature(),
         }
 
@@ -92,7 +96,8 @@ class EmuEditDataset(Dataset):
         image_cols = ["image"] + (["edited_image"] if self.generations else [])
         cells = self.table.row(i, image_cols)
         where = f"emu_edit {self.file_split} row {i}"
-        image = decode_image(cells["image"], self.table.files[0].parent, f"{where} image")
+        base = self.table.files[0].parent
+        image = decode_image(cells["image"], base, f"{where} image", self.decode)
         task = self._meta["task"][i]
         extra: dict[str, Any] = {"task": task}
         for c in ("idx", "hash"):
@@ -100,7 +105,7 @@ class EmuEditDataset(Dataset):
                 extra[c] = self._meta[c][i]
         if self.generations:
             extra["reference_edit"] = decode_image(
-                cells["edited_image"], self.table.files[0].parent, f"{where} edited_image"
+                cells["edited_image"], base, f"{where} edited_image", self.decode
             )
         truth = GroundTruth(
             category=lookup(EMU_EDIT, task, "emu_edit"),

@@ -6,6 +6,9 @@ ground truth: ``category`` (one of local/remove/background/addition/global), ``o
 edited image), ``source_caption``, ``target_caption``; any other keys are kept in
 ``truth.extra``. Image paths are absolute or relative to the JSONL file's folder.
 
+Images are decoded the friendly way by default (``decode: friendly``: EXIF orientation
+applied, transparency over white; see :mod:`iiie.imageio`).
+
 Example::
 
     {"id": "cat1", "image": "imgs/cat.jpg", "instruction": "make the cat black",
@@ -24,7 +27,7 @@ from PIL import Image
 
 from iiie.data.base import Dataset, GroundTruth, Sample, oracle_meta
 from iiie.errors import DatasetNotFoundError, ImageLoadError
-from iiie.imageio import load_image
+from iiie.imageio import check_decode, load_image
 from iiie.types import Category, EditRequest
 
 KNOWN_KEYS = {
@@ -74,12 +77,15 @@ class FolderDataset(Dataset):
 
     name = "folder"
 
-    def __init__(self, root: str, file: str = "samples.jsonl", n: int | None = None) -> None:
+    def __init__(
+        self, root: str, file: str = "samples.jsonl", n: int | None = None, decode: str = "friendly"
+    ) -> None:
         root_path = Path(root).expanduser()
         self.jsonl = root_path if root_path.is_file() else root_path / file
         if not self.jsonl.is_file():
             raise DatasetNotFoundError.for_root("folder", f"JSONL file not found: {self.jsonl}")
         self.base = self.jsonl.parent
+        self.decode = check_decode(decode)
         self.n = None if n is None else int(n)
         self._rows: dict[str, dict[str, Any]] = {}
         with open(self.jsonl, encoding="utf-8") as fh:
@@ -112,23 +118,28 @@ class FolderDataset(Dataset):
     def fingerprint(self) -> dict[str, Any]:
         # The JSONL is small: hash it whole (image files are named in it, not hashed).
         digest = hashlib.sha256(self.jsonl.read_bytes()).hexdigest()
-        return {
+        fp = {
             "name": self.name,
             "version": 1,
             "jsonl": str(self.jsonl.resolve()),
             "sha256": digest,
         }
+        if self.decode != "friendly":  # the default keeps existing cache keys
+            fp["decode"] = self.decode
+        return fp
 
     def load(self, sample_id: str) -> Sample:
         if sample_id not in self._rows:
             raise KeyError(f"folder: unknown sample id {sample_id!r}")
         row = self._rows[sample_id]
-        image = load_image(self._path(row["image"]))
+        image = load_image(self._path(row["image"]), decode=self.decode)
         truth = GroundTruth(
             category=Category.parse(row["category"]) if row.get("category") is not None else None,
             object=row.get("object"),
             mask=load_mask(self._path(row["mask"]), image.size) if row.get("mask") else None,
-            target=load_image(self._path(row["target"])) if row.get("target") else None,
+            target=(
+                load_image(self._path(row["target"]), decode=self.decode) if row.get("target") else None
+            ),
             source_caption=row.get("source_caption"),
             target_caption=row.get("target_caption"),
             extra={k: v for k, v in row.items() if k not in KNOWN_KEYS},

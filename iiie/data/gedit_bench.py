@@ -2,7 +2,9 @@
 
 Fields used: ``key``, ``task_type``, ``instruction``, ``instruction_language`` ("en" or
 "cn"), ``input_image`` (``image_column`` chooses ``input_image_raw`` instead) and
-``Intersection_exist`` when present. Parquet shards or ``save_to_disk`` Arrow files are
+``Intersection_exist`` when present. ``truth.extra`` holds ``task_type``, ``language``,
+``key`` and ``intersection_exist``; the first two and the last go into every result row,
+for the benchmark's own aggregation (:mod:`iiie.metrics.headlines`). Parquet shards or ``save_to_disk`` Arrow files are
 both read (see :mod:`iiie.data.tables`). Ids are ``<key>`` when one language is
 selected, ``<key>-<language>`` when ``language: all``.
 """
@@ -15,6 +17,7 @@ from typing import Any
 from iiie.data.base import Dataset, GroundTruth, Sample
 from iiie.data.categories import GEDIT_BENCH, lookup
 from iiie.data.tables import HFTable, decode_image, find_split_files
+from iiie.imageio import check_decode
 from iiie.types import EditRequest
 
 TEXT_COLUMNS = ["key", "task_type", "instruction", "instruction_language"]
@@ -31,12 +34,14 @@ class GEditBenchDataset(Dataset):
         n: int | None = None,
         image_column: str = "input_image",
         task_types: list[str] | None = None,
+        decode: str = "reference",
     ) -> None:
         self.root = Path(root).expanduser()
         self.language = str(language)
         self.split = split
         self.n = None if n is None else int(n)
         self.image_column = str(image_column)
+        self.decode = check_decode(decode)
         self.task_types = sorted(task_types) if task_types else None
         self.table = HFTable(find_split_files(self.root, split, "gedit_bench"))
         names = self.table.column_names
@@ -84,6 +89,7 @@ class GEditBenchDataset(Dataset):
             "split": self.split,
             "image_column": self.image_column,
             "task_types": self.task_types,
+            "decode": self.decode,
             "files": self.table.signature(),
         }
 
@@ -93,12 +99,16 @@ class GEditBenchDataset(Dataset):
         i = self._row_of[sample_id]
         cell = self.table.row(i, [self.image_column])[self.image_column]
         image = decode_image(
-            cell, self.table.files[0].parent, f"gedit_bench {sample_id} {self.image_column}"
+            cell,
+            self.table.files[0].parent,
+            f"gedit_bench {sample_id} {self.image_column}",
+            self.decode,
         )
         task = self._meta["task_type"][i]
         extra: dict[str, Any] = {
             "task_type": task,
             "language": self._meta["instruction_language"][i],
+            "key": str(self._meta["key"][i]),  # for score_folder's fullset/{task_type}/{language}/{key}.png
         }
         if "Intersection_exist" in self._meta:
             extra["intersection_exist"] = self._meta["Intersection_exist"][i]

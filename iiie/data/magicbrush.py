@@ -23,7 +23,8 @@ Two settings, as in the MagicBrush evaluation:
 Captions: ``truth.target_caption`` is the *local* description of the target (what
 CLIP-T scores against), ``truth.source_caption`` the global description of the input,
 and ``truth.extra["global_target_caption"]`` the target's global description.
-MagicBrush has no edit-type labels, so ``truth.category`` is None.
+MagicBrush has no edit-type labels, so ``truth.category`` is None. Images are decoded as
+``image_eval.py`` reads them (``decode: reference``: ``Image.open(...).convert('RGB')``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 from iiie.data.base import Dataset, GroundTruth, Sample, oracle_meta
 from iiie.data.folder import load_mask
 from iiie.errors import DatasetNotFoundError
-from iiie.imageio import load_image
+from iiie.imageio import check_decode, load_image
 from iiie.types import EditRequest
 
 SETTINGS = ("independent", "final_turn")
@@ -55,11 +56,18 @@ def _read_json(path: Path, required: bool) -> dict[str, Any]:
 class MagicBrushDataset(Dataset):
     name = "magicbrush"
 
-    def __init__(self, root: str, setting: str = "independent", n: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str,
+        setting: str = "independent",
+        n: int | None = None,
+        decode: str = "reference",
+    ) -> None:
         if setting not in SETTINGS:
             raise ValueError(f"magicbrush setting must be one of {SETTINGS}, got {setting!r}")
         self.root = Path(root).expanduser()
         self.setting = setting
+        self.decode = check_decode(decode)
         self.n = None if n is None else int(n)
         self.sessions_path = self.root / "edit_sessions.json"
         self.sessions: dict[str, list[dict[str, str]]] = _read_json(self.sessions_path, True)
@@ -95,11 +103,12 @@ class MagicBrushDataset(Dataset):
             "version": 1,
             "root": str(self.root.resolve()),
             "setting": self.setting,
+            "decode": self.decode,
             "files": sizes,
         }
 
     def _image(self, img_id: str, file: str):
-        return load_image(self.root / "images" / img_id / file)
+        return load_image(self.root / "images" / img_id / file, decode=self.decode)
 
     def _parse_id(self, sample_id: str) -> tuple[str, list[int]]:
         if self.setting == "final_turn":
@@ -137,6 +146,7 @@ class MagicBrushDataset(Dataset):
                 "session": img_id,
                 "turns": [i + 1 for i in turn_idx],
                 "turn": str(turn_idx[-1] + 1),  # for score_folder patterns
+                "n_turns": len(self.sessions[img_id]),
                 "global_target_caption": glob.get(last["output"]),
                 "target_file": last["output"],
             },

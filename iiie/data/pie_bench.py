@@ -10,6 +10,10 @@ The mask is a flat run list ``[start, length, start, length, ...]`` over a row-m
 annotation errors in boundary"; :func:`decode_run_mask` does the same by default, so
 the background metrics see the exact pixels the published numbers used. Brackets are
 removed from the prompts as the reference does.
+
+Images are decoded as the reference reads them (``decode: reference``: ``Image.open``,
+no EXIF orientation), so the run-length mask, which is over the stored pixel order,
+stays aligned with the image even for a JPEG that carries an EXIF rotation.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from PIL import Image
 from iiie.data.base import Dataset, GroundTruth, Sample, oracle_meta
 from iiie.data.categories import PIE_BENCH, PIE_BENCH_NAMES, lookup
 from iiie.errors import DatasetNotFoundError
-from iiie.imageio import load_image
+from iiie.imageio import check_decode, load_image
 from iiie.types import EditRequest
 
 MASK_SHAPE = (512, 512)
@@ -89,6 +93,7 @@ class PIEBenchDataset(Dataset):
         mapping_file: str = "mapping_file.json",
         images_dir: str = "annotation_images",
         border: bool = True,
+        decode: str = "reference",
     ) -> None:
         self.root = Path(root).expanduser()
         self.mapping_path = self.root / mapping_file
@@ -102,6 +107,7 @@ class PIEBenchDataset(Dataset):
         self.n = None if n is None else int(n)
         self.editing_types = sorted(str(t) for t in editing_types) if editing_types else None
         self.border = bool(border)
+        self.decode = check_decode(decode)
         keys = []
         for key, entry in self._entries.items():
             type_id = str(entry.get("editing_type_id", ""))
@@ -124,6 +130,7 @@ class PIEBenchDataset(Dataset):
             "entries": len(self._entries),
             "editing_types": self.editing_types,
             "border": self.border,
+            "decode": self.decode,
         }
 
     @staticmethod
@@ -137,7 +144,7 @@ class PIEBenchDataset(Dataset):
         if sample_id not in self._entries:
             raise KeyError(f"pie_bench: unknown sample id {sample_id!r}")
         e = self._entries[sample_id]
-        image = load_image(self.images / e["image_path"])
+        image = load_image(self.images / e["image_path"], decode=self.decode)
         runs = e.get("mask") or []
         mask = self._fit(decode_run_mask(runs, MASK_SHAPE, border=self.border), image.size)
         # The oracle edits the annotated region only, never the evaluation's forced border.

@@ -154,20 +154,23 @@ class HFTable:
         return [[f.name, f.stat().st_size] for f in self.files]
 
 
-def decode_image(cell: Any, base: Path | None = None, what: str = "image") -> Image.Image:
-    """Decode a Hub ``Image`` cell (``{"bytes": ..., "path": ...}``) to PIL RGB."""
+def decode_image(
+    cell: Any, base: Path | None = None, what: str = "image", decode: str = "friendly"
+) -> Image.Image:
+    """Decode a Hub ``Image`` cell (``{"bytes": ..., "path": ...}``) to PIL RGB, with
+    :func:`iiie.imageio.load_image`'s ``decode`` rule."""
     if isinstance(cell, Image.Image):
-        return load_image(cell)
+        return load_image(cell, decode=decode)
     if isinstance(cell, (bytes, bytearray)):
-        return load_image(bytes(cell))
+        return load_image(bytes(cell), decode=decode)
     if isinstance(cell, dict):
         data = cell.get("bytes")
         if data:
-            return load_image(bytes(data))
+            return load_image(bytes(data), decode=decode)
         path = cell.get("path")
         if path:
             p = Path(path)
             if not p.is_absolute() and base is not None:
                 p = base / p
-            return load_image(p)
+            return load_image(p, decode=decode)
     raise ImageLoadError(f"{what}: empty or unreadable image cell ({type(cell).__name__})")

@@ -40,6 +40,10 @@ HF_MODEL_FILES = ["config.json", ("model.safetensors", "pytorch_model.bin")]
 CLIP_TOKENIZER_FILES = [("tokenizer.json", "vocab.json")]
 CLIP_FILES = HF_MODEL_FILES + CLIP_TOKENIZER_FILES
 SQUEEZENET_FILES = ("squeezenet1_1-b8a52dc0.pth", "squeezenet1_1.pth")
+#: How :meth:`Clip.text_features` cuts captions over the context length.
+TEXT_TRUNCATIONS = ("eos", "slice")
+#: How :meth:`Clip.image_features` brings an image to the model's input size.
+CLIP_PREPROCESS = ("crop", "squash")
 
 
 def clip_transform(size: int) -> transforms.Compose:
@@ -52,6 +56,17 @@ def clip_transform(size: int) -> transforms.Compose:
             transforms.Normalize(CLIP_MEAN, CLIP_STD),
         ]
     )
+
+
+def squash_input(image: Image.Image, size: int) -> torch.Tensor:
+    """InstructPix2Pix ``ClipSimilarity.encode_image``: the [0, 1] image tensor
+    interpolated (bicubic, ``align_corners=False``, no antialias) to ``size`` x ``size``
+    whatever its aspect ratio, no crop, then CLIP mean/std. Returns (3, size, size)."""
+    x = transforms.functional.to_tensor(image.convert("RGB")).unsqueeze(0)
+    x = F.interpolate(x, size=size, mode="bicubic", align_corners=False)
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return ((x - mean) / std)[0]
 
 
 def dino_transform() -> transforms.Compose:
@@ -82,20 +97,41 @@ class Clip:
     dtype: torch.dtype
 
     @torch.no_grad()
-    def image_features(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        tf = clip_transform(self.image_size)
-        batch = torch.stack([tf(im.convert("RGB")) for im in images])
+    def image_features(self, images: Sequence[Image.Image], preprocess: str = "crop") -> torch.Tensor:
+        """``preprocess="crop"``: OpenAI CLIP's ``preprocess`` (:func:`clip_transform`);
+        ``"squash"``: InstructPix2Pix's resize without crop (:func:`squash_input`)."""
+        if preprocess not in CLIP_PREPROCESS:
+            raise ValueError(f"preprocess must be one of {CLIP_PREPROCESS}, got {preprocess!r}")
+        if preprocess == "squash":
+            batch = torch.stack([squash_input(im, self.image_size) for im in images])
+        else:
+            tf = clip_transform(self.image_size)
+            batch = torch.stack([tf(im.convert("RGB")) for im in images])
         batch = batch.to(self.device, self.dtype)
         return _pooled(self.model.get_image_features(pixel_values=batch)).float().cpu()
 
     @torch.no_grad()
-    def text_features(self, texts: Sequence[str]) -> torch.Tensor:
-        """Captions longer than the context (77 tokens) are truncated (the OpenAI tokenizer
-        would raise; torchmetrics truncates)."""
+    def text_features(self, texts: Sequence[str], truncation: str = "eos") -> torch.Tensor:
+        """Text features; captions longer than the context (77 tokens) are cut one of the
+        two ways the references do (:data:`TEXT_TRUNCATIONS`):
+
+        * ``"eos"``: the first 76 tokens then the end token, as OpenAI
+          ``clip.tokenize(text, truncate=True)`` (InstructPix2Pix's ``ClipSimilarity``)
+          and the tokenizer's own ``truncation=True``;
+        * ``"slice"``: tokenise the whole caption and keep the first 77 ids and mask
+          entries, as torchmetrics' ``CLIPScore`` does (PIE-Bench): no end token remains,
+          so the pooled feature is read where the model's pooling rule then points.
+        """
+        if truncation not in TEXT_TRUNCATIONS:
+            raise ValueError(f"truncation must be one of {TEXT_TRUNCATIONS}, got {truncation!r}")
         max_len = int(getattr(self.model.config.text_config, "max_position_embeddings", 77))
-        tok = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
-        )
+        if truncation == "eos":
+            tok = self.tokenizer(
+                list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+            )
+        else:
+            tok = self.tokenizer(list(texts), padding=True, return_tensors="pt")
+            tok = {k: tok[k][..., :max_len] for k in ("input_ids", "attention_mask")}
         out = self.model.get_text_features(
             input_ids=tok["input_ids"].to(self.device),
             attention_mask=tok["attention_mask"].to(self.device),

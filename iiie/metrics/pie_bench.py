@@ -19,6 +19,14 @@
   CLIP ViT-L/14: ``max(100 * cos, 0)``.
 * ``pie_clip_edited``: the same on ``uint8(tgt * m)``; absent when the mask is empty.
 
+Outputs of another size: PnPInversion's released outputs are side-by-side panels (e.g.
+2048x512: source, reconstructions, edit), and ``evaluate.py`` crops the bottom-right
+512x512 tile whenever the output is not square. ``panel_crop: bottom_right`` (default)
+does the same for an output that differs from the source's size and is not square,
+cropping a source-sized tile from the bottom-right corner; any other size mismatch (or
+``panel_crop: none``) resizes the whole output to the source's size (the reference would
+stop on the shape mismatch there). See :func:`fit_output`.
+
 The paper's tables scale these (structure x10^3, LPIPS x10^3, MSE x10^4, SSIM x10^2);
 the columns here are unscaled.
 """
@@ -33,6 +41,7 @@ from PIL import Image
 from torchmetrics.functional.image import structural_similarity_index_measure
 from torchvision import transforms
 
+from iiie.errors import SampleError
 from iiie.metrics.backbones import (
     CLIP_FILES,
     HF_MODEL_FILES,
@@ -49,6 +58,36 @@ from iiie.metrics.distances import psnr, to_unit
 from iiie.metrics.pixel import PSNR_CAP
 from iiie.protocols import Scored
 from iiie.weights import require_files
+
+PANEL_CROPS = ("bottom_right", "none")
+
+
+def fit_output(
+    output: Image.Image, source_size: tuple[int, int], panel_crop: str = "bottom_right"
+) -> Image.Image:
+    """The part of ``output`` that is scored against a ``source_size`` source.
+
+    Same size: as is. ``panel_crop="bottom_right"`` and a non-square output of another
+    size (the reference's test, ``tgt.size[0] != tgt.size[1]``): the bottom-right
+    ``source_size`` tile, as PnPInversion ``evaluate.py`` crops its 512x512 edit tile
+    (PIE-Bench sources are all 512x512, so its fixed 512 is the source's size). A panel
+    smaller than the source is an error. Anything else: resized to ``source_size``.
+    """
+    if panel_crop not in PANEL_CROPS:
+        raise ValueError(f"panel_crop must be one of {PANEL_CROPS}, got {panel_crop!r}")
+    if output.size == tuple(source_size):
+        return output
+    w, h = output.size
+    sw, sh = source_size
+    if panel_crop == "bottom_right" and w != h:
+        if w < sw or h < sh:
+            raise SampleError(
+                f"output {w}x{h} is not square (a panel) but smaller than the {sw}x{sh} "
+                "source: cannot crop its bottom-right tile (set metrics.pie_bench.panel_crop=none "
+                "to resize instead)"
+            )
+        return output.crop((w - sw, h - sh, w, h))
+    return output.resize((sw, sh))
 
 
 def structure_input(image: np.ndarray, antialias: bool = False) -> torch.Tensor:
@@ -81,7 +120,8 @@ def structure_distance(
 
 def clip_score(clip, images: Sequence[Image.Image], texts: Sequence[str]) -> list[float]:
     """torchmetrics CLIPScore per pair: ``max(100 * cos(image, text), 0)``."""
-    sims = cosine(clip.image_features(images), clip.text_features(texts))
+    # torchmetrics cuts captions over 77 tokens by slicing the ids (no end token kept)
+    sims = cosine(clip.image_features(images), clip.text_features(texts, truncation="slice"))
     return [max(100.0 * float(s), 0.0) for s in sims]
 
 
@@ -102,6 +142,7 @@ class PIEBenchMetric:
         structure_layer: int = 11,
         antialias: bool = False,
         psnr_cap: float | None = PSNR_CAP,
+        panel_crop: str = "bottom_right",
         clip_key: str = "metrics.pie_bench.clip",
         dino_key: str = "metrics.pie_bench.dino",
         lpips_key: str = "metrics.pie_bench.lpips",
@@ -115,6 +156,9 @@ class PIEBenchMetric:
         self.structure_layer = int(structure_layer)
         self.antialias = bool(antialias)
         self.psnr_cap = psnr_cap
+        if panel_crop not in PANEL_CROPS:
+            raise ValueError(f"metrics.pie_bench.panel_crop must be one of {PANEL_CROPS}, got {panel_crop!r}")
+        self.panel_crop = panel_crop
 
     def score_batch(self, items: Sequence[Scored]) -> list[dict[str, float]]:
         rows: list[dict[str, float]] = [{} for _ in items]
@@ -127,9 +171,7 @@ class PIEBenchMetric:
         edited: list[tuple[int, Image.Image, str]] = []
         for row, (k, it) in zip(rows, enumerate(items), strict=True):
             src_img = it.sample.request.image.convert("RGB")
-            tgt_img = it.edit.image.convert("RGB")
-            if tgt_img.size != src_img.size:
-                tgt_img = tgt_img.resize(src_img.size)
+            tgt_img = fit_output(it.edit.image.convert("RGB"), src_img.size, self.panel_crop)
             src255 = np.asarray(src_img).astype(np.float32)
             tgt255 = np.asarray(tgt_img).astype(np.float32)
             row["pie_structure_distance"] = structure_distance(

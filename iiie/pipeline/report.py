@@ -15,8 +15,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from iiie.data.base import REPORT_FIELDS
 from iiie.metrics.columns import COLUMN_DOCS as BENCHMARK_COLUMN_DOCS
 from iiie.metrics.columns import COLUMN_ORDER as BENCHMARK_COLUMN_ORDER
+from iiie.metrics.headlines import HEADLINES
 from iiie.pipeline.cache import atomic_write_bytes, atomic_write_json
 from iiie.types import Category
 
@@ -46,7 +48,8 @@ COLUMN_DOCS = {
     "ssim_out": "SSIM outside the GT change region vs the source: content preservation",
     **BENCHMARK_COLUMN_DOCS,
 }
-NON_METRIC = {"id", "category", "plan_category", "failed_stage", "error", "error_type", "method"}
+#: Row keys that are labels, not scores (with the benchmark labels of ``report_fields``).
+NON_METRIC = {"id", "category", "plan_category", "failed_stage", "error", "error_type", "method", *REPORT_FIELDS}
 #: The paper's Table-1 columns (MAGIC protocol), first in the paper table.
 PAPER_COLUMNS = ("edit_faithfulness", "content_preservation", "overall")
 STAGE_CALLS = ("plan", "mask", "edit")
@@ -115,6 +118,17 @@ def _csv_bytes(rows: list[dict[str, Any]]) -> bytes:
     return buf.getvalue().encode()
 
 
+def headline_tables(per_sample: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Benchmarks' own aggregates (:mod:`iiie.metrics.headlines`) that these rows allow:
+    ``{benchmark: {"title": ..., "rows": [...]}}``, empty for other data."""
+    out = {}
+    for name, (title, fn) in HEADLINES.items():
+        rows = fn(per_sample)
+        if rows:
+            out[name] = {"title": title, "rows": rows}
+    return out
+
+
 def write_results(out_dir: Path, per_sample: list[dict[str, Any]], manifest: dict[str, Any], title: str) -> list[dict[str, Any]]:
     """Write ``table.md``, ``table.csv``, ``results.json``, ``per_sample.csv``,
     ``manifest.json`` into ``out_dir``; return the aggregated table."""
@@ -122,10 +136,15 @@ def write_results(out_dir: Path, per_sample: list[dict[str, Any]], manifest: dic
     table = aggregate(per_sample)
     md = to_markdown(table, title)
     legend = [f"- `{c}`: {COLUMN_DOCS[c]}" for c in table[0] if c in COLUMN_DOCS]
-    atomic_write_bytes(out_dir / "table.md", (md + "\n" + "\n".join(legend) + "\n").encode())
+    headlines = headline_tables(per_sample)  # the benchmark's own aggregate first, ours below
+    head_md = "".join(to_markdown(h["rows"], h["title"], key="language") + "\n" for h in headlines.values())
+    atomic_write_bytes(out_dir / "table.md", (head_md + md + "\n" + "\n".join(legend) + "\n").encode())
     atomic_write_bytes(out_dir / "table.csv", _csv_bytes(table))
     atomic_write_bytes(out_dir / "per_sample.csv", _csv_bytes(per_sample))
-    atomic_write_json(out_dir / "results.json", {"title": title, "table": table, "per_sample": per_sample})
+    results = {"title": title, "table": table, "per_sample": per_sample}
+    if headlines:
+        results["headline"] = headlines
+    atomic_write_json(out_dir / "results.json", results)
     atomic_write_json(out_dir / "manifest.json", manifest)
     return table
 

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from iiie import weights
 from iiie.batching import FATAL, chunks, guarded_batch
-from iiie.data.base import Dataset, Sample
+from iiie.data.base import Dataset, Sample, report_fields
 from iiie.errors import ConfigurationError, IIIEError
 from iiie.pipeline import records as R
 from iiie.pipeline.cache import StageDir, plain, redact, stable_hash
@@ -311,10 +311,11 @@ class Runner:
         objects does not hide step-1/2 accuracy.
         """
         row: dict[str, Any] = {"id": sample_id}
-        try:  # the ground-truth category, when the input is readable
-            truth = self.sample(sample_id).truth.category
-            if truth is not None:
-                row["category"] = truth.value
+        try:  # the ground-truth category and benchmark labels, when the input is readable
+            sample = self.sample(sample_id)
+            if sample.truth.category is not None:
+                row["category"] = sample.truth.category.value
+            row.update(report_fields(sample))
         except Exception:  # noqa: BLE001 - the input itself is what failed
             pass
         last = len(self.order) - 1
