@@ -23,6 +23,13 @@ class InstructionError(SampleError):
     """An instruction that is empty, too long, or cannot be parsed into a plan."""
 
 
+class PreviousTurnMissingError(SampleError):
+    """A multi-turn sample whose previous turn has no edited image yet. Retryable: once
+    the previous turn succeeds (a re-run after an outage), this turn can run."""
+
+    retryable = True
+
+
 class TransientBackendError(IIIEError):
     """A backend call that failed for reasons outside the sample: a VLM timeout, a refused
     connection, a 5xx storm after the client's own retries, a server restarting.

@@ -199,3 +199,27 @@ def test_a_cuda_error_stops_the_run_and_other_errors_stay_per_sample():
     ok, failed = [], []
     guarded_batch(bad_two, [1, 2, 3], lambda it, out, s: ok.append(it), lambda it, exc: failed.append(it))
     assert ok == [1, 3] and failed == [2]
+
+
+def test_sequential_multi_turn_edits_each_turn_on_the_previous_output(make_cfg, tmp_path):
+    """MagicBrush's reference protocol: turn 2 edits the method's own turn-1 result, turns
+    run in order, each is cached, and a changed turn 1 recomputes turn 2."""
+    from test_loaders import _magicbrush
+
+    root = _magicbrush(tmp_path)
+    cfg = make_cfg("data=magicbrush", f"data.root={root}", "data.setting=sequential", "metrics=synthetic")
+    runner = Runner(cfg, show_progress=False)
+    runner.run()
+    assert computed(runner) == {"plan": 2, "mask": 2, "edit": 2, "score": 2}
+    t1 = R.load_edit(runner.stage_dir("edit", runner.plan_of("327726-t1").category), "327726-t1").image
+    fresh = Runner(cfg, show_progress=False)
+    assert fresh.sample("327726-t2").request.image.tobytes() == t1.tobytes()  # not the GT output1
+    plan2 = R.read_json(fresh.stage_dir("plan").record("327726-t2"))
+    edit1_dir = fresh.stage_dir("edit", fresh.plan_of("327726-t1").category)
+    assert plan2["upstream"] == edit1_dir.digest("327726-t1")
+    fresh.run()
+    assert sum(computed(fresh).values()) == 0
+    edit1_dir.record("327726-t1").unlink()  # turn 1 redone -> turn 2 follows
+    again = Runner(cfg, show_progress=False)
+    again.run()
+    assert computed(again) == {"plan": 1, "mask": 1, "edit": 2, "score": 2}

@@ -81,6 +81,12 @@ class Dataset:
     def ids(self) -> list[str]:
         raise NotImplementedError
 
+    def previous(self, sample_id: str) -> str | None:
+        """The sample whose *edited output* is this sample's input (multi-turn editing,
+        each turn on the method's own previous result), or None. The runner then runs the
+        turns in order and substitutes the image; see :class:`iiie.pipeline.runner.Runner`."""
+        return None
+
     def load(self, sample_id: str) -> Sample:
         """Load one sample; raise :class:`iiie.imageio.ImageLoadError` for a bad image."""
         raise NotImplementedError

@@ -14,11 +14,17 @@ Two settings, as in the MagicBrush evaluation:
 * ``independent`` (single-turn): one sample per turn, ``<img_id>-t<N>``; turn N starts
   from the ground-truth image its session lists as input (``input.png`` for turn 1,
   ``output<N-1>.png`` after), and its target is ``output<N>.png``.
+* ``sequential`` (the reference's multi-turn protocol): one sample per turn, like
+  ``independent``, but turn N > 1 is applied to the method's *own* output of turn N-1:
+  :meth:`previous` links the turns, and the runner runs them in order and puts turn N-1's
+  edited image in place of the loader's (which is the input for turn 1 and, as a
+  placeholder that the runner always replaces, the session's input after). Each turn is
+  cached; a changed turn recomputes the turns after it. The last turn of each session
+  against the final ``output`` is the final-turn score.
 * ``final_turn``: one sample per session, ``<img_id>``, starting from ``input.png`` with
-  the final ``output`` as target. The reference applies the turns one after the other
-  (each on the model's previous output); the turns are in ``meta["turns"]``, and
-  ``request.instruction`` joins them with "; then " for one-shot pipelines, which is
-  therefore not the reference's iterative protocol. The mask is the union of the turns'.
+  the final ``output`` as target, the instructions joined with "; then " in one shot (the
+  turns are in ``meta["turns"]``): a one-shot approximation, not the reference's
+  iterative protocol (that is ``sequential``). The mask is the union of the turns'.
 
 Captions: ``truth.target_caption`` is the *local* description of the target (what
 CLIP-T scores against), ``truth.source_caption`` the global description of the input,
@@ -41,7 +47,7 @@ from iiie.errors import DatasetNotFoundError
 from iiie.imageio import check_decode, load_image
 from iiie.types import EditRequest
 
-SETTINGS = ("independent", "final_turn")
+SETTINGS = ("independent", "sequential", "final_turn")
 
 
 def _read_json(path: Path, required: bool) -> dict[str, Any]:
@@ -84,7 +90,7 @@ class MagicBrushDataset(Dataset):
                         raise ValueError(
                             f"{self.sessions_path}: session {img_id} turn {t} lacks {k!r}"
                         )
-            if setting == "independent":
+            if setting != "final_turn":
                 keys += [f"{img_id}-t{t}" for t in range(1, len(turns) + 1)]
             else:
                 keys.append(img_id)
@@ -107,6 +113,13 @@ class MagicBrushDataset(Dataset):
             "files": sizes,
         }
 
+    def previous(self, sample_id: str) -> str | None:
+        """``sequential``: turn N > 1 edits the method's own output of turn N-1."""
+        if self.setting != "sequential":
+            return None
+        img_id, (t,) = self._parse_id(sample_id)
+        return f"{img_id}-t{t}" if t > 0 else None
+
     def _image(self, img_id: str, file: str):
         return load_image(self.root / "images" / img_id / file, decode=self.decode)
 
@@ -127,7 +140,8 @@ class MagicBrushDataset(Dataset):
         img_id, turn_idx = self._parse_id(sample_id)
         turns = [self.sessions[img_id][i] for i in turn_idx]
         first, last = turns[0], turns[-1]
-        image = self._image(img_id, first["input"])
+        # sequential: never the ground-truth output of the previous turn, even as a placeholder
+        image = self._image(img_id, self.sessions[img_id][0]["input"] if self.setting == "sequential" else first["input"])
         target = self._image(img_id, last["output"])
         mask = None
         for turn in turns:

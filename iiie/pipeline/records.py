@@ -81,7 +81,7 @@ def save_error(d: StageDir, sample_id: str, exc: BaseException, extra: dict[str,
             "message": str(exc),
             "traceback": traceback.format_exception_only(type(exc), exc)[-1].strip(),
             # an outage is not the sample's result: the next run computes it again
-            "retryable": isinstance(exc, TransientBackendError),
+            "retryable": isinstance(exc, TransientBackendError) or bool(getattr(exc, "retryable", False)),
             **(extra or {}),
         },
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from iiie import weights
 from iiie.batching import FATAL, chunks, guarded_batch
 from iiie.data.base import Dataset, Sample, report_fields
-from iiie.errors import ConfigurationError, IIIEError
+from iiie.errors import ConfigurationError, IIIEError, PreviousTurnMissingError
 from iiie.pipeline import records as R
 from iiie.pipeline.cache import StageDir, plain, redact, stable_hash
 from iiie.pipeline.fingerprint import code_fingerprint
@@ -108,11 +108,31 @@ class Runner:
     # ------------------------------------------------------------------ setup
 
     def _shard(self, ids: list[str]) -> list[str]:
+        """Every n-th sample; the turns of one multi-turn chain stay in one shard."""
         n = int(self.cfg.runtime.get("num_shards", 1) or 1)
         k = int(self.cfg.runtime.get("shard_index", 0) or 0)
         if not 0 <= k < n:
             raise ValueError(f"runtime.shard_index={k} must be in [0, num_shards={n})")
-        return ids[k::n]
+        roots = list(dict.fromkeys(self._chain(i)[0] for i in ids))
+        mine = set(roots[k::n])
+        return [i for i in ids if self._chain(i)[0] in mine]
+
+    def _chain(self, sample_id: str) -> list[str]:
+        """The multi-turn chain that ends at ``sample_id``, first turn first."""
+        chain = [sample_id]
+        while (prev := self.dataset.previous(chain[0])) is not None:
+            if prev in chain:
+                raise ConfigurationError(f"the dataset's turns form a cycle at {prev!r}")
+            chain.insert(0, prev)
+        return chain
+
+    def _waves(self) -> list[list[str]]:
+        """Samples grouped by turn (one wave for single-turn data): every stage of turn N
+        runs before turn N+1, whose input is turn N's edited image."""
+        depth: dict[int, list[str]] = {}
+        for i in self.ids:
+            depth.setdefault(len(self._chain(i)), []).append(i)
+        return [depth[d] for d in sorted(depth)]
 
     def _code(self, node: Any) -> dict[str, str]:
         """The code fingerprint a key includes (empty with ``runtime.cache_code=false``)."""
@@ -152,10 +172,21 @@ class Runner:
             self._samples.move_to_end(sample_id)
             return self._samples[sample_id]
         sample = self.dataset.load(sample_id)
+        if (prev := self.dataset.previous(sample_id)) is not None:
+            sample = replace(sample, request=replace(sample.request, image=self._edited_image(prev)))
         self._samples[sample_id] = sample
         if len(self._samples) > SAMPLE_CACHE:
             self._samples.popitem(last=False)
         return sample
+
+    def _edited_image(self, sample_id: str):
+        """A finished sample's edited image (the next turn's input)."""
+        plan_dir = self.stage_dir("plan")
+        if plan_dir.is_done(sample_id):
+            edit_dir = self.stage_dir("edit", self.plan_of(sample_id).category)
+            if edit_dir.is_done(sample_id):
+                return R.load_edit(edit_dir, sample_id).image
+        raise PreviousTurnMissingError(f"the previous turn {sample_id!r} has no edited image (it failed or did not run)")
 
     def component(self, name: str, node: Any) -> Any:
         """Instantiate a config node once per run (routes with equal configs share one)."""
@@ -183,6 +214,13 @@ class Runner:
     # ------------------------------------------------------------------ sample states
 
     def _upstream_digest(self, st: Stage, route: Category | None, sample_id: str) -> str | None:
+        """Digest of the record this one is computed from: the upstream stage's for this
+        sample, or for a first stage, the previous turn's edit (None for single-turn data)."""
+        if st.upstream is None:
+            prev = self.dataset.previous(sample_id)
+            if prev is None or not self.stage_dir("plan").is_done(prev):
+                return None
+            return self.stage_dir("edit", self.plan_of(prev).category).digest(prev)
         up = self.stages[st.upstream]
         return self.stage_dir(up.name, route if up.per_route else None).digest(sample_id)
 
@@ -193,7 +231,7 @@ class Runner:
         d = self.stage_dir(st.name, route)
         if d.is_done(sample_id):
             rec = R.read_json(d.record(sample_id))
-            if st.upstream is None or rec.get("upstream") == self._upstream_digest(st, route, sample_id):
+            if rec.get("upstream") == self._upstream_digest(st, route, sample_id):
                 return "usable" if rec.get("provisional") else "done"
             return "todo"
         err = R.load_error(d, sample_id)
@@ -219,10 +257,11 @@ class Runner:
             # Build the metrics first: a missing backbone folder or a judge server that is
             # down must stop the run before hours of planning, masking and editing.
             self.metrics()
-        for st in self.order:
-            t0 = time.perf_counter()
-            self.run_stage(st.name)
-            self.counters[st.name].seconds = round(time.perf_counter() - t0, 3)
+        for wave in self._waves():
+            for st in self.order:
+                t0 = time.perf_counter()
+                self.run_stage(st.name, wave)
+                self.counters[st.name].seconds = round(self.counters[st.name].seconds + time.perf_counter() - t0, 3)
         return self.manifest(started)
 
     def _scoring_pending(self) -> bool:
@@ -230,13 +269,14 @@ class Runner:
         last = len(self.order) - 1
         return any(self._walk(i, last)[1] not in ("done", "failed") for i in self.ids)
 
-    def run_stage(self, name: str) -> None:
-        """Compute one stage for every sample pending there (see the module docstring)."""
+    def run_stage(self, name: str, ids: list[str] | None = None) -> None:
+        """Compute one stage for every sample (of ``ids``) pending there (see the module
+        docstring)."""
         st, c = self.stages[name], self.counters[name]
         index = self.order.index(st)
         pending: dict[Category | None, list[str]] = {}
         routes: set[Category | None] = set()
-        for sid in self.ids:
+        for sid in self.ids if ids is None else ids:
             k, state, route = self._walk(sid, index)
             if k < index:
                 c.skipped_upstream += 1
@@ -271,8 +311,8 @@ class Runner:
             def ok(it: tuple[str, Any], out: Any, seconds: float, d: StageDir = d, backend: Any = backend, route=route) -> None:
                 sid, item = it
                 info: dict[str, Any] = {"seconds": round(seconds, 4)}
-                if st.upstream:
-                    info["upstream"] = self._upstream_digest(st, route, sid)
+                if (upstream := self._upstream_digest(st, route, sid)) is not None:
+                    info["upstream"] = upstream
                 st.save(d, sid, item, out, info, backend)
                 c.computed += 1
                 bar.update(1)
