@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from iiie.errors import TransientBackendError
 from openai_stub_server import Fault, Reply, server_pool
 from test_vlm_planner import (
     MAX_PIXELS,
@@ -27,6 +25,7 @@ from test_vlm_planner import (
     scripted_model,
 )
 
+from iiie.errors import TransientBackendError
 from iiie.types import Category, Plan
 from iiie.vlm.images import resized_size
 
