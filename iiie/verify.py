@@ -162,7 +162,7 @@ class EditVerifier(VLMJudge):
             asked = [(i, k, c) for i in open_ for k, c in enumerate(candidates[i]) if "verdict" not in c[1]]
             # each candidate asked under its own id: its own vote seeds and judge record
             judged = [_renamed(c[0], f"{c[0].sample.request.id}~{k}") for _, k, c in asked]
-            for (i, _, (scored, info)), shown, verdict in zip(asked, judged, self.judge(judged), strict=True):
+            for (i, _, (_scored, info)), shown, verdict in zip(asked, judged, self.judge(judged), strict=True):
                 info["judge"] = self.details.pop(shown.sample.request.id, None)
                 if isinstance(verdict, Exception):
                     results[i] = verdict  # an outage: the sample is verified again next run
