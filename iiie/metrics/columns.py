@@ -35,6 +35,8 @@ COLUMN_DOCS = {
     "pie_ssim": "PIE-Bench background SSIM, outside the mask",
     "pie_clip_whole": "PIE-Bench CLIP score (ViT-L/14, x100) of the output and the target prompt",
     "pie_clip_edited": "PIE-Bench CLIP score of the masked (edited) region and the target prompt",
+    "verified": "verify=judge: share of samples whose kept edit the verifier accepted",
+    "rounds": "verify=judge: judged rounds per sample (1 = accepted or given up at once)",
     "edit_faithfulness": "VLM judge, MAGIC protocol: majority yes (1) / no (0), the edit does what was asked",
     "content_preservation": "VLM judge, MAGIC protocol: majority yes/no, the rest of the image is kept",
     "overall": "VLM judge, MAGIC protocol: majority yes/no, acceptable overall",

@@ -46,10 +46,13 @@ from iiie.vlm.images import prepare_image
 from iiie.vlm.prompts import default_prompts_dir
 from iiie.vlm.settings import VLMSettings
 
-IMAGE_ROLES = ("source", "edited")
+IMAGE_ROLES = ("source", "edited", "mask")
+#: Which step of the pipeline an edit failed at (the verify stage's ``failed_step``).
+STEPS = ("none", "category", "mask", "inpaint")
 FIELD_TYPES = {
     "yesno": {"type": "string", "enum": ["yes", "no"]},
     "score10": {"type": "integer", "minimum": 0, "maximum": 10},
+    "step": {"type": "string", "enum": list(STEPS)},
 }
 PLACEHOLDERS = frozenset({"instruction"})
 
@@ -171,6 +174,10 @@ def parse_judge_reply(text: str | None, fields: Mapping[str, str]) -> dict[str, 
                 out[key] = value.strip().lower() == "yes"
             else:
                 raise JudgeReplyError(f"{key}: expected yes/no, got {value!r}")
+        elif kind == "step":
+            if not isinstance(value, str) or value.strip().lower() not in STEPS:
+                raise JudgeReplyError(f"{key}: expected one of {STEPS}, got {value!r}")
+            out[key] = value.strip().lower()
         else:
             try:
                 number = float(value) if not isinstance(value, bool) else None
@@ -327,9 +334,17 @@ class VLMJudge:
             "restart it with vlm.serve.limit_mm_per_prompt.image=2 (make serve-vlm)."
         )
 
+    def _pictures(self, item: Scored) -> dict[str, Any]:
+        """The images a prompt can attach, by role (a subclass adds the mask)."""
+        return {"source": item.sample.request.image, "edited": item.edit.image}
+
     def _images(self, item: Scored) -> dict[str, str]:
         s = self.settings
-        pics = {"source": item.sample.request.image, "edited": item.edit.image}
+        used = {role for q in self.prompts.questions for role in q.images}
+        pics = {role: img for role, img in self._pictures(item).items() if role in used}
+        missing = used - set(pics)
+        if missing:
+            raise ValueError(f"{self.name}: no {sorted(missing)} image for this sample")
         return {
             role: prepare_image(
                 img,

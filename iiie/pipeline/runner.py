@@ -94,7 +94,7 @@ class Runner:
         self.root = Path(cfg.paths.runs) / str(cfg.experiment_name)
         self.dataset: Dataset = dataset if dataset is not None else instantiate(cfg.data)
         self.show_progress = show_progress
-        self.stages: dict[str, Stage] = {cls.name: cls(self) for cls in STAGES}
+        self.stages: dict[str, Stage] = {cls.name: cls(self) for cls in STAGES if cls.enabled(cfg)}
         self.order = list(self.stages.values())
         self.counters = {s: StageCounters() for s in self.stages}
         self._built: dict[str, Any] = {}
@@ -183,10 +183,15 @@ class Runner:
         """A finished sample's edited image (the next turn's input)."""
         plan_dir = self.stage_dir("plan")
         if plan_dir.is_done(sample_id):
-            edit_dir = self.stage_dir("edit", self.plan_of(sample_id).category)
+            edit_dir = self.stage_dir(self.result_stage, self.plan_of(sample_id).category)
             if edit_dir.is_done(sample_id):
                 return R.load_edit(edit_dir, sample_id).image
         raise PreviousTurnMissingError(f"the previous turn {sample_id!r} has no edited image (it failed or did not run)")
+
+    @property
+    def result_stage(self) -> str:
+        """The stage whose images are a sample's result (``verify`` when it runs)."""
+        return "verify" if "verify" in self.stages else "edit"
 
     def component(self, name: str, node: Any) -> Any:
         """Instantiate a config node once per run (routes with equal configs share one)."""
@@ -220,7 +225,7 @@ class Runner:
             prev = self.dataset.previous(sample_id)
             if prev is None or not self.stage_dir("plan").is_done(prev):
                 return None
-            return self.stage_dir("edit", self.plan_of(prev).category).digest(prev)
+            return self.stage_dir(self.result_stage, self.plan_of(prev).category).digest(prev)
         up = self.stages[st.upstream]
         return self.stage_dir(up.name, route if up.per_route else None).digest(sample_id)
 

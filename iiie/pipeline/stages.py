@@ -1,4 +1,4 @@
-"""The four stages of a run as small objects, for the runner's one stage loop.
+"""The stages of a run as small objects, for the runner's one stage loop.
 
 A stage says only what differs between stages: the config slice its key hashes, which
 route (category) a sample takes, how to load one sample's inputs, how to call its backend
@@ -38,6 +38,11 @@ class Stage:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
         self.cfg = runner.cfg
+
+    @classmethod
+    def enabled(cls, cfg: Any) -> bool:
+        """Whether a run with this config has this stage (optional stages say no)."""
+        return True
 
     def config(self, route: Category | None) -> Any:
         """The config slice this stage's key hashes (with its upstream key and code)."""
@@ -176,25 +181,80 @@ class EditStage(Stage):
         return {"route": item[1].category.value}
 
 
-class ScoreStage(Stage):
-    """The metrics on finished samples; per route, since each route's edits differ."""
+def verify_enabled(cfg: Any) -> bool:
+    node = cfg.get("verify")
+    return bool(node is not None and node.get("enabled", False))
 
-    name = "score"
+
+class VerifyStage(Stage):
+    """Optional (``verify=judge``): the VLM judge checks each edit and the failed ones are
+    redone (:mod:`iiie.verify`); its records are the kept images, with every round."""
+
+    name = "verify"
     upstream = "edit"
     per_route = True
+
+    @classmethod
+    def enabled(cls, cfg):
+        return verify_enabled(cfg)
+
+    def config(self, route):
+        return {"verify": without_keys(self.cfg.verify, NON_SEMANTIC_KEYS | PLACEMENT_KEYS)}
+
+    def meta(self, route):
+        return {"verify": redact(self.cfg.verify), "edit": self.runner.keys["edit"][route.value]}
+
+    def backend(self, route):
+        return self.runner.component("verify", self.cfg.verify)
+
+    def load(self, sample_id, route):
+        r = self.runner
+        edit = R.load_edit(r.stage_dir("edit", route), sample_id)
+        return Scored(r.sample(sample_id), r.plan_of(sample_id), R.load_mask(r.stage_dir("mask"), sample_id), edit)
+
+    def call(self, backend, items, route):
+        # re-edits use the route's own editor (the same instance as the edit stage's)
+        editor = self.runner.component(f"editor.{route.value}", self.cfg.editor[route.value])
+        seeds = [sample_seed(int(self.cfg.seed), it.sample.request.id) for it in items]
+        return backend.verify_batch(items, editor, seeds)
+
+    def save(self, d, sample_id, item, out, info, backend):
+        R.save_edit(d, sample_id, out.edit, {
+            "route": item.plan.category.value, "verified": out.verified, "kept_round": out.kept_round,
+            "rounds": out.rounds, **info,
+        })
+
+    def error_info(self, item):
+        return {"route": item.plan.category.value}
+
+    def batch_size(self) -> int:
+        rt = self.cfg.runtime
+        return int(rt.get("verify_batch_size") or rt["edit_batch_size"])
+
+
+class ScoreStage(Stage):
+    """The metrics on finished samples; per route, since each route's edits differ. With
+    ``verify=judge`` it scores the verify stage's kept images and adds its columns."""
+
+    name = "score"
+    per_route = True
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__(runner)
+        self.upstream = "verify" if verify_enabled(self.cfg) else "edit"
 
     def config(self, route):
         return {"metrics": without_keys(self.cfg.metrics, PLACEMENT_KEYS)}
 
     def meta(self, route):
-        return {"metrics": plain(self.cfg.metrics), "edit": self.runner.keys["edit"][route.value]}
+        return {"metrics": plain(self.cfg.metrics), self.upstream: self.runner.keys[self.upstream][route.value]}
 
     def backend(self, route):
         return self.runner.metrics()
 
     def load(self, sample_id, route):
         r = self.runner
-        edit = R.load_edit(r.stage_dir("edit", route), sample_id)
+        edit = R.load_edit(r.stage_dir(self.upstream, route), sample_id)
         return Scored(r.sample(sample_id), r.plan_of(sample_id), R.load_mask(r.stage_dir("mask"), sample_id), edit)
 
     def call(self, backend, items, route):
@@ -214,6 +274,9 @@ class ScoreStage(Stage):
             "scores": out,
             **info,
         }
+        if self.upstream == "verify":  # the table's verified / rounds columns
+            v = R.read_json(self.runner.stage_dir("verify", item.plan.category).record(sample_id))
+            record["scores"] = {**out, "verified": float(v["verified"]), "rounds": float(1 + max(r["round"] for r in v["rounds"]))}
         # Metrics that keep per-sample evidence (judge replies and votes) expose it as
         # ``details[sample_id]``; it is stored with the scores.
         details = {_metric_name(m): m.details.pop(sample_id) for m in backend if sample_id in _details(m)}
@@ -237,7 +300,7 @@ def _metric_name(metric: Any) -> str:
 
 
 #: The stages in run order.
-STAGES: tuple[type[Stage], ...] = (PlanStage, MaskStage, EditStage, ScoreStage)
+STAGES: tuple[type[Stage], ...] = (PlanStage, MaskStage, EditStage, VerifyStage, ScoreStage)
 
 
 def stats_of(backend: Any) -> dict[str, Any]:
