@@ -132,6 +132,9 @@ def fetch_entry(entry: Entry, root: Path, dl: Downloader, locked: dict[str, Any]
         target.mkdir(parents=True, exist_ok=True)
         _move_tree(src, target)
         shutil.rmtree(staging, ignore_errors=True)
+        for parent in staging.relative_to(root).parents:  # empty staging parents, .partial too
+            if parent != Path(".") and (root / parent).is_dir() and not any((root / parent).iterdir()):
+                (root / parent).rmdir()
     else:
         dl.snapshot(entry, sha, target, allow, ignore)
     files = hash_tree(target)

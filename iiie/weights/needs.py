@@ -253,3 +253,23 @@ def check(overrides: list[str], say=print) -> int:
     for n in unknown:
         say(f"  {n.relpath}: not in conf/weights.yaml (from `{n.keys[0]}`): add an entry or put the folder there")
     return 1
+
+
+def sweep_preflight(config: DictConfig) -> list[Need]:
+    """Missing folders of every job of the multirun whose primary ``config`` (with its
+    ``hydra`` node) is given: the sweep stops before its first job with one list for all
+    jobs, not at the first job that lacks one. Jobs with ``prepare:`` steps (tiny weights
+    written at run time) and jobs that do not compose are left to their own preflight."""
+    overrides = list(config.hydra.overrides.task)
+    _, jobs = compose_jobs(overrides)
+    missing: dict[str, Need] = {}
+    for job, cfg in jobs:
+        if isinstance(cfg, _Failed) or cfg.get("prepare"):
+            continue
+        label = _label(job, overrides)
+        for rel, n in weight_needs(cfg).items():
+            if not n.served and not n.present:
+                m = missing.setdefault(rel, n)
+                if label not in m.jobs:
+                    m.jobs.append(label)
+    return list(missing.values())
