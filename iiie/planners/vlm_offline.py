@@ -22,11 +22,12 @@ from iiie.vlm.client import ChatResult
 from iiie.vlm.dialogue import Call, Outcome, PlanDialogue
 from iiie.vlm.settings import VLMSettings
 
+from iiie.errors import GPU_INSTALL
+
 from .vlm import VLMPlannerBase
 
 INSTALL_HINT = (
-    "planner=vlm_offline needs vllm (a GPU-only optional extra): "
-    "pip install -c requirements/constraints.txt 'iiie[gpu]'. "
+    f"planner=vlm_offline needs vllm (a GPU-only optional extra): {GPU_INSTALL}. "
     "Or serve the model once with `make serve-vlm` and use planner=vlm."
 )
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from iiie.errors import BackendUnavailableError, IIIEError
+from iiie.errors import GPU_INSTALL, BackendUnavailableError, IIIEError
 from iiie.vlm.settings import VLMSettings
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -144,8 +144,7 @@ def serve(argv: Sequence[str] | None = None) -> int:
         )
     if shutil.which("vllm") is None:
         raise BackendUnavailableError(
-            "the `vllm` command is not on PATH: install the GPU extra with "
-            "pip install -c requirements/constraints.txt 'iiie[gpu]'"
+            f"the `vllm` command is not on PATH: install the GPU extra with {GPU_INSTALL}"
         )
     env = dict(os.environ)
     key = settings.api_key or os.environ.get(settings.api_key_env or "")
