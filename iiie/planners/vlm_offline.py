@@ -15,14 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from iiie.errors import BackendUnavailableError
+from iiie.errors import GPU_INSTALL, BackendUnavailableError
 from iiie.protocols import first_plan
 from iiie.types import EditRequest, Plan
 from iiie.vlm.client import ChatResult
 from iiie.vlm.dialogue import Call, Outcome, PlanDialogue
 from iiie.vlm.settings import VLMSettings
-
-from iiie.errors import GPU_INSTALL
 
 from .vlm import VLMPlannerBase
 
