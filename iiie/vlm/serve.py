@@ -61,6 +61,9 @@ def build_command(vlm: Mapping[str, Any], executable: str = "vllm") -> list[str]
         ("--data-parallel-size", serve.get("data_parallel_size")),
         ("--max-num-seqs", serve.get("max_num_seqs")),
         ("--seed", serve.get("seed")),
+        # vllm: sample only with the request's explicit fields (iiie/vlm/sampling.py), as the
+        # offline engine does; auto would fill unset ones from generation_config.json
+        ("--generation-config", serve.get("generation_config", "vllm")),
     ]
     for flag, value in optional:
         if value is not None:
