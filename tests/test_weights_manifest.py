@@ -100,9 +100,14 @@ def test_fetch_writes_the_lock_and_a_second_fetch_takes_the_locked_revision(tmp_
 
 def test_fetch_url_entry_checks_the_published_hash_prefix(tmp_path):
     entries = load_manifest()
-    with pytest.raises(ValueError, match="4b8939"):
-        fetch([entries["sam_vit_h_4b8939.pth"]], tmp_path, downloader=FakeHub(), say=lambda s: None)
+    lines = []
+    hub = FakeHub()
+    chosen = [entries["sam_vit_h_4b8939.pth"], entries["dino-vits16"]]
+    assert fetch(chosen, tmp_path, downloader=hub, say=lines.append) == ["sam_vit_h_4b8939.pth"]
+    assert any("FAILED" in ln and "4b8939" in ln for ln in lines)
+    assert hub.urls == [entries["sam_vit_h_4b8939.pth"].url]
     assert not (tmp_path / "sam_vit_h_4b8939.pth").exists()
+    assert "dino-vits16" in read_lock(tmp_path)["entries"]  # the next entry still came
     assert "sam_vit_h_4b8939.pth" not in read_lock(tmp_path)["entries"]
 
 
@@ -202,3 +207,23 @@ def compose_config_with_hydra(overrides):
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=overrides, return_hydra_config=True)
+
+
+def test_manifest_needed_by_agrees_with_the_composed_method(tmp_path):
+    """The manifest's needed_by (documentation) says what composing method=iiie finds."""
+    entries = load_manifest()
+    cfg = compose_config([f"paths.weights={tmp_path}", "method=iiie"])
+    found = set(weight_needs(cfg, entries))
+    tagged = {e.name for e in entries.values() if "iiie" in e.needed_by.get("methods", [])}
+    assert found == tagged and "grounding-dino-base" in found
+
+
+def test_cli_fetch_dry_run_prints_sources_and_total(tmp_path, capsys, monkeypatch):
+    from iiie.weights.__main__ import main
+
+    monkeypatch.setenv("IIIE_WEIGHTS", str(tmp_path))
+    assert main(["fetch", "experiment=paper", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "GB in all" in out and "hf:Qwen/Qwen2.5-VL-7B-Instruct" in out and "dry run" in out
+    assert main(["check", "experiment=paper", f"paths.weights={tmp_path}"]) == 1
+    assert main(["verify", "--root", str(tmp_path)]) == 1  # no lock yet

@@ -146,7 +146,7 @@ def fetch_entry(entry: Entry, root: Path, dl: Downloader, locked: dict[str, Any]
 def fetch(entries: list[Entry], root: str | Path, downloader: Downloader | None = None,
           dry_run: bool = False, say: Callable[[str], None] = print) -> list[str]:
     """Fetch ``entries`` into ``root`` and update ``root/weights.lock`` after each one.
-    Returns the names that could not be fetched (manual entries not on disk)."""
+    Returns the names that could not be fetched (manual entries not on disk, failures)."""
     root = Path(root)
     lock = read_lock(root)
     total = sum(e.size_gb for e in entries)
@@ -166,7 +166,17 @@ def fetch(entries: list[Entry], root: str | Path, downloader: Downloader | None 
             say(f"{e.name}: up to date ({str(locked['revision'])[:10]})")
             continue
         say(f"{e.name}: fetching from {e.source()}")
-        record = fetch_entry(e, root, dl, locked, say)
+        try:
+            record = fetch_entry(e, root, dl, locked, say)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # one bad entry does not stop the others; a rerun resumes
+            gated = "gated" in type(exc).__name__.lower() or "401" in str(exc) or "403" in str(exc)
+            hint = (f" Accept the licence at https://huggingface.co/{e.repo} and log in "
+                    "(`hf auth login` or HF_TOKEN)." if gated and e.repo else "")
+            say(f"{e.name}: FAILED: {type(exc).__name__}: {exc}.{hint}")
+            failed.append(e.name)
+            continue
         if record is None:
             failed.append(e.name)
             continue
