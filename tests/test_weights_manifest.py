@@ -227,3 +227,12 @@ def test_cli_fetch_dry_run_prints_sources_and_total(tmp_path, capsys, monkeypatc
     assert "GB in all" in out and "hf:Qwen/Qwen2.5-VL-7B-Instruct" in out and "dry run" in out
     assert main(["check", "experiment=paper", f"paths.weights={tmp_path}"]) == 1
     assert main(["verify", "--root", str(tmp_path)]) == 1  # no lock yet
+
+
+def test_preflight_counts_an_interrupted_fetch_as_missing(tmp_path):
+    fetch([load_manifest()["sam-vit-huge"]], tmp_path, downloader=FakeHub(), say=lambda s: None)
+    cfg = compose_config([f"paths.weights={tmp_path}", "masker=vlm_box"])
+    preflight(cfg)  # complete per the lock
+    (tmp_path / "sam-vit-huge" / "unet" / "weights.safetensors").write_bytes(b"cut")
+    with pytest.raises(MissingWeightsError, match="sam-vit-huge"):
+        preflight(cfg)

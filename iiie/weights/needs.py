@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from iiie.weights import MissingWeightsError
+from iiie.weights.lock import read_lock
 from iiie.weights.manifest import CONF_DIR, Entry, entry_for, load_manifest, size_text
 
 _SKIP_TOP = ("paths", "hydra", "vlm")
@@ -33,9 +34,16 @@ class Need:
     jobs: list[str] = field(default_factory=list)
     served: bool = True  # only the VLM server reads it (every key is under a `serve` node)
     entry: Entry | None = None
+    locked: dict[str, Any] | None = None  # its weights.lock record, when there is one
 
     @property
     def present(self) -> bool:
+        """On disk: every locked file with its size (cheap; ``verify`` re-hashes), or, with
+        no lock record (folders put there by hand), a non-empty folder or the file."""
+        if self.locked:
+            base = self.path.parent if self.locked.get("is_file") else self.path
+            return all((base / rel).is_file() and (base / rel).stat().st_size == int(m["size"])
+                       for rel, m in self.locked["files"].items())
         return self.path.is_file() or (self.path.is_dir() and any(self.path.iterdir()))
 
 
@@ -72,6 +80,10 @@ def weight_needs(cfg: DictConfig, entries: dict[str, Entry] | None = None) -> di
     others = [os.path.abspath(str(v)) for k, v in cfg.paths.items() if k != "weights" and isinstance(v, str)]
     others = [o for o in others if o.startswith(root + os.sep)]  # e.g. IIIE_WEIGHTS=. holds runs/
     in_process = vlm_in_process(cfg)
+    try:
+        locks = read_lock(root)["entries"]
+    except ValueError:  # a lock of another version: presence by folder only
+        locks = {}
     needs: dict[str, Need] = {}
     for top in cfg.keys():
         if str(top) in _SKIP_TOP:
@@ -89,7 +101,7 @@ def weight_needs(cfg: DictConfig, entries: dict[str, Entry] | None = None) -> di
             rel = os.path.relpath(full, root).replace(os.sep, "/")
             entry = entry_for(rel, entries)
             rel = entry.name if entry is not None else rel
-            need = needs.setdefault(rel, Need(rel, Path(root) / rel, entry=entry))
+            need = needs.setdefault(rel, Need(rel, Path(root) / rel, entry=entry, locked=locks.get(rel)))
             need.keys.append(key)
             need.served = need.served and ".serve." in f".{key}." and not in_process
     return needs
@@ -203,7 +215,7 @@ def needs_of(overrides: list[str], entries: dict[str, Entry] | None = None) -> t
 
 def _merge(merged: dict[str, Need], needs: dict[str, Need], label: str) -> None:
     for rel, need in needs.items():
-        n = merged.setdefault(rel, Need(rel, need.path, entry=need.entry, served=need.served))
+        n = merged.setdefault(rel, Need(rel, need.path, entry=need.entry, served=need.served, locked=need.locked))
         n.keys += [k for k in need.keys if k not in n.keys]
         if label not in n.jobs:
             n.jobs.append(label)
