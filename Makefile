@@ -12,7 +12,7 @@ EXPERIMENT ?= smoke
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev reproduce test ablate lint serve-vlm parity clean help
+.PHONY: install install-dev install-gpu weights reproduce test ablate lint serve-vlm parity clean help
 
 help:
 	@echo "make reproduce [EXPERIMENT=smoke|tiny] [ARGS='overrides']  run an experiment, write results/<experiment>/"
@@ -21,6 +21,8 @@ help:
 	@echo "make parity                                                 BrushNet / PowerPaint / InfEdit against ../shared/golden"
 	@echo "make serve-vlm [ARGS='vlm=...']                             start vLLM's OpenAI server for planner=vlm (GPU)"
 	@echo "make lint                                                   ruff"
+	@echo "make install-gpu                                            vLLM + GPU pins (requirements/constraints-gpu.txt)"
+	@echo "make weights [WHAT=experiment=paper|method=iiie|all]        download the weights, write weights/weights.lock"
 
 $(VENV)/bin/python:
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -37,6 +39,19 @@ $(VENV)/.installed-dev: $(VENV)/.installed-base
 
 install: $(VENV)/.installed-base
 install-dev: $(VENV)/.installed-dev
+
+# The GPU path: vLLM pins its own torch, so this uses the GPU constraints file; it stamps the
+# base install too, so that `make reproduce` afterwards keeps these pins.
+GPU_CONSTRAINTS := requirements/constraints-gpu.txt
+install-gpu: $(VENV)/bin/python
+	$(PIP) install -q -c $(GPU_CONSTRAINTS) torch torchvision
+	$(PIP) install -q -c $(GPU_CONSTRAINTS) -e '.[gpu,e2e]'
+	touch $(VENV)/.installed-base
+
+# Weights for a selection of the manifest conf/weights.yaml (network; never at run time).
+WHAT ?= experiment=paper
+weights: install
+	$(PY) -m iiie.weights fetch $(WHAT) $(ARGS)
 
 reproduce: install
 	$(PY) -m iiie.run experiment=$(EXPERIMENT) $(ARGS)

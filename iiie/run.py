@@ -19,6 +19,7 @@ from iiie.pipeline.cache import stable_hash
 from iiie.pipeline.report import to_markdown, write_results
 from iiie.pipeline.runner import Runner
 from iiie.weights import MissingWeightsError
+from iiie.weights.needs import preflight
 
 log = logging.getLogger("iiie")
 
@@ -62,6 +63,7 @@ def execute(cfg: DictConfig, out: Path | None = None) -> list[dict]:
     The tables go to ``out`` (default: ``results/<experiment_name>/``, or the variant's
     folder in a Hydra sweep)."""
     run_prepare(cfg)
+    preflight(cfg)  # every missing weights folder in one message, before any stage
     runner = Runner(cfg, show_progress=bool(cfg.runtime.get("progress", True)))
     manifest = runner.run()
     method = str(cfg.get("method_name", "custom"))
@@ -105,6 +107,7 @@ def execute_parallel(cfg: DictConfig) -> list[dict]:
     devices = int(cfg.runtime.devices)
     accelerator = "cuda" if str(cfg.runtime.device).startswith("cuda") else "cpu"
     run_prepare(cfg)  # once, before the workers start
+    preflight(cfg)
     fabric = Fabric(accelerator=accelerator, devices=devices, strategy="ddp_spawn")
     # Unresolved, so that `device: ${runtime.device}` in every component follows the
     # device each worker sets for itself.
