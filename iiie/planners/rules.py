@@ -44,7 +44,7 @@ Modules: :mod:`~iiie.planners.rules_text` (reading: normalisation, clauses, noun
 :mod:`~iiie.planners.rules_prompts` (target prompts, captions),
 :mod:`~iiie.planners.rules_boxes` (addition boxes), :mod:`~iiie.planners.rules_lexicon`
 (word lists). Accuracy on the labelled sets in ``tests/data`` is measured by
-``python -m iiie.plan input=tests/data/instructions_holdout.jsonl output=OUT.jsonl``.
+``python -m iiie.plan input=tests/data/regression_holdout.jsonl output=OUT.jsonl``.
 """
 
 from __future__ import annotations
