@@ -62,3 +62,21 @@ def test_dev_written_is_well_formed():
     rows = _load(DATA / "dev_written.jsonl")
     assert len({r["id"] for r in rows}) == len(rows) >= 100
     assert set(Counter(r["category"] for r in rows)) == {"local", "remove", "background", "addition", "global"}
+
+
+def test_dev_written_accuracy():
+    """Before this issue's grammar changes: 0.88 overall, background 0.73, global 0.90
+    (the kinds of miss the hidden set showed). It is developed against now: a guard."""
+    overall, per_class = _accuracy(_load(DATA / "dev_written.jsonl"))
+    assert overall >= 0.95 and min(per_class.values()) >= 0.9, per_class
+
+
+@pytest.mark.parametrize("name", ["dev_benchmarks.jsonl", "untouched_benchmarks.jsonl"])
+def test_benchmark_split_meets_issue_bar(name):
+    """The issue's bar (overall >= 0.88, every class >= 0.80) on benchmark splits.
+
+    ``untouched_benchmarks.jsonl`` scored 0.993 before this issue's changes (background
+    0.957, every other class 1.00); ComplexBench-Edit's phrasing is plainer
+    than the hidden set's, so this is a floor check, not an estimate of the hidden score."""
+    overall, per_class = _accuracy(_load(_find(name)))
+    assert overall >= 0.88 and min(per_class.values()) >= 0.80, per_class

@@ -23,6 +23,7 @@ from iiie.planners.rules_text import (
     is_adjectival,
     is_definite,
     is_indefinite,
+    is_place,
     np_head,
     np_kind,
     property_of,
@@ -159,11 +160,12 @@ def _scenery_change(obj: str, tail: str, comp: str) -> bool:
         scene_in(obj) or find_phrase(obj, lex.BACKDROP_NOUNS)
     ):
         return True
-    return (
-        np_head(obj) in lex.SCENERY_REGIONS
-        and bool(scene_in(comp))
-        and not (find_phrase(comp, lex.STYLE_WORDS))
-    )
+    if find_phrase(comp, lex.STYLE_WORDS):
+        return False
+    if np_head(obj) in lex.SCENERY_REGIONS and scene_in(comp):
+        return True
+    # a place turned into another place ("the warehouse -> a beach"): the setting changes
+    return is_place(obj) and is_place(split_np(comp)[0])
 
 
 def _time_is_head(comp: str) -> bool:
@@ -323,6 +325,16 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Par
     if not tail:
         np_raw, tail = split_np(np_raw)
     m = re.search(r"\binstead of\s+(?P<y>.+)$", tail)
+    if m and is_place(clean_np(split_np(m.group("y"))[0])) and scene_in(tail[: m.start()]):
+        # "put them in a library instead of the office": the subject gets a new setting
+        return Parse(
+            Category.BACKGROUND,
+            "move_subject",
+            obj="" if np_kind(clean_np(np_raw)) != "thing" else clean_np(np_raw),
+            comp=_place(tail[: m.start()].strip()),
+            verb=verb,
+            cues=[f"verb:{verb}", "instead-of-place"],
+        )
     if m:  # "put a dog instead of the cat": the cat is changed into a dog
         old = clean_np(split_np(m.group("y"))[0])
         if old and np_kind(old) == "thing":
@@ -720,7 +732,8 @@ _CHANGE_VERBS = (
     r"change|turn|transform|convert|switch|swap|replace|morph|alter|modify|recolor|"
     r"color|paint|dye|render|edit|update|set|upgrade|exchange|substitute|redo|restyle|"
     r"reshape|resize|shrink|enlarge|make|recreate|redraw|reimagine|rework|re-color|"
-    r"tint|stain|fill|cover|dress up|age|evolve|mutate|adjust|fix|give"
+    r"tint|stain|fill|cover|dress up|age|evolve|mutate|adjust|fix|give|transfer|"
+    r"reinterpret|repaint|stylize|stylise"
 )
 _ADD_VERBS = (
     r"add|insert|include|draw|put|place|stick|hang|put up|build|attach|plant|sketch|"
@@ -1357,6 +1370,12 @@ def _match_see(c: str) -> Parse | None:
     return _decide_change(m.group("o"), m.group("c"), "see")
 
 
+_DEGREE = (
+    r"(?<=\w)\s+(?:a lot|a bit|a little|a little bit|a touch|a tad|slightly|considerably|"
+    r"significantly|dramatically|heavily|substantially|somewhat)(?=\s|$)(?! of)"
+)
+
+
 def _match_adjust(c: str) -> Parse | None:
     """ "increase the contrast", "blur the background", "sharpen", "more saturation"."""
     words = c.split()
@@ -1369,6 +1388,8 @@ def _match_adjust(c: str) -> Parse | None:
         return None
     rest = " ".join(words[1:])
     rest = re.sub(r"^(?:up|down|out|in)\s+", "", rest)
+    # degree adverbs are not part of the object: "brighten it a lot and ..."
+    rest = re.sub(_DEGREE, "", rest).strip()
     np_raw, tail = split_np(rest)
     obj = clean_np(np_raw)
     prop, inner = property_of(obj)

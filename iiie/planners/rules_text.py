@@ -370,6 +370,28 @@ def scene_in(text: str) -> str:
     return find_phrase(text, lex.SCENE_NOUNS)
 
 
+#: Scene nouns that are as often an object in the picture as its setting.
+_THING_LIKE_PLACES = frozenset(
+    "cloud clouds bridge roof rooftop skyscraper tower planet moon mars sand snow grass lawn "
+    "stage podium tunnel iceberg fountain road mountain mountains volcano hill hills river "
+    "lake waterfall cliff peak summit glacier".split()
+)
+
+
+def is_place(np: str) -> bool:
+    """Does the noun phrase name a setting (its head is a place: "the old warehouse",
+    "a beach with palm trees"), not an object that merely mentions one?"""
+    if "'" in np or '"' in np:  # quoted text ("the text 'cafe'") names no setting
+        return False
+    np = clean_np(np)
+    if re.search(r"\b(?:text|word|words|sign|label|writing|letters|caption|title|logo)\b", np):
+        return False  # "the text cafe": the words on a sign, not a place
+    place = scene_in(np)
+    if not place or place in _THING_LIKE_PLACES:
+        return False
+    return bool(re.search(rf"\b{re.escape(place)}s?$", np))
+
+
 def backdrop_behind(tail: str) -> bool:
     """ "in front of a brick wall": the subject is placed before a backdrop or scene."""
     m = re.match(r"^(?:\w+ing\s+)?(?P<p>in front of|against)\s+(?P<b>.+)$", tail)
