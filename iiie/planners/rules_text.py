@@ -60,7 +60,8 @@ def normalise(text: str) -> str:
     t = re.sub(r"(?<=\w)'(?=\s|$)", "", t)  # dogs' -> dogs
     t = re.sub(r"(?<=\s)'|^'", "", t)  # opening single quotes
     words = []
-    for w in re.findall(r"[a-z0-9][a-z0-9'&\-]*|[.,;:!?()/]|->|=>", t):
+    # letters of any script are kept ("enlève", "日本"); only symbols are dropped
+    for w in re.findall(r"[^\W_][\w'&\-]*|[.,;:!?()/]|->|=>", t):
         w = lex.CONTRACTIONS.get(w, w)
         w = lex.TYPOS.get(w, w)
         words.append(w)
