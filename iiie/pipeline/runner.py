@@ -364,7 +364,10 @@ class Runner:
         st = self.order[k]
         if k == last and state in PASSED:
             rec = R.read_json(self.stage_dir(st.name, route).record(sample_id))
-            return {**row, "plan_category": rec["plan_category"], "category": rec["category"], **rec["scores"]}
+            edit_rec = self.stage_dir("edit", route).record(sample_id)
+            noop = edit_rec.is_file() and bool(R.read_json(edit_rec).get("noop", False))
+            return {**row, "plan_category": rec["plan_category"], "category": rec["category"], **rec["scores"],
+                    "noop": noop}
         err = R.load_error(self.stage_dir(st.name, route), sample_id)
         if k == 0:
             return {**row, "failed_stage": st.name, **_failure(err)}
