@@ -166,7 +166,7 @@ class FilterEditor(BaseEditor):
         name = detect_filter(text)
         if name is None:
             reason = (f"no filter this CPU editor knows is named (it knows {', '.join(FILTER_NAMES)}); "
-                      "the image is returned unchanged: a style or scene change needs editor=infedit")
+                      "the image is returned unchanged: a style or scene change needs `editor@editor.global=infedit` (weights)")
             params = {"filter": None, "note": reason}
             return EditResult(request.image.copy(), self.name, params, seed, noop=True, noop_reason=reason)
         filtered = apply_named_filter(request.image, name, self.strength)
