@@ -86,9 +86,15 @@ def edit_one(cfg: DictConfig, image: Image.Image, instruction: str, mask_path: s
     plan = first_plan(build("planner", cfg.planner).plan_batch([request]))
     if mask_path:
         given = load_image(mask_path)
+        reason = None
         if given.size != image.size:
+            (mw, mh), (iw, ih) = given.size, image.size
+            if abs(mw / mh - iw / ih) > 0.02 * (iw / ih):
+                raise IIIEError(f"mask {mask_path} is {mw}x{mh} but the image is {iw}x{ih}: "
+                                "their shapes differ, so the mask cannot be scaled onto the image")
             given = given.resize(image.size, Image.NEAREST)
-        mask = MaskResult(image_to_mask(given), source=f"file:{mask_path}")
+            reason = f"the mask ({mw}x{mh}) was resized to the image's {iw}x{ih}"
+        mask = MaskResult(image_to_mask(given), source=f"file:{mask_path}", reason=reason)
     else:
         mask = build("masker", cfg.masker).mask_batch([request], [plan])[0]
     route = f"editor.{plan.category.value}"
