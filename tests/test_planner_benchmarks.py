@@ -65,8 +65,10 @@ def test_dev_written_is_well_formed():
 
 
 def test_dev_written_accuracy():
-    """Before this issue's grammar changes: 0.88 overall, background 0.73, global 0.90
-    (the kinds of miss the hidden set showed). It is developed against now: a guard."""
+    """First-run scores, each before the fixes it prompted: ``dw*`` (100 lines, before
+    any change of this issue) 0.88 overall, background 0.73, global 0.90 (the kinds of
+    miss the hidden set showed); ``dw2_*`` (60 lines, written after the first fixes)
+    0.83, background 0.65, global 0.88. Both are developed against now: a guard."""
     overall, per_class = _accuracy(_load(DATA / "dev_written.jsonl"))
     assert overall >= 0.95 and min(per_class.values()) >= 0.9, per_class
 

@@ -374,8 +374,13 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Par
         return Parse(
             Category.GLOBAL, "add_filter", comp=np_raw, verb=verb, cues=cues + [f"filter:{obj}"]
         )
-    if re.sub(r"^(?:a|an|some)\s+", "", obj) in lex.WEATHER_EVENTS and (
-        not tail or re.match(r"^(?:to|in|on) (?:the )?(?:image|photo|picture|scene|it)$", tail)
+    weather = re.sub(r"^(?:a|an|some)\s+", "", obj)
+    weather = re.sub(r"^(?:bit of|little|light|heavy|thick|gentle|soft|steady|torrential|"
+                     r"falling|fresh|dense|violent|raging|big|huge|massive)\s+", "", weather)
+    if weather in lex.WEATHER_EVENTS and (
+        not tail
+        or re.match(r"^(?:to|in|on|over|across|onto|into|throughout|all over) (?:the )?(?:whole |entire )?"
+                    r"(?:image|photo|picture|scene|it|everything|landscape|city|town|street)$", tail)
     ):
         return Parse(Category.GLOBAL, "add_weather", comp=obj, verb=verb, cues=cues + ["weather"])
     moving = verb in (
@@ -397,7 +402,12 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Par
         "portray",
         "picture",
     )
-    if moving and kind == "image" and scene_in(tail) and re.match(r"^(?:in|on|at|to)\b", tail):
+    if (
+        moving
+        and (kind == "image" or obj in ("", "this", "everything", "all this", "all of this", "them all"))
+        and scene_in(tail)
+        and re.match(r"^(?:in|on|at|to|into|onto|inside)\b", tail)
+    ):
         return Parse(
             Category.BACKGROUND,
             "move_scene",
@@ -1043,6 +1053,13 @@ def _parse_statement(s: str, lenient: bool = False) -> Parse | None:
     if m:
         return _decide_existential(m.group("r"))
     m = re.match(
+        rf"^(?P<s>.+?)\s+{_BE}(?:be\s+)?(?:turn|turns|turned|change|changes|changed|transform|"
+        r"transforms|transformed|morph|morphs|morphed)\s+(?:into|to)\s+(?P<r>.+)$",
+        s,
+    )
+    if m:  # "the living room should turn into a forest clearing": a change of the subject
+        return _decide_change(m.group("s"), m.group("r"), "turn")
+    m = re.match(
         rf"^(?P<s>.+?)\s+{_BE}(?P<v>be|become|becomes|became|is|are|was|were|been|"
         r"being|gets|got|turns|turned|look|looks|looked|seem|seems|appears|had|has|"
         r"have|having|wore|wears|wear|wearing|held|holds|hold|holding|carry|carries|"
@@ -1173,6 +1190,18 @@ def _match_fill(c: str) -> Parse | None:
     np_raw, tail = split_np(m.group("y"))
     thing = clean_np(np_raw)
     head = np_head(thing)
+    if m.group("v") == "surround" and is_definite(m.group("o")) and (
+        is_place(thing.split(" of ")[0])
+        or np_head(thing.split(" of ")[0]) in ("field", "fields", "landscape", "scenery", "sea", "meadow")
+    ):  # "surround the boy with a field of sunflowers": a new setting around the subject
+        return Parse(
+            Category.BACKGROUND,
+            "surround_with_scene",
+            obj=clean_np(m.group("o")),
+            comp=m.group("y"),
+            verb="surround",
+            cues=["verb:surround", "scene"],
+        )
     countable = is_indefinite(np_raw) or (
         head.endswith("s") and not head.endswith("ss") and np_kind(thing) == "thing"
     )
@@ -1390,6 +1419,7 @@ def _match_adjust(c: str) -> Parse | None:
     rest = re.sub(r"^(?:up|down|out|in)\s+", "", rest)
     # degree adverbs are not part of the object: "brighten it a lot and ..."
     rest = re.sub(_DEGREE, "", rest).strip()
+    rest = re.sub(r"^(it|this|everything|the (?:image|photo|picture|scene))\s+(?:up|down)\b", r"\1", rest)
     np_raw, tail = split_np(rest)
     obj = clean_np(np_raw)
     prop, inner = property_of(obj)

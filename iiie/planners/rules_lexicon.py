@@ -384,6 +384,20 @@ SCENE_NOUNS = frozenset(
         "boulevard",
         "avenue",
         "parking garage",
+        "terrace",
+        "patio",
+        "balcony",
+        "porch",
+        "veranda",
+        "clearing",
+        "pasture",
+        "village",
+        "town",
+        "interior",
+        "wasteland",
+        "terrain",
+        "underwater world",
+        "subway platform",
     ]
 )
 

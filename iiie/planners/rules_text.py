@@ -374,8 +374,8 @@ def scene_in(text: str) -> str:
 #: Scene nouns that are as often an object in the picture as its setting.
 _THING_LIKE_PLACES = frozenset(
     "cloud clouds bridge roof rooftop skyscraper tower planet moon mars sand snow grass lawn "
-    "stage podium tunnel iceberg fountain road mountain mountains volcano hill hills river "
-    "lake waterfall cliff peak summit glacier".split()
+    "stage podium tunnel iceberg fountain road mountain mountains volcano hill hills "
+    "cliff peak summit glacier".split()
 )
 
 
