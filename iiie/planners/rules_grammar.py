@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from iiie.planners import rules_lexicon as lex
+from iiie.planners.rules_table import _BE, REMOVE_PATTERNS, first_match, slots
 from iiie.planners.rules_text import (
     ING_NOUNS,
     NUMBER_WORDS,
@@ -728,16 +729,6 @@ def _decide_existential(np_text: str) -> Parse:
 # the grammar: ordered frames over a normalised clause
 # --------------------------------------------------------------------------------------------
 
-_REMOVE_VERBS = (
-    r"remove|delete|erase|eliminate|ditch|lose|hide|exclude|omit|scrub|cut out|cut away|"
-    r"cut down|chop down|clean up|clean off|clean out|clean away|clear away|clear out|"
-    r"clear off|wipe out|wipe away|wipe off|get rid of|do away with|take out|take away|"
-    r"take off|take down|pull out|rip out|strip away|strip off|edit out|crop out|"
-    r"paint out|photoshop out|rid (?:it|the image|the picture|the photo|this) of|"
-    r"free (?:it|the image) of|knock down|tear down|erase away|extract|throw away|"
-    r"throw out|discard|kill|destroy|vanish|unclutter|declutter|clear|leave out|cut off|"
-    r"nix|scrap|axe|zap|banish|purge"
-)
 _CHANGE_VERBS = (
     r"change|turn|transform|convert|switch|swap|replace|morph|alter|modify|recolor|"
     r"color|paint|dye|render|edit|update|set|upgrade|exchange|substitute|redo|restyle|"
@@ -752,175 +743,13 @@ _ADD_VERBS = (
     r"relocate|pop|throw in|carve|write|get|set|paint|grow|station|land|release|toss|"
     r"float|fly|shift|show|depict|portray"
 )
-_BE = (
-    r"(?:(?:should|must|would|could|can|will|shall|might|may|needs? to|has to|have to|"
-    r"ought to|to|is going to|are going to)\s+)?(?:(?:not|never)\s+)?"
-)
-
-
 def _match_remove(c: str) -> Parse | None:
-    m = re.match(
-        r"^(?:clear|rid|free|empty|strip|clean|cleanse|purge)\s+(?P<x>.+?)\s+of\s+"
-        r"(?:all\s+|any\s+|the\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if m and np_kind(clean_np(m.group("obj"))) not in ("image", "none"):
-        # "clear the sky of birds": the birds go, the sky stays
-        return _decide_remove(m.group("obj"), "clear-of")
-    m = re.match(
-        r"^(?:do not|never|not)\s+(?:have|include|show|keep|put|add|want)\s+(?:any\s+)?"
-        r"(?P<obj>.+?)(?:\s+(?:there|here|in it|anymore|any more))?$",
-        c,
-    )
-    if m:  # "let's not have the bucket there", "don't include the dog"
-        return _decide_remove(m.group("obj"), "do-not-have")
-    m = re.match(
-        r"^(?:i|we)\s+(?:do not|did not|would not|never)\s+(?:want|like|need)\s+"
-        r"(?:to see\s+)?(?:any\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if m:
-        return _decide_remove(m.group("obj"), "do-not-want")
-    m = re.match(rf"^(?:{_REMOVE_VERBS})\s+(?P<obj>.+)$", c)
-    if m and not re.match(r"^(?:up|down)$", m.group("obj")):
-        return _decide_remove(m.group("obj"), c[: m.start("obj")].strip())
-    m = re.match(
-        r"^(?P<v>take|get|clear|wipe|pull|cut|clean|rip|strip|edit|crop|photoshop|"
-        r"paint|knock|throw|toss|kick|chase|erase|delete|remove|move|brush|scrub|leave|drop|"
-        r"pluck|yank|pick|lift|wash|rub)\s+"
-        r"(?P<obj>.+?)\s+(?:out of|off of|away from|out|away|off|from)(?:\s+(?P<r>.*))?$",
-        c,
-    )
-    particle = r"\b(?:out|away|from)\b" if m and m.group("v") == "drop" else r"\b(?:out|away)\b"
-    if m and not (m.group("v") in ("move", "leave", "drop") and not re.search(particle, c)):
-        return _decide_remove(m.group("obj"), m.group("v"))
-    m = re.match(
-        rf"^(?P<x>.+?)\s+{_BE}(?:be\s+|is\s+|are\s+)?(?:free|clear|empty|devoid|rid)\s+of\s+"
-        r"(?:all\s+|any\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if m and np_kind(clean_np(m.group("obj"))) not in ("image", "none"):
-        # "the wall should be free of graffiti"
-        return _decide_remove(m.group("obj"), "free-of")
-    m = re.match(r"^drop\s+(?P<obj>.+)$", c)
-    if m and is_definite(m.group("obj")) and not split_np(m.group("obj"))[1]:
-        # "drop the dog (from the photo)": a definite object with nowhere to go is dropped
-        # from the picture; "drop a ball on the floor" stays an addition
-        return _decide_remove(m.group("obj"), "drop")
-    m = re.match(
-        r"^(?:make|have|let|get)\s+(?P<who>.+?)\s+(?:not|never|no longer|stop)\s+"
-        r"(?:wear|wearing|have|having|hold|holding|carry|carrying)\s+(?:any\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if m:  # "have the woman not wear glasses": the worn/held thing goes
-        return _decide_remove(m.group("obj"), "not-wear")
-    m = re.match(
-        r"^(?:(?:show|i want|i would like|i need|give me|can i see|let me see|i prefer|"
-        r"i would prefer|make)\s+)?(?P<x>.+?)\s+(?:would|will|could|might)?\s*"
-        r"(?:look|looks|be|is)?\s*(?:better|nicer|cleaner|best|prettier)?\s*"
-        r"without\s+(?:any\s+|all\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if (
-        m
-        and not re.match(r"^\w+ing\b", m.group("obj"))
-        and (
-            np_kind(clean_np(m.group("x"))) in ("image", "none")
-            or re.match(
-                r"^(?:show|i want|i would like|i need|give me|can i see|let me see|i prefer"
-                r"|i would prefer)\s",
-                c,
-            )
-            or re.search(r"\b(?:better|nicer|cleaner|best|prettier)\s+without\b", c)
-        )
-    ):  # "i'd like the photo without the fence", "it would look better without the bag"
-        return _decide_remove(m.group("obj"), "without")
-    m = re.match(
-        r"^(?:make|let|have)\s+(?P<obj>.+?)\s+(?:be\s+)?(?:disappear|vanish|go away|"
-        r"invisible|gone|leave|(?:fly|walk|run|swim|drive|sail|move|hop|wander)\s+"
-        r"(?:away|off)(?:$|\s+(?:from|out)))\b",
-        c,
-    )
-    if m:
-        return _decide_remove(m.group("obj"), "make-disappear")
-    c = re.sub(
-        r"^(?:what if|imagine if|imagine|suppose|i want|i would like|i need|i wish|"
-        r"we want|i would prefer|i prefer)\s+",
-        "",
-        c,
-    )
-    m = re.match(
-        rf"^(?P<obj>.+?)\s+{_BE}(?:be\s+|get\s+|being\s+)?(?:gone|removed|deleted|"
-        r"erased|eliminated|taken out|taken away|cleared|wiped out|disappear|"
-        r"disappears|disappeared|vanish|vanishes|vanished|go away|missing|absent)\b",
-        c,
-    )
-    if not m:
-        m = re.match(
-            r"^(?P<obj>.+?)\s+(?:needs? to|has to|have to|must|should|can|could)\s+"
-            r"(?:go|leave|be gone|go away|(?:come|be taken) off(?:\s+.+)?|(?:come|be taken) out"
-            r"(?:\s+of\s+(?:the|this)\s+(?:picture|image|photo|shot|scene|frame))?)$",
-            c,
-        )
-    if m and not re.match(r"^(?:there|it)$", m.group("obj")):
-        return _decide_remove(m.group("obj"), "gone")
-    m = re.match(
-        r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did|was|were|is|are|"
-        r"needs? to|has to|have to|ought to)\s+){1,2}(?:not|never)\s+(?:be\s*)?(?:there|here|"
-        r"in (?:the|this) (?:picture|image|photo|scene|shot|frame)|visible|present|"
-        r"exist|appear|be seen|show|$|(?:on|in|at|under|by|near|inside) (?:the|this|that|"
-        r"his|her|their|its) (?!(?:left|right|top|bottom|side|middle|center|centre)$)[a-z]+$)",
-        c,
-    )
-    if m:
-        obj = re.sub(
-            r"\s+(?:was|were|is|are|should|would|could|must|does|did|do)$", "", m.group("obj")
-        )
-        return _decide_remove(obj, "not-there")
-    m = re.match(
-        r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did)\s+)?(?:not|never)"
-        r"\s+(?:have|has|contain|include|"
-        r"show)\s+(?:any\s+)?(?P<thing>.+)$",
-        c,
-    )
-    if m and np_kind(clean_np(m.group("obj"))) in ("image", "none"):
-        return _decide_remove(m.group("thing"), "not-have")
-    m = re.match(
-        r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did|is|are|was|were)"
-        r"\s+)?(?:not|never|no longer)\s+(?:be\s+)?(?:have|has|wear|wears|wearing|hold|holds|holding|"
-        r"carry|carries|carrying)\s+(?:any\s+)?(?P<thing>.+)$",
-        c,
-    )
-    if m:
-        twords = clean_np(split_np(m.group("thing"))[0]).split()
-        # "the man should not have long hair" changes the hair; "... a beard" removes it
-        attribute = (
-            len(twords) > 1
-            and twords[-1] in lex.BODY_PARTS
-            and not is_indefinite(m.group("thing"))
-            and is_adjectival(twords[:-1])
-        )
-        if not attribute:
-            return _decide_remove(m.group("thing"), "not-have")
-    m = re.match(
-        r"^there\s+(?:should|must|can|would|will|could)\s+(?:not|never)\s+be\s+"
-        r"(?:any\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if m:
-        return _decide_remove(m.group("obj"), "no")
-    m = re.match(
-        r"^(?:(?:there (?:should|must|can|would|will) be|there is|there are|"
-        r"there was|there were|let there be|i want|i would like|have|leave|with|"
-        r"show) )?(?:no|none of the|zero)\s+(?:more\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if m:
-        return _decide_remove(m.group("obj"), "no")
-    m = re.match(r"^(?:without|minus|sans)\s+(?:any\s+)?(?P<obj>.+)$", c)
-    if m:
-        return _decide_remove(m.group("obj"), "without")
-    return None
+    """The removal frame: the first row of :data:`~iiie.planners.rules_table.REMOVE_PATTERNS`."""
+    hit = first_match(c, REMOVE_PATTERNS)
+    if hit is None:
+        return None
+    obj, _loc, verb = slots(*hit, c)
+    return _decide_remove(obj, verb)
 
 
 def _split_give(rest: str) -> tuple[str, str]:
