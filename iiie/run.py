@@ -57,6 +57,22 @@ def variant_name(overrides: list[str], job_num: int, max_len: int = 120) -> str:
     return name
 
 
+def overwrite_warning(cfg: DictConfig, out: Path) -> str | None:
+    """The note for an ad-hoc run about to overwrite another run's tables: a run without
+    ``experiment_name=`` writes to the experiment's folder (``results/smoke/``) each time."""
+    if not (out / "results.json").is_file():
+        return None
+    try:
+        hc = HydraConfig.get()
+    except ValueError:  # not under @hydra.main
+        return None
+    overrides = list(hc.overrides.task)
+    if hc.mode == RunMode.MULTIRUN or any(o.lstrip("+~").startswith("experiment_name=") for o in overrides):
+        return None
+    return (f"{out}/ already holds a run's tables and they are overwritten now; pass "
+            "experiment_name=NAME to keep this run's tables apart")
+
+
 def execute(cfg: DictConfig, out: Path | None = None) -> list[dict]:
     """Run one composed config end to end; returns the aggregated table.
 
@@ -69,6 +85,9 @@ def execute(cfg: DictConfig, out: Path | None = None) -> list[dict]:
     method = str(cfg.get("method_name", "custom"))
     rows = [{**runner.sample_status(i), "method": method} for i in runner.ids]
     out = Path(out) if out is not None else results_dir(cfg)
+    note = overwrite_warning(cfg, out)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
     title = f"{cfg.experiment_name} ({len(rows)} samples)"
     table = write_results(out, rows, manifest, title)
     stages = manifest["stages"]
