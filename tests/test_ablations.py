@@ -10,9 +10,8 @@ import subprocess
 import sys
 
 import pytest
-from omegaconf import OmegaConf
-
 from conftest import CONF, REPO, compose_config
+from omegaconf import OmegaConf
 
 STEPS = ("plan", "mask", "edit", "route")
 #: On tiny the rule planner stands in for the VLM, so `rules` is the default's own config.
@@ -36,8 +35,9 @@ def test_every_variant_composes_and_differs_from_the_default(step, suffix):
     assert node.ablation.default in variants and not set(map(_label, variants)) & set(skipped)
 
     def cfg(v):
-        c = compose_config([f"experiment=ablate_{step}{suffix}", f"ablate/{step}={v}"])
-        return OmegaConf.to_container(c, resolve=False)
+        c = OmegaConf.to_container(compose_config([f"experiment=ablate_{step}{suffix}", f"ablate/{step}={v}"]), resolve=False)
+        assert c["ablation"].pop("variant") == _label(v)  # the table's name of the variant
+        return c
 
     base = cfg("default")
     assert base["method_name"] == "iiie"

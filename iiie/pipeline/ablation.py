@@ -22,8 +22,9 @@ DEFAULT_MARK = "**default**"
 
 
 def variant_label(folder: str) -> str:
-    """``ablate_mask=local_box`` (a folder of the sweep) -> ``local_box``; a tiny twin's
-    ``ablate_edit=tiny_steps_2`` -> ``steps_2``."""
+    """A variant's name from its folder when its config does not say (``ablation.variant``,
+    set by every file of conf/ablate/<step>/): ``ablate_mask=local_box`` -> ``local_box``,
+    a tiny twin's ``ablate_edit=tiny_steps_2`` -> ``steps_2``."""
     label = folder.split("=", 1)[1] if "=" in folder else folder
     return label.removeprefix("tiny_")
 
@@ -32,10 +33,12 @@ def _load(sweep_dir: Path) -> list[dict[str, Any]]:
     runs = []
     for res in sorted(sweep_dir.glob("*/results.json")):
         man_path = res.parent / "manifest.json"
+        man = json.loads(man_path.read_text()) if man_path.exists() else {}
+        named = (man.get("config", {}).get("ablation") or {}).get("variant")
         runs.append({
-            "variant": variant_label(res.parent.name),
+            "variant": str(named) if named else variant_label(res.parent.name),
             "results": json.loads(res.read_text()),
-            "manifest": json.loads(man_path.read_text()) if man_path.exists() else {},
+            "manifest": man,
         })
     if not runs:
         raise FileNotFoundError(f"no */results.json under {sweep_dir}: did the sweep run?")
