@@ -80,3 +80,8 @@ def test_tiny_route_sweep_marks_default_shows_deltas_and_plans_once(tmp_path):
     assert stages["mask"]["computed"] == n
     # the routes that are BrushNet in both variants (local, background) are edited once
     assert n < stages["edit"]["computed"] < 2 * n and stages["edit"]["cached"] == 2 * n - stages["edit"]["computed"]
+    # redoing the table by hand (python -m iiie.collect) gives the same table
+    again = subprocess.run([sys.executable, "-m", "iiie.collect", str(out)], cwd=REPO, capture_output=True, text=True,
+                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert again.returncode == 0, again.stderr
+    assert (out / "comparison.md").read_text() == md

@@ -97,6 +97,18 @@ def stage_totals(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def ablation_spec(sweep_dir: Path) -> dict[str, Any] | None:
+    """``default`` and ``skipped`` of the ``ablation`` node a sweep's variants ran with
+    (from a manifest), or None for a sweep that is not a step's ablation."""
+    for man_path in sorted(Path(sweep_dir).glob("*/manifest.json")):
+        node = json.loads(man_path.read_text()).get("config", {}).get("ablation")
+        if node:
+            return {"default": str(node.get("default", "default")),
+                    "skipped": {str(k): str(v) for k, v in (node.get("skipped") or {}).items()},
+                    "title": str(Path(sweep_dir).name)}
+    return None
+
+
 def ablation_table(sweep_dir: Path, default: str = "default", skipped: dict[str, str] | None = None,
                    title: str | None = None, out_dir: Path | None = None) -> dict[str, Any]:
     """Write ``comparison.{md,csv,json}`` (and ``per_category.csv``) for an ablation sweep;
@@ -119,6 +131,8 @@ def ablation_table(sweep_dir: Path, default: str = "default", skipped: dict[str,
     metrics = [c for c in metric_columns(overall) if c not in calls and c not in ("n", "failed")]
     cols = ["n", "failed", *metrics, *calls]
     overall = [{"variant": r["variant"], "default": r["variant"] == default, **{c: r.get(c) for c in cols}} for r in overall]
+    overall.sort(key=lambda r: not r["default"])  # the default first, the rest as found
+    per_cat.sort(key=lambda r: r["variant"] != default)
     base = next((r for r in overall if r["default"]), None)
     overall = with_deltas(overall, base)
     cat_rows = []
