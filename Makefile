@@ -12,15 +12,18 @@ EXPERIMENT ?= smoke
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev reproduce test ablate lint serve-vlm parity clean help
+.PHONY: install install-dev install-gpu weights reproduce test ablate lint serve-vlm parity clean help
 
 help:
 	@echo "make reproduce [EXPERIMENT=smoke|tiny] [ARGS='overrides']  run an experiment, write results/<experiment>/"
 	@echo "make test [PYTEST_ARGS=...]                                 run the test suite"
 	@echo "make ablate                                                 the smoke ablation sweep -> results/ablate_smoke/comparison.md"
+	@echo "make ablate STEP=plan|mask|edit|route|all [PROFILE=tiny|full] one step's ablation -> results/ablate_<step>[_tiny]/comparison.md"
 	@echo "make parity                                                 BrushNet / PowerPaint / InfEdit against ../shared/golden"
 	@echo "make serve-vlm [ARGS='vlm=...']                             start vLLM's OpenAI server for planner=vlm (GPU)"
 	@echo "make lint                                                   ruff"
+	@echo "make install-gpu                                            vLLM + GPU pins (requirements/constraints-gpu.txt)"
+	@echo "make weights [WHAT=experiment=paper|method=iiie|all]        download the weights, write weights/weights.lock"
 
 $(VENV)/bin/python:
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -38,14 +41,39 @@ $(VENV)/.installed-dev: $(VENV)/.installed-base
 install: $(VENV)/.installed-base
 install-dev: $(VENV)/.installed-dev
 
+# The GPU path: vLLM pins its own torch, so this uses the GPU constraints file; it stamps the
+# base install too, so that `make reproduce` afterwards keeps these pins.
+GPU_CONSTRAINTS := requirements/constraints-gpu.txt
+install-gpu: $(VENV)/bin/python
+	$(PIP) install -q -c $(GPU_CONSTRAINTS) torch torchvision
+	$(PIP) install -q -c $(GPU_CONSTRAINTS) -e '.[gpu,e2e]'
+	touch $(VENV)/.installed-base
+
+# Weights for a selection of the manifest conf/weights.yaml (network; never at run time).
+WHAT ?= experiment=paper
+weights: install
+	$(PY) -m iiie.weights fetch $(WHAT) $(ARGS)
+
 reproduce: install
 	$(PY) -m iiie.run experiment=$(EXPERIMENT) $(ARGS)
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# STEP=plan|mask|edit|route|all runs conf/experiment/ablate_<step>[_tiny].yaml; no STEP: the smoke sweep.
+STEP ?=
+PROFILE ?= full
+ABLATE_STEPS := $(if $(filter all,$(STEP)),plan mask edit route,$(STEP))
+ABLATE_SUFFIX := $(if $(filter tiny,$(PROFILE)),_tiny,)
+
 ablate: install
+ifeq ($(STEP),)
 	$(PY) -m iiie.run experiment=ablate_smoke $(ARGS)
+else
+	@for s in $(ABLATE_STEPS); do case $$s in plan|mask|edit|route) ;; *) echo "STEP must be plan|mask|edit|route|all, not $$s" >&2; exit 2;; esac; done
+	@case "$(PROFILE)" in tiny|full) ;; *) echo "PROFILE must be tiny or full, not $(PROFILE)" >&2; exit 2;; esac
+	set -e; for s in $(ABLATE_STEPS); do $(PY) -m iiie.run experiment=ablate_$${s}$(ABLATE_SUFFIX) runtime.progress=false $(ARGS); done
+endif
 
 parity: install
 	$(PY) -m iiie.parity brushnet ../shared/golden/brushnet

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from iiie.pipeline.ablation import ablation_spec, ablation_table
 from iiie.pipeline.report import collect
 
 
@@ -18,7 +19,11 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m iiie.collect results/<experiment>")
         return 0 if args and args[0] in ("-h", "--help") else 2
     try:
-        collect(Path(args[0]))
+        spec = ablation_spec(Path(args[0]))
+        if spec is not None:  # a step's ablation sweep: its own table (default, deltas, skipped)
+            ablation_table(Path(args[0]), **spec)
+        else:
+            collect(Path(args[0]))
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

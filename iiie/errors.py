@@ -6,6 +6,10 @@ on; configuration errors (missing weights, server down) stop the run at once.
 
 from __future__ import annotations
 
+#: The one GPU install command every hint names (README "Install"): vLLM pins its own torch,
+#: so the GPU path uses requirements/constraints-gpu.txt, never the CPU constraints file.
+GPU_INSTALL = "pip install -c requirements/constraints-gpu.txt -e '.[gpu]' (or `make install-gpu`)"
+
 
 class IIIEError(Exception):
     """Base class for errors iiie raises on purpose."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -93,13 +94,16 @@ def load_image(
                 if not path.is_file():
                     raise ImageLoadError(f"{name}: no such image file")
                 fh = open(path, "rb")  # noqa: SIM115 - closed below after load()
-            with fh:
+            with fh, warnings.catch_warnings():
+                # our own size check below gives the clear error; PIL's warning would only
+                # print beside it
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 img = Image.open(fh)
                 w, h = img.size
                 if w * h > max_pixels:
                     raise ImageLoadError(
-                        f"{name}: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels} "
-                        "(raise data.max_pixels if this is intended)"
+                        f"{name}: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}; "
+                        "downscale the image first (the limit is iiie.imageio.DEFAULT_MAX_PIXELS)"
                     )
                 img.load()
         if decode == "friendly":
@@ -107,7 +111,7 @@ def load_image(
     except ImageLoadError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageLoadError(f"{name}: too large to decode safely ({exc})") from exc
+        raise ImageLoadError(f"{name}: too large to decode safely ({exc}); downscale the image first") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageLoadError(f"{name}: cannot read image ({exc.__class__.__name__}: {exc})") from exc
     w, h = img.size

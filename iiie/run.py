@@ -19,6 +19,7 @@ from iiie.pipeline.cache import stable_hash
 from iiie.pipeline.report import to_markdown, write_results
 from iiie.pipeline.runner import Runner
 from iiie.weights import MissingWeightsError
+from iiie.weights.needs import preflight
 
 log = logging.getLogger("iiie")
 
@@ -56,17 +57,37 @@ def variant_name(overrides: list[str], job_num: int, max_len: int = 120) -> str:
     return name
 
 
+def overwrite_warning(cfg: DictConfig, out: Path) -> str | None:
+    """The note for an ad-hoc run about to overwrite another run's tables: a run without
+    ``experiment_name=`` writes to the experiment's folder (``results/smoke/``) each time."""
+    if not (out / "results.json").is_file():
+        return None
+    try:
+        hc = HydraConfig.get()
+    except ValueError:  # not under @hydra.main
+        return None
+    overrides = list(hc.overrides.task)
+    if hc.mode == RunMode.MULTIRUN or any(o.lstrip("+~").startswith("experiment_name=") for o in overrides):
+        return None
+    return (f"{out}/ already holds a run's tables and they are overwritten now; pass "
+            "experiment_name=NAME to keep this run's tables apart")
+
+
 def execute(cfg: DictConfig, out: Path | None = None) -> list[dict]:
     """Run one composed config end to end; returns the aggregated table.
 
     The tables go to ``out`` (default: ``results/<experiment_name>/``, or the variant's
     folder in a Hydra sweep)."""
     run_prepare(cfg)
+    preflight(cfg)  # every missing weights folder in one message, before any stage
     runner = Runner(cfg, show_progress=bool(cfg.runtime.get("progress", True)))
     manifest = runner.run()
     method = str(cfg.get("method_name", "custom"))
     rows = [{**runner.sample_status(i), "method": method} for i in runner.ids]
     out = Path(out) if out is not None else results_dir(cfg)
+    note = overwrite_warning(cfg, out)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
     title = f"{cfg.experiment_name} ({len(rows)} samples)"
     table = write_results(out, rows, manifest, title)
     stages = manifest["stages"]
@@ -105,6 +126,7 @@ def execute_parallel(cfg: DictConfig) -> list[dict]:
     devices = int(cfg.runtime.devices)
     accelerator = "cuda" if str(cfg.runtime.device).startswith("cuda") else "cpu"
     run_prepare(cfg)  # once, before the workers start
+    preflight(cfg)
     fabric = Fabric(accelerator=accelerator, devices=devices, strategy="ddp_spawn")
     # Unresolved, so that `device: ${runtime.device}` in every component follows the
     # device each worker sets for itself.

@@ -140,3 +140,19 @@ class EditResult:
     editor: str
     params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    #: The editor did nothing (the output equals the input). Editors set it with
+    #: ``noop_reason`` when they know why ("no known filter named"); the edit stage and
+    #: ``iiie.edit`` also set it when the pixels came back unchanged.
+    noop: bool = False
+    noop_reason: str = ""
+
+
+def mark_noop(source: Image.Image, result: EditResult) -> EditResult:
+    """Set ``result.noop`` when the edited pixels equal the input's (whatever the editor
+    believed), so a run and the CLI can say that nothing was edited."""
+    if not result.noop:
+        a, b = source.convert("RGB"), result.image.convert("RGB")
+        if a.size == b.size and a.tobytes() == b.tobytes():
+            result.noop = True
+            result.noop_reason = result.noop_reason or "the output equals the input"
+    return result

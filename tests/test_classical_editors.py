@@ -13,7 +13,7 @@ from iiie.editors.classical import (
     FilterEditor,
     detect_filter,
 )
-from iiie.types import Category, EditRequest, MaskResult, Plan
+from iiie.types import Category, EditRequest, EditResult, MaskResult, Plan, mark_noop
 
 
 @pytest.fixture
@@ -51,9 +51,44 @@ def test_feather_support_is_bounded_by_radius():
 def test_color_fill_uses_named_colour(scene):
     req, mask = scene
     out = ColorFillEditor(blur=0).edit(req, Plan(Category.LOCAL, "square", "a blue square"), MaskResult(mask), 0)
-    got = np.asarray(out.image)[mask]
-    assert (got == [0, 0, 255]).all()
+    got = np.asarray(out.image)[mask].astype(int)
+    assert (got[:, 2] >= got[:, 0]).all() and (got[:, 2] >= got[:, 1]).all()  # blue, shaded
     assert out.params["color"] == "blue"
+    flat = ColorFillEditor(blur=0, shading=0.0).edit(req, Plan(Category.LOCAL, "square", "a blue square"),
+                                                    MaskResult(mask), 0)
+    # a flat fill is the named colour (up to the Lab round trip)
+    assert np.abs(np.asarray(flat.image)[mask].astype(int) - [0, 0, 255]).max() <= 12
+
+
+def test_recolour_keeps_shading_not_a_flat_fill():
+    """Issue 19: "make the cup red" kept the cup's shading, not one flat colour."""
+    ramp = np.tile(np.linspace(40, 220, 64, dtype=np.uint8)[None, :, None], (64, 1, 3))
+    req = EditRequest("ramp", Image.fromarray(ramp), "make the cup red")
+    mask = np.ones((64, 64), bool)
+    out = ColorFillEditor(blur=0).edit(req, Plan(Category.LOCAL, "cup", "a red cup"), MaskResult(mask), 0)
+    arr = np.asarray(out.image).astype(int)
+    lum = arr.mean(-1)
+    assert lum[:, -1].mean() - lum[:, 0].mean() > 60  # the dark-to-light ramp survives
+    assert (arr[..., 0] >= arr[..., 1]).all() and (arr[..., 0] > arr[..., 2]).all()  # red everywhere
+    flat = ColorFillEditor(blur=0, shading=0.0).edit(req, Plan(Category.LOCAL, "cup", "a red cup"), MaskResult(mask), 0)
+    assert np.ptp(np.asarray(flat.image).astype(int).mean(-1)) <= 2
+
+
+def test_filter_editor_without_a_known_filter_is_a_noop():
+    req = EditRequest("w", Image.new("RGB", (16, 16), (10, 120, 30)), "turn it into a watercolor painting")
+    plan = Plan(Category.GLOBAL, "", "")
+    plan.target_caption = "a watercolor painting"
+    out = FilterEditor().edit(req, plan, MaskResult(np.ones((16, 16), bool)), 0)
+    assert out.noop and "unchanged" in out.noop_reason and "grayscale" in out.noop_reason
+    assert out.image.tobytes() == req.image.tobytes()
+
+
+def test_mark_noop_flags_unchanged_pixels_only():
+    img = Image.new("RGB", (8, 8), (1, 2, 3))
+    same = mark_noop(img, EditResult(img.copy(), "x"))
+    assert same.noop and same.noop_reason == "the output equals the input"
+    changed = mark_noop(img, EditResult(Image.new("RGB", (8, 8), (9, 2, 3)), "x"))
+    assert not changed.noop
 
 
 def test_color_fill_without_colour_falls_back_to_inpainting(scene):

@@ -130,3 +130,46 @@ def test_plan_cli_missing_output_is_a_usage_error(tmp_path):
     assert res.returncode == 2 and "output is required" in res.stderr
     res = _run(["iiie.plan", f"input={src}", f"output={tmp_path / 'o.jsonl'}", "runtime.progress=false"], tmp_path)
     assert res.returncode == 0 and "ignored lines whose category is not one of" in res.stdout
+
+
+def test_edit_cli_takes_any_sentence_verbatim(tmp_path):
+    """Issue 19: apostrophes, commas and non-ASCII letters broke Hydra's override parser."""
+    from iiie.edit import UsageError, take_instruction
+
+    assert take_instruction(["image=a.png", "--instruction", "let's see it in winter, please"]) == (
+        ["image=a.png"], "let's see it in winter, please")
+    assert take_instruction(["instruction=let's go, ok", "seed=1"]) == (["seed=1"], "let's go, ok")
+    assert take_instruction(["make it pop, please", "-m", "seed=1,2"])[1] == "make it pop, please"
+    (tmp_path / "i.txt").write_text("enlève le chat\n", encoding="utf-8")
+    assert take_instruction([f"--instruction-file={tmp_path / 'i.txt'}"])[1] == "enlève le chat"
+    with pytest.raises(UsageError, match="more than once"):
+        take_instruction(["--instruction", "a", "instruction=b"])
+    with pytest.raises(UsageError, match="not found"):
+        take_instruction(["--instruction-file", str(tmp_path / "none.txt")])
+    img = tmp_path / "in.png"
+    Image.new("RGB", (32, 24), (10, 200, 10)).save(img)
+    res = _run(["iiie.edit", f"image={img}", f"output={tmp_path / 'o.png'}",
+                "--instruction", "let's see it in winter, please"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert '"category": "global"' in res.stdout
+
+
+def test_edit_cli_says_when_nothing_was_edited(tmp_path):
+    """A no-op (unknown filter on the CPU default) is a warning and "noop": true, and the
+    false "whole image was edited" note is not printed."""
+    img = tmp_path / "in.png"
+    Image.new("RGB", (32, 24), (10, 200, 10)).save(img)
+    res = _run(["iiie.edit", f"image={img}", f"output={tmp_path / 'o.png'}",
+                "--instruction", "turn it into a watercolor painting"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "warning: nothing was edited" in res.stderr and '"noop": true' in res.stdout
+    assert "whole image was edited" not in res.stderr
+    assert Image.open(tmp_path / "o.png").tobytes() == Image.open(img).tobytes()
+
+
+def test_edit_cli_other_language_names_the_vlm_planner(tmp_path):
+    img = tmp_path / "in.png"
+    Image.new("RGB", (32, 24), (10, 200, 10)).save(img)
+    res = _run(["iiie.edit", f"image={img}", f"output={tmp_path / 'o.png'}", "--instruction", "enlève le chat"],
+               tmp_path)
+    assert res.returncode == 2 and "planner=vlm" in res.stderr

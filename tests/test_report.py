@@ -13,7 +13,7 @@ def test_aggregate_means_failures_and_missing_columns():
     rows = [
         {"id": "a", "category": "remove", "l1": 0.1, "psnr_out": 30.0},
         {"id": "b", "category": "remove", "l1": 0.3},
-        {"id": "c", "category": "global", "l1": 0.5, "category_acc": 1.0},
+        {"id": "c", "category": "global", "l1": 0.5, "category_acc": 1.0, "noop": True},
         {"id": "d", "category": "global", "failed_stage": "plan", "error": "x"},
     ]
     table = {r["category"]: r for r in aggregate(rows)}
@@ -24,8 +24,10 @@ def test_aggregate_means_failures_and_missing_columns():
     assert table["global"]["n"] == 2 and table["global"]["failed"] == 1
     assert table["overall"]["l1"] == pytest.approx(0.3)
     assert table["overall"]["n"] == 4 and table["overall"]["failed"] == 1
+    # a no-op edit is counted, never averaged as a score
+    assert table["global"]["noop"] == 1 and table["remove"]["noop"] == 0 and table["overall"]["noop"] == 1
     md = to_markdown(aggregate(rows))
-    assert md.splitlines()[0].startswith("| category | n | failed | category_acc")
+    assert md.splitlines()[0].startswith("| category | n | failed | noop | category_acc")
 
 
 def test_collect_merges_variants(tmp_path):

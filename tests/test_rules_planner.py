@@ -1,7 +1,13 @@
 """The rule planner: category accuracy on labelled instruction sets, slots, boxes, errors.
 
-``tests/data/instructions_dev.jsonl`` is the set the grammar was developed on.
-``tests/data/instructions_holdout.jsonl`` holds five batches, each written before the
+The three ``regression_*.jsonl`` sets were corrected until the grammar passed them, so
+they measure nothing about new text any more: they are regression guards (each scores
+1.00 today; the asserts fail on a drop of a few points). Generalisation is measured on
+benchmark instructions the grammar was never fixed against (see
+``tests/test_planner_benchmarks.py``).
+
+``tests/data/regression_dev.jsonl`` is the set the grammar was developed on.
+``tests/data/regression_holdout.jsonl`` holds five batches, each written before the
 parser had seen it (ids ``ho*``: written before the parser existed; ``hob*``, ``hoc*``,
 ``hod*``, ``hoe*``: written later, blind; ``hoe*`` after the last grammar change, so its
 score is the cleanest estimate: 0.97, local 0.90, remove 0.95, others 1.00). First-run accuracies, i.e. before any fix was made after
@@ -13,7 +19,7 @@ first-run numbers are the honest estimate. All batches were written by the same 
 wrote the grammar, so real benchmark phrasings may still score lower.
 Targets from issue 2: overall category accuracy >= 0.88 and every class >= 0.75.
 
-Measure: ``python -m iiie.plan input=tests/data/instructions_holdout.jsonl
+Measure: ``python -m iiie.plan input=tests/data/regression_holdout.jsonl
 output=/tmp/out.jsonl planner=rules`` (prints per-class accuracy and a confusion matrix).
 """
 
@@ -34,6 +40,10 @@ from iiie.types import Category, EditRequest, Plan
 
 DATA = Path(__file__).parent / "data"
 CLASSES = [c.value for c in Category]
+#: The regression sets score 1.00 overall and per class; these bars catch a drop of a
+#: few points (3 overall, 6 in one class), not the 10+ the old issue-2 targets allowed.
+REGRESSION_OVERALL = 0.97
+REGRESSION_PER_CLASS = 0.94
 
 
 def _load(name: str) -> list[dict]:
@@ -65,9 +75,9 @@ def _head(phrase: str) -> str:
 @pytest.mark.parametrize(
     "name,minimum",
     [
-        ("instructions_dev.jsonl", 400),
-        ("instructions_holdout.jsonl", 150),
-        ("instructions_blind2.jsonl", 250),
+        ("regression_dev.jsonl", 400),
+        ("regression_holdout.jsonl", 150),
+        ("regression_blind2.jsonl", 250),
     ],
 )
 def test_instruction_sets_are_well_formed_and_balanced(name, minimum):
@@ -85,27 +95,26 @@ def test_instruction_sets_are_well_formed_and_balanced(name, minimum):
 
 
 def test_holdout_does_not_repeat_dev_instructions():
-    dev = {r["instruction"].strip().lower() for r in _load("instructions_dev.jsonl")}
-    hold = {r["instruction"].strip().lower() for r in _load("instructions_holdout.jsonl")}
+    dev = {r["instruction"].strip().lower() for r in _load("regression_dev.jsonl")}
+    hold = {r["instruction"].strip().lower() for r in _load("regression_holdout.jsonl")}
     assert len(dev & hold) <= 0.05 * len(hold)
 
 
 def test_dev_accuracy_meets_targets_and_guards_regressions():
-    overall, per_class = _accuracy(_load("instructions_dev.jsonl"))
-    assert overall >= 0.88 and min(per_class.values()) >= 0.75, per_class
-    # regression guard: the grammar reaches ~0.99 on its development set
-    assert overall >= 0.95, per_class
-    assert min(per_class.values()) >= 0.9, per_class
+    overall, per_class = _accuracy(_load("regression_dev.jsonl"))
+    # regression guard: 1.00 today; a drop of a few points fails
+    assert overall >= REGRESSION_OVERALL, per_class
+    assert min(per_class.values()) >= REGRESSION_PER_CLASS, per_class
 
 
 def test_holdout_accuracy_meets_targets():
-    overall, per_class = _accuracy(_load("instructions_holdout.jsonl"))
-    assert overall >= 0.88, per_class
-    assert min(per_class.values()) >= 0.75, per_class
+    overall, per_class = _accuracy(_load("regression_holdout.jsonl"))
+    assert overall >= REGRESSION_OVERALL, per_class
+    assert min(per_class.values()) >= REGRESSION_PER_CLASS, per_class
 
 
 def test_blind2_accuracy_meets_targets():
-    """Regression guard on ``instructions_blind2.jsonl``, written by a second author in
+    """Regression guard on ``regression_blind2.jsonl``, written by a second author in
     benchmark styles (MagicBrush, Emu Edit, PIE-Bench, GEdit) in five batches, each
     scored before the fixes it prompted: ``blind2_*`` (261, grammar unread) 0.962 overall
     with remove 0.885; ``blind2b_*`` (133, harder phrasing) 0.887 with remove 0.72;
@@ -115,12 +124,12 @@ def test_blind2_accuracy_meets_targets():
     MagicBrush style) 0.947 with background 0.80. All were then fixed with general
     rules, so the set is tuned-on now and guards those rules rather than estimating
     accuracy on new text (pooled first-run accuracy over the 862: about 0.94)."""
-    overall, per_class = _accuracy(_load("instructions_blind2.jsonl"))
-    assert overall >= 0.88, per_class
-    assert min(per_class.values()) >= 0.75, per_class
+    overall, per_class = _accuracy(_load("regression_blind2.jsonl"))
+    assert overall >= REGRESSION_OVERALL, per_class
+    assert min(per_class.values()) >= REGRESSION_PER_CLASS, per_class
 
 
-@pytest.mark.parametrize("name", ["instructions_dev.jsonl", "instructions_holdout.jsonl"])
+@pytest.mark.parametrize("name", ["regression_dev.jsonl", "regression_holdout.jsonl"])
 def test_object_phrase_matches_label_head(name):
     hits = n = 0
     for row in _load(name):
@@ -498,7 +507,7 @@ def test_scrambled_and_odd_inputs_never_crash():
     import random
     import string
 
-    rows = [r["instruction"] for r in _load("instructions_dev.jsonl")]
+    rows = [r["instruction"] for r in _load("regression_dev.jsonl")]
     rng = random.Random(0)
     for _ in range(1500):
         base = rng.choice(rows).split()

@@ -90,7 +90,7 @@ def test_offline_repair_then_fallback():
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
 def test_missing_vllm_is_a_clear_error():
-    with pytest.raises(BackendUnavailableError, match=r"iiie\[gpu\]"):
+    with pytest.raises(BackendUnavailableError, match=r"constraints-gpu\.txt"):
         VLMOfflinePlanner(SETTINGS, fallback=FakeFallback())
 
 

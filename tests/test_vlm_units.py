@@ -371,7 +371,7 @@ def test_serve_checks_weights_then_execs_vllm(tmp_path, monkeypatch, capsys):
     model.mkdir()
     (model / "config.json").write_text("{}")
     monkeypatch.setattr(serve.shutil, "which", lambda name: None)
-    with pytest.raises(BackendUnavailableError, match="iiie\\[gpu\\]"):
+    with pytest.raises(BackendUnavailableError, match=r"constraints-gpu\.txt"):
         serve.serve([f"paths.weights={tmp_path}"])
     assert serve.main([f"paths.weights={tmp_path}"]) == 2
     assert capsys.readouterr().err.startswith("error: the `vllm` command is not on PATH")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from iiie.errors import ConfigurationError
 from iiie.types import Category, EditRequest
 
 
@@ -95,5 +96,30 @@ class Dataset:
         """What identifies this dataset's content, for the plan stage's cache key."""
         raise NotImplementedError
 
+    def known_category(self, sample_id: str) -> Category | None:
+        """The ground-truth category without decoding the image, for a sample whose input
+        cannot be loaded (so its failure is still filed under its category). ``None``
+        where a dataset only knows it after loading."""
+        return None
+
     def __len__(self) -> int:
         return len(self.ids())
+
+
+def check_n(value: Any, key: str = "data.n") -> int | None:
+    """``data.n`` as a count: a whole number >= 0, or None for all samples.
+
+    Raises :class:`~iiie.errors.ConfigurationError` naming the key for anything else
+    (``data.n=abc`` gave a bare ``TypeError`` deep inside a loader before).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigurationError(f"{key} must be a whole number or null, got {value!r}")
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        raise ConfigurationError(f"{key} must be a whole number or null, got {value!r}") from None
+    if n < 0:
+        raise ConfigurationError(f"{key} must be >= 0, got {n}")
+    return n

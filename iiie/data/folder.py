@@ -128,6 +128,11 @@ class FolderDataset(Dataset):
             fp["decode"] = self.decode
         return fp
 
+    def known_category(self, sample_id: str) -> Category | None:
+        """The JSONL's ``category``, readable even when the image file is not."""
+        value = self._rows.get(sample_id, {}).get("category")
+        return Category.parse(value) if value is not None else None
+
     def load(self, sample_id: str) -> Sample:
         if sample_id not in self._rows:
             raise KeyError(f"folder: unknown sample id {sample_id!r}")

@@ -5,11 +5,12 @@ a machine without a GPU:
 
 * :class:`ClassicalInpaintEditor` fills the mask from its surroundings (Telea or
   Navier-Stokes); right for removals, a weak stand-in for everything else.
-* :class:`ColorFillEditor` paints the mask with the colour named in the plan's prompt
-  (local recolouring, and additions of coloured objects); without a colour word it inpaints.
+* :class:`ColorFillEditor` recolours the mask with the colour named in the plan's prompt,
+  keeping its shading (local recolouring, and additions of coloured objects); without a
+  colour word it inpaints.
 * :class:`FilterEditor` applies a photo filter named in the plan's target caption
   (grayscale, sepia, invert, blur, darker, brighter, ...); an unknown filter returns the
-  input unchanged and says so in ``params``.
+  input unchanged, marked ``EditResult.noop`` with the reason.
 
 All of them finish with :func:`iiie.masks.paste_back`, so pixels outside the feathered mask
 equal the input exactly.
@@ -57,16 +58,37 @@ class ClassicalInpaintEditor(BaseEditor):
         return EditResult(out, self.name, params, seed)
 
 
-class ColorFillEditor(BaseEditor):
-    """Paint the mask with the colour named in the plan (keeps the region's shading).
+def recolor(image: Image.Image, mask: np.ndarray, rgb: tuple[int, int, int], shading: float = 1.0) -> Image.Image:
+    """Give the masked region the hue and chroma of ``rgb`` while keeping its shading.
 
-    ``shading`` in [0, 1] keeps that much of the original luminance variation, so texture
-    under a recoloured object survives; 0 gives a flat fill.
+    In CIE Lab the region takes the target's a*/b* (its colour) and the target's mean
+    lightness plus ``shading`` times the region's own lightness variation, so folds,
+    highlights and texture survive a recolour ("make the cup red" stays a shaded cup);
+    ``shading=0`` is a flat fill of the target colour.
+    """
+    src = np.asarray(image.convert("RGB"))
+    lab = cv2.cvtColor(src, cv2.COLOR_RGB2LAB).astype(np.float32)
+    target = cv2.cvtColor(np.array([[rgb]], np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)[0, 0]
+    region = lab[..., 0][mask] if mask.any() else lab[..., 0].reshape(-1)
+    out = np.empty_like(lab)
+    out[..., 0] = target[0] + float(shading) * (lab[..., 0] - float(region.mean()))
+    out[..., 1], out[..., 2] = target[1], target[2]
+    rgb_out = cv2.cvtColor(np.clip(np.rint(out), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    return Image.fromarray(rgb_out)
+
+
+class ColorFillEditor(BaseEditor):
+    """Recolour the mask with the colour named in the plan, keeping the region's shading.
+
+    ``shading`` in [0, 1] keeps that much of the original lightness variation (1: all of
+    it, the default; 0: a flat fill), see :func:`recolor`.
     """
 
     name = "classical_color"
 
-    def __init__(self, method: str = "telea", radius: int = 5, blur: int = 1, shading: float = 0.0) -> None:
+    def __init__(self, method: str = "telea", radius: int = 5, blur: int = 1, shading: float = 1.0) -> None:
+        if not 0.0 <= float(shading) <= 1.0:
+            raise ValueError(f"editor.shading must be in [0, 1], got {shading}")
         self.inpaint = ClassicalInpaintEditor(method, radius, blur)
         self.blur, self.shading = int(blur), float(shading)
 
@@ -77,14 +99,7 @@ class ColorFillEditor(BaseEditor):
             result.params["fallback"] = "no colour word in the prompt: inpainted instead"
             result.editor = self.name
             return result
-        src = np.asarray(request.image.convert("RGB"), np.float32)
-        rgb = np.array(NAMED_COLORS[color], np.float32)
-        fill = np.broadcast_to(rgb, src.shape).copy()
-        if self.shading > 0:
-            lum = src.mean(-1, keepdims=True)
-            region = lum[mask.mask] if mask.mask.any() else lum.reshape(-1)
-            fill = fill + self.shading * (lum - float(region.mean()))
-        edited = Image.fromarray(np.clip(np.rint(fill), 0, 255).astype(np.uint8))
+        edited = recolor(request.image, mask.mask, tuple(NAMED_COLORS[color]), self.shading)
         out = M.paste_back(request.image, edited, mask.mask, self.blur)
         return EditResult(out, self.name, {"color": color, "blur": self.blur, "shading": self.shading}, seed)
 
@@ -105,6 +120,10 @@ FILTERS: list[tuple[str, str]] = [
     (r"\bbright\w*\b|\bsunn\w*\b|\blighter\b|\blighten\w*\b", "brighten"),
     (r"\bsharp\w*\b", "sharpen"),
 ]
+
+
+#: The filters :class:`FilterEditor` can apply, in match order.
+FILTER_NAMES = tuple(dict.fromkeys(name for _, name in FILTERS))
 
 
 def detect_filter(text: str) -> str | None:
@@ -146,8 +165,10 @@ class FilterEditor(BaseEditor):
         text = " ".join([plan.target_caption, plan.target_prompt, request.instruction])
         name = detect_filter(text)
         if name is None:
-            params = {"filter": None, "note": "no known filter named; image returned unchanged"}
-            return EditResult(request.image.copy(), self.name, params, seed)
+            reason = (f"no filter this CPU editor knows is named (it knows {', '.join(FILTER_NAMES)}); "
+                      "the image is returned unchanged: a style or scene change needs `editor@editor.global=infedit` (weights)")
+            params = {"filter": None, "note": reason}
+            return EditResult(request.image.copy(), self.name, params, seed, noop=True, noop_reason=reason)
         filtered = apply_named_filter(request.image, name, self.strength)
         out = M.paste_back(request.image, filtered, mask.mask, self.blur)
         return EditResult(out, self.name, {"filter": name, "strength": self.strength}, seed)

@@ -11,13 +11,23 @@ from omegaconf import DictConfig
 
 class CollectSweep(Callback):
     """After a multirun, write ``results/<experiment>/comparison.{md,csv,json}`` (and, for
-    an experiment with a ``paper_table`` node, the paper's ``table.{md,csv,json}``)."""
+    an experiment with an ``ablation`` node, the step's table of
+    :mod:`iiie.pipeline.ablation`; for one with a ``paper_table`` node, the paper's ``table.{md,csv,json}``)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from iiie.pipeline.report import collect, paper_table
 
         sweep = Path(config.paths.results) / str(config.experiment_name)
         if not sweep.exists():
+            return
+        ablation = config.get("ablation")
+        if ablation is not None:  # one step's ablation: default marked, deltas, skipped variants
+            from iiie.pipeline.ablation import ablation_table
+
+            skipped = {str(k): str(v) for k, v in (ablation.get("skipped") or {}).items()}
+            ablation_table(sweep, str(ablation.get("default", "default")), skipped, str(config.experiment_name))
+            print((sweep / "comparison.md").read_text())
+            print(f"comparison written to {sweep / 'comparison.md'}")
             return
         collect(sweep)
         paper = config.get("paper_table")

@@ -59,7 +59,8 @@ def load_mask(d: StageDir, sample_id: str) -> MaskResult:
 
 def save_edit(d: StageDir, sample_id: str, result: EditResult, info: dict[str, Any]) -> None:
     atomic_save_png(d.file(sample_id, ".png"), result.image)
-    record = {"id": sample_id, "editor": result.editor, "params": result.params, "seed": result.seed, **info}
+    record = {"id": sample_id, "editor": result.editor, "params": result.params, "seed": result.seed,
+              "noop": bool(result.noop), "noop_reason": result.noop_reason, **info}
     atomic_write_json(d.record(sample_id), record)
     d.clear_error(sample_id)
 
@@ -68,7 +69,8 @@ def load_edit(d: StageDir, sample_id: str) -> EditResult:
     rec = read_json(d.record(sample_id))
     with Image.open(d.file(sample_id, ".png")) as im:
         image = im.convert("RGB")
-    return EditResult(image, rec.get("editor", ""), rec.get("params", {}), int(rec.get("seed", 0)))
+    return EditResult(image, rec.get("editor", ""), rec.get("params", {}), int(rec.get("seed", 0)),
+                      bool(rec.get("noop", False)), str(rec.get("noop_reason", "")))
 
 
 def save_error(d: StageDir, sample_id: str, exc: BaseException, extra: dict[str, Any] | None = None) -> None:

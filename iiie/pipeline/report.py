@@ -37,6 +37,7 @@ COLUMN_DOCS = {
     "edit_calls": "samples sent to the editors",
     "n": "samples in the row",
     "failed": "samples that stopped with an error before scoring",
+    "noop": "samples whose editor returned the input unchanged (nothing was edited)",
     "category_acc": "planner's category = ground truth (step 1)",
     "object_match": "planner's object phrase matches the ground-truth object (step 2)",
     "mask_iou": "IoU of the edit mask with the ground-truth change region (step 3)",
@@ -49,7 +50,8 @@ COLUMN_DOCS = {
     **BENCHMARK_COLUMN_DOCS,
 }
 #: Row keys that are labels, not scores (with the benchmark labels of ``report_fields``).
-NON_METRIC = {"id", "category", "plan_category", "failed_stage", "error", "error_type", "method", *REPORT_FIELDS}
+NON_METRIC = {"id", "category", "plan_category", "failed_stage", "error", "error_type", "method", "noop",
+              *REPORT_FIELDS}
 #: The paper's Table-1 columns (MAGIC protocol), first in the paper table.
 PAPER_COLUMNS = ("edit_faithfulness", "content_preservation", "overall")
 STAGE_CALLS = ("plan", "mask", "edit")
@@ -77,7 +79,8 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _summarise(name: str, rows: list[dict[str, Any]], cols: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"category": name, "n": len(rows), "failed": sum(1 for r in rows if "failed_stage" in r)}
+    out: dict[str, Any] = {"category": name, "n": len(rows), "failed": sum(1 for r in rows if "failed_stage" in r),
+                           "noop": sum(1 for r in rows if r.get("noop") is True)}
     for c in cols:
         vals = [float(r[c]) for r in rows if isinstance(r.get(c), (int, float)) and math.isfinite(float(r[c]))]
         out[c] = sum(vals) / len(vals) if vals else None
@@ -172,7 +175,7 @@ def collect(sweep_dir: Path, out_dir: Path | None = None) -> list[dict[str, Any]
     if not rows:
         raise FileNotFoundError(f"no */results.json under {sweep_dir}: did the sweep run?")
     calls = [f"{s}_calls" for s in STAGE_CALLS]
-    order = ["variant", "n", "failed"] + [c for c in metric_columns(rows) if c not in calls and c not in ("n", "failed")] + calls
+    order = ["variant", "n", "failed", "noop"] + [c for c in metric_columns(rows) if c not in calls and c not in ("n", "failed")] + calls
     rows = [{k: r.get(k) for k in order} for r in rows]
     totals = {c: sum(r.get(c) or 0 for r in rows) for c in calls}
     md = to_markdown(rows, f"Comparison: {sweep_dir.name}", key="variant")
@@ -212,7 +215,7 @@ def paper_table(
         overall = next(r for r in data["table"] if r["category"] == "overall")
         row = {"method": method, "source": "this run"}
         row.update({c: overall.get(c) for c in PAPER_COLUMNS})
-        row.update(n=overall.get("n"), failed=overall.get("failed"))
+        row.update(n=overall.get("n"), failed=overall.get("failed"), noop=overall.get("noop"))
         row.update({c: overall.get(c) for c in metric_columns([overall]) if c not in PAPER_COLUMNS})
         row.update(_stage_calls(man.get("stages", {})))
         ours.append(row)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from iiie import weights
 from iiie.batching import FATAL, chunks, guarded_batch
-from iiie.data.base import Dataset, Sample, report_fields
+from iiie.data.base import Dataset, Sample, check_n, report_fields
 from iiie.errors import ConfigurationError, IIIEError, PreviousTurnMissingError
 from iiie.pipeline import records as R
 from iiie.pipeline.cache import StageDir, plain, redact, stable_hash
@@ -92,6 +92,8 @@ class Runner:
     def __init__(self, cfg: DictConfig, dataset: Dataset | None = None, show_progress: bool = True) -> None:
         self.cfg = cfg
         self.root = Path(cfg.paths.runs) / str(cfg.experiment_name)
+        if dataset is None and "n" in cfg.data:
+            check_n(cfg.data.n)  # a clear error for data.n=abc, before any loader sees it
         self.dataset: Dataset = dataset if dataset is not None else instantiate(cfg.data)
         self.show_progress = show_progress
         self.stages: dict[str, Stage] = {cls.name: cls(self) for cls in STAGES if cls.enabled(cfg)}
@@ -362,14 +364,19 @@ class Runner:
                 row["category"] = sample.truth.category.value
             row.update(report_fields(sample))
         except Exception:  # noqa: BLE001 - the input itself is what failed
-            pass
+            known = self.dataset.known_category(sample_id)  # still file it under its category
+            if known is not None:
+                row["category"] = known.value
         last = len(self.order) - 1
         k, state, route = self._walk(sample_id, last)
         row.update(self._provenance(sample_id, k, route))
         st = self.order[k]
         if k == last and state in PASSED:
             rec = R.read_json(self.stage_dir(st.name, route).record(sample_id))
-            return {**row, "plan_category": rec["plan_category"], "category": rec["category"], **rec["scores"]}
+            edit_rec = self.stage_dir("edit", route).record(sample_id)
+            noop = edit_rec.is_file() and bool(R.read_json(edit_rec).get("noop", False))
+            return {**row, "plan_category": rec["plan_category"], "category": rec["category"], **rec["scores"],
+                    "noop": noop}
         err = R.load_error(self.stage_dir(st.name, route), sample_id)
         if k == 0:
             return {**row, "failed_stage": st.name, **_failure(err)}

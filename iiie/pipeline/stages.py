@@ -17,7 +17,7 @@ from iiie.pipeline import records as R
 from iiie.pipeline.cache import StageDir, plain, redact, without_keys
 from iiie.protocols import Scored
 from iiie.seeding import sample_seed
-from iiie.types import Category
+from iiie.types import Category, mark_noop
 from iiie.vlm.settings import NON_SEMANTIC_KEYS
 
 if TYPE_CHECKING:
@@ -175,6 +175,7 @@ class EditStage(Stage):
         return backend.edit_batch([s.request for s, _, _ in items], [p for _, p, _ in items], [m for _, _, m in items], seeds)
 
     def save(self, d, sample_id, item, out, info, backend):
+        mark_noop(item[0].request.image, out)
         R.save_edit(d, sample_id, out, {"route": item[1].category.value, **info})
 
     def error_info(self, item):

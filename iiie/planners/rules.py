@@ -44,7 +44,7 @@ Modules: :mod:`~iiie.planners.rules_text` (reading: normalisation, clauses, noun
 :mod:`~iiie.planners.rules_prompts` (target prompts, captions),
 :mod:`~iiie.planners.rules_boxes` (addition boxes), :mod:`~iiie.planners.rules_lexicon`
 (word lists). Accuracy on the labelled sets in ``tests/data`` is measured by
-``python -m iiie.plan input=tests/data/instructions_holdout.jsonl output=OUT.jsonl``.
+``python -m iiie.plan input=tests/data/regression_holdout.jsonl output=OUT.jsonl``.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ import numpy as np
 from iiie.errors import InstructionError
 from iiie.planners.rules_boxes import locate
 from iiie.planners.rules_grammar import Parse, fallback_parse, parse_clause
+from iiie.planners.rules_language import check_english
 from iiie.planners.rules_prompts import (
     DEFAULT_SUBJECT,
     REMOVE_PROMPT,
@@ -146,7 +147,7 @@ def _validate(instruction: Any) -> str:
             f"instruction is {len(instruction)} characters long; the limit is "
             f"{MAX_INSTRUCTION_CHARS}"
         )
-    if not re.search(r"[A-Za-z]", instruction):
+    if not re.search(r"[^\W\d_]", instruction):
         raise InstructionError(f"instruction has no words: {instruction[:80]!r}")
     return instruction
 
@@ -168,6 +169,7 @@ def parse_instruction(
     """
     text = _validate(instruction)
     norm = normalise(text)
+    check_english(text, norm)
     clauses = [strip_lead_ins(c) for c in split_clauses(norm)]
     clauses = [c for c in clauses if c]
     if not clauses:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from iiie.planners import rules_lexicon as lex
+from iiie.planners.rules_table import _BE, REMOVE_PATTERNS, first_match, slots
 from iiie.planners.rules_text import (
     ING_NOUNS,
     NUMBER_WORDS,
@@ -23,6 +24,7 @@ from iiie.planners.rules_text import (
     is_adjectival,
     is_definite,
     is_indefinite,
+    is_place,
     np_head,
     np_kind,
     property_of,
@@ -159,11 +161,12 @@ def _scenery_change(obj: str, tail: str, comp: str) -> bool:
         scene_in(obj) or find_phrase(obj, lex.BACKDROP_NOUNS)
     ):
         return True
-    return (
-        np_head(obj) in lex.SCENERY_REGIONS
-        and bool(scene_in(comp))
-        and not (find_phrase(comp, lex.STYLE_WORDS))
-    )
+    if find_phrase(comp, lex.STYLE_WORDS):
+        return False
+    if np_head(obj) in lex.SCENERY_REGIONS and scene_in(comp):
+        return True
+    # a place turned into another place ("the warehouse -> a beach"): the setting changes
+    return is_place(obj) and is_place(split_np(comp)[0])
 
 
 def _time_is_head(comp: str) -> bool:
@@ -323,6 +326,16 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Par
     if not tail:
         np_raw, tail = split_np(np_raw)
     m = re.search(r"\binstead of\s+(?P<y>.+)$", tail)
+    if m and is_place(clean_np(split_np(m.group("y"))[0])) and scene_in(tail[: m.start()]):
+        # "put them in a library instead of the office": the subject gets a new setting
+        return Parse(
+            Category.BACKGROUND,
+            "move_subject",
+            obj="" if np_kind(clean_np(np_raw)) != "thing" else clean_np(np_raw),
+            comp=_place(tail[: m.start()].strip()),
+            verb=verb,
+            cues=[f"verb:{verb}", "instead-of-place"],
+        )
     if m:  # "put a dog instead of the cat": the cat is changed into a dog
         old = clean_np(split_np(m.group("y"))[0])
         if old and np_kind(old) == "thing":
@@ -362,8 +375,13 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Par
         return Parse(
             Category.GLOBAL, "add_filter", comp=np_raw, verb=verb, cues=cues + [f"filter:{obj}"]
         )
-    if re.sub(r"^(?:a|an|some)\s+", "", obj) in lex.WEATHER_EVENTS and (
-        not tail or re.match(r"^(?:to|in|on) (?:the )?(?:image|photo|picture|scene|it)$", tail)
+    weather = re.sub(r"^(?:a|an|some)\s+", "", obj)
+    weather = re.sub(r"^(?:bit of|little|light|heavy|thick|gentle|soft|steady|torrential|"
+                     r"falling|fresh|dense|violent|raging|big|huge|massive)\s+", "", weather)
+    if weather in lex.WEATHER_EVENTS and (
+        not tail
+        or re.match(r"^(?:to|in|on|over|across|onto|into|throughout|all over) (?:the )?(?:whole |entire )?"
+                    r"(?:image|photo|picture|scene|it|everything|landscape|city|town|street)$", tail)
     ):
         return Parse(Category.GLOBAL, "add_weather", comp=obj, verb=verb, cues=cues + ["weather"])
     moving = verb in (
@@ -385,7 +403,12 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Par
         "portray",
         "picture",
     )
-    if moving and kind == "image" and scene_in(tail) and re.match(r"^(?:in|on|at|to)\b", tail):
+    if (
+        moving
+        and (kind == "image" or obj in ("", "this", "everything", "all this", "all of this", "them all"))
+        and scene_in(tail)
+        and re.match(r"^(?:in|on|at|to|into|onto|inside)\b", tail)
+    ):
         return Parse(
             Category.BACKGROUND,
             "move_scene",
@@ -706,21 +729,12 @@ def _decide_existential(np_text: str) -> Parse:
 # the grammar: ordered frames over a normalised clause
 # --------------------------------------------------------------------------------------------
 
-_REMOVE_VERBS = (
-    r"remove|delete|erase|eliminate|ditch|lose|hide|exclude|omit|scrub|cut out|cut away|"
-    r"cut down|chop down|clean up|clean off|clean out|clean away|clear away|clear out|"
-    r"clear off|wipe out|wipe away|wipe off|get rid of|do away with|take out|take away|"
-    r"take off|take down|pull out|rip out|strip away|strip off|edit out|crop out|"
-    r"paint out|photoshop out|rid (?:it|the image|the picture|the photo|this) of|"
-    r"free (?:it|the image) of|knock down|tear down|erase away|extract|throw away|"
-    r"throw out|discard|kill|destroy|vanish|unclutter|declutter|clear|leave out|cut off|"
-    r"nix|scrap|axe|zap|banish|purge"
-)
 _CHANGE_VERBS = (
     r"change|turn|transform|convert|switch|swap|replace|morph|alter|modify|recolor|"
     r"color|paint|dye|render|edit|update|set|upgrade|exchange|substitute|redo|restyle|"
     r"reshape|resize|shrink|enlarge|make|recreate|redraw|reimagine|rework|re-color|"
-    r"tint|stain|fill|cover|dress up|age|evolve|mutate|adjust|fix|give"
+    r"tint|stain|fill|cover|dress up|age|evolve|mutate|adjust|fix|give|transfer|"
+    r"reinterpret|repaint|stylize|stylise"
 )
 _ADD_VERBS = (
     r"add|insert|include|draw|put|place|stick|hang|put up|build|attach|plant|sketch|"
@@ -729,175 +743,13 @@ _ADD_VERBS = (
     r"relocate|pop|throw in|carve|write|get|set|paint|grow|station|land|release|toss|"
     r"float|fly|shift|show|depict|portray"
 )
-_BE = (
-    r"(?:(?:should|must|would|could|can|will|shall|might|may|needs? to|has to|have to|"
-    r"ought to|to|is going to|are going to)\s+)?(?:(?:not|never)\s+)?"
-)
-
-
 def _match_remove(c: str) -> Parse | None:
-    m = re.match(
-        r"^(?:clear|rid|free|empty|strip|clean|cleanse|purge)\s+(?P<x>.+?)\s+of\s+"
-        r"(?:all\s+|any\s+|the\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if m and np_kind(clean_np(m.group("obj"))) not in ("image", "none"):
-        # "clear the sky of birds": the birds go, the sky stays
-        return _decide_remove(m.group("obj"), "clear-of")
-    m = re.match(
-        r"^(?:do not|never|not)\s+(?:have|include|show|keep|put|add|want)\s+(?:any\s+)?"
-        r"(?P<obj>.+?)(?:\s+(?:there|here|in it|anymore|any more))?$",
-        c,
-    )
-    if m:  # "let's not have the bucket there", "don't include the dog"
-        return _decide_remove(m.group("obj"), "do-not-have")
-    m = re.match(
-        r"^(?:i|we)\s+(?:do not|did not|would not|never)\s+(?:want|like|need)\s+"
-        r"(?:to see\s+)?(?:any\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if m:
-        return _decide_remove(m.group("obj"), "do-not-want")
-    m = re.match(rf"^(?:{_REMOVE_VERBS})\s+(?P<obj>.+)$", c)
-    if m and not re.match(r"^(?:up|down)$", m.group("obj")):
-        return _decide_remove(m.group("obj"), c[: m.start("obj")].strip())
-    m = re.match(
-        r"^(?P<v>take|get|clear|wipe|pull|cut|clean|rip|strip|edit|crop|photoshop|"
-        r"paint|knock|throw|toss|kick|chase|erase|delete|remove|move|brush|scrub|leave|drop|"
-        r"pluck|yank|pick|lift|wash|rub)\s+"
-        r"(?P<obj>.+?)\s+(?:out of|off of|away from|out|away|off|from)(?:\s+(?P<r>.*))?$",
-        c,
-    )
-    particle = r"\b(?:out|away|from)\b" if m and m.group("v") == "drop" else r"\b(?:out|away)\b"
-    if m and not (m.group("v") in ("move", "leave", "drop") and not re.search(particle, c)):
-        return _decide_remove(m.group("obj"), m.group("v"))
-    m = re.match(
-        rf"^(?P<x>.+?)\s+{_BE}(?:be\s+|is\s+|are\s+)?(?:free|clear|empty|devoid|rid)\s+of\s+"
-        r"(?:all\s+|any\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if m and np_kind(clean_np(m.group("obj"))) not in ("image", "none"):
-        # "the wall should be free of graffiti"
-        return _decide_remove(m.group("obj"), "free-of")
-    m = re.match(r"^drop\s+(?P<obj>.+)$", c)
-    if m and is_definite(m.group("obj")) and not split_np(m.group("obj"))[1]:
-        # "drop the dog (from the photo)": a definite object with nowhere to go is dropped
-        # from the picture; "drop a ball on the floor" stays an addition
-        return _decide_remove(m.group("obj"), "drop")
-    m = re.match(
-        r"^(?:make|have|let|get)\s+(?P<who>.+?)\s+(?:not|never|no longer|stop)\s+"
-        r"(?:wear|wearing|have|having|hold|holding|carry|carrying)\s+(?:any\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if m:  # "have the woman not wear glasses": the worn/held thing goes
-        return _decide_remove(m.group("obj"), "not-wear")
-    m = re.match(
-        r"^(?:(?:show|i want|i would like|i need|give me|can i see|let me see|i prefer|"
-        r"i would prefer|make)\s+)?(?P<x>.+?)\s+(?:would|will|could|might)?\s*"
-        r"(?:look|looks|be|is)?\s*(?:better|nicer|cleaner|best|prettier)?\s*"
-        r"without\s+(?:any\s+|all\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if (
-        m
-        and not re.match(r"^\w+ing\b", m.group("obj"))
-        and (
-            np_kind(clean_np(m.group("x"))) in ("image", "none")
-            or re.match(
-                r"^(?:show|i want|i would like|i need|give me|can i see|let me see|i prefer"
-                r"|i would prefer)\s",
-                c,
-            )
-            or re.search(r"\b(?:better|nicer|cleaner|best|prettier)\s+without\b", c)
-        )
-    ):  # "i'd like the photo without the fence", "it would look better without the bag"
-        return _decide_remove(m.group("obj"), "without")
-    m = re.match(
-        r"^(?:make|let|have)\s+(?P<obj>.+?)\s+(?:be\s+)?(?:disappear|vanish|go away|"
-        r"invisible|gone|leave|(?:fly|walk|run|swim|drive|sail|move|hop|wander)\s+"
-        r"(?:away|off)(?:$|\s+(?:from|out)))\b",
-        c,
-    )
-    if m:
-        return _decide_remove(m.group("obj"), "make-disappear")
-    c = re.sub(
-        r"^(?:what if|imagine if|imagine|suppose|i want|i would like|i need|i wish|"
-        r"we want|i would prefer|i prefer)\s+",
-        "",
-        c,
-    )
-    m = re.match(
-        rf"^(?P<obj>.+?)\s+{_BE}(?:be\s+|get\s+|being\s+)?(?:gone|removed|deleted|"
-        r"erased|eliminated|taken out|taken away|cleared|wiped out|disappear|"
-        r"disappears|disappeared|vanish|vanishes|vanished|go away|missing|absent)\b",
-        c,
-    )
-    if not m:
-        m = re.match(
-            r"^(?P<obj>.+?)\s+(?:needs? to|has to|have to|must|should|can|could)\s+"
-            r"(?:go|leave|be gone|go away|(?:come|be taken) off(?:\s+.+)?|(?:come|be taken) out"
-            r"(?:\s+of\s+(?:the|this)\s+(?:picture|image|photo|shot|scene|frame))?)$",
-            c,
-        )
-    if m and not re.match(r"^(?:there|it)$", m.group("obj")):
-        return _decide_remove(m.group("obj"), "gone")
-    m = re.match(
-        r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did|was|were|is|are|"
-        r"needs? to|has to|have to|ought to)\s+){1,2}(?:not|never)\s+(?:be\s*)?(?:there|here|"
-        r"in (?:the|this) (?:picture|image|photo|scene|shot|frame)|visible|present|"
-        r"exist|appear|be seen|show|$|(?:on|in|at|under|by|near|inside) (?:the|this|that|"
-        r"his|her|their|its) (?!(?:left|right|top|bottom|side|middle|center|centre)$)[a-z]+$)",
-        c,
-    )
-    if m:
-        obj = re.sub(
-            r"\s+(?:was|were|is|are|should|would|could|must|does|did|do)$", "", m.group("obj")
-        )
-        return _decide_remove(obj, "not-there")
-    m = re.match(
-        r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did)\s+)?(?:not|never)"
-        r"\s+(?:have|has|contain|include|"
-        r"show)\s+(?:any\s+)?(?P<thing>.+)$",
-        c,
-    )
-    if m and np_kind(clean_np(m.group("obj"))) in ("image", "none"):
-        return _decide_remove(m.group("thing"), "not-have")
-    m = re.match(
-        r"^(?P<obj>.+?)\s+(?:(?:should|must|would|could|can|will|does|do|did|is|are|was|were)"
-        r"\s+)?(?:not|never|no longer)\s+(?:be\s+)?(?:have|has|wear|wears|wearing|hold|holds|holding|"
-        r"carry|carries|carrying)\s+(?:any\s+)?(?P<thing>.+)$",
-        c,
-    )
-    if m:
-        twords = clean_np(split_np(m.group("thing"))[0]).split()
-        # "the man should not have long hair" changes the hair; "... a beard" removes it
-        attribute = (
-            len(twords) > 1
-            and twords[-1] in lex.BODY_PARTS
-            and not is_indefinite(m.group("thing"))
-            and is_adjectival(twords[:-1])
-        )
-        if not attribute:
-            return _decide_remove(m.group("thing"), "not-have")
-    m = re.match(
-        r"^there\s+(?:should|must|can|would|will|could)\s+(?:not|never)\s+be\s+"
-        r"(?:any\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if m:
-        return _decide_remove(m.group("obj"), "no")
-    m = re.match(
-        r"^(?:(?:there (?:should|must|can|would|will) be|there is|there are|"
-        r"there was|there were|let there be|i want|i would like|have|leave|with|"
-        r"show) )?(?:no|none of the|zero)\s+(?:more\s+)?(?P<obj>.+)$",
-        c,
-    )
-    if m:
-        return _decide_remove(m.group("obj"), "no")
-    m = re.match(r"^(?:without|minus|sans)\s+(?:any\s+)?(?P<obj>.+)$", c)
-    if m:
-        return _decide_remove(m.group("obj"), "without")
-    return None
+    """The removal frame: the first row of :data:`~iiie.planners.rules_table.REMOVE_PATTERNS`."""
+    hit = first_match(c, REMOVE_PATTERNS)
+    if hit is None:
+        return None
+    obj, _loc, verb = slots(*hit, c)
+    return _decide_remove(obj, verb)
 
 
 def _split_give(rest: str) -> tuple[str, str]:
@@ -1030,6 +882,13 @@ def _parse_statement(s: str, lenient: bool = False) -> Parse | None:
     if m:
         return _decide_existential(m.group("r"))
     m = re.match(
+        rf"^(?P<s>.+?)\s+{_BE}(?:be\s+)?(?:turn|turns|turned|change|changes|changed|transform|"
+        r"transforms|transformed|morph|morphs|morphed)\s+(?:into|to)\s+(?P<r>.+)$",
+        s,
+    )
+    if m:  # "the living room should turn into a forest clearing": a change of the subject
+        return _decide_change(m.group("s"), m.group("r"), "turn")
+    m = re.match(
         rf"^(?P<s>.+?)\s+{_BE}(?P<v>be|become|becomes|became|is|are|was|were|been|"
         r"being|gets|got|turns|turned|look|looks|looked|seem|seems|appears|had|has|"
         r"have|having|wore|wears|wear|wearing|held|holds|hold|holding|carry|carries|"
@@ -1160,6 +1019,18 @@ def _match_fill(c: str) -> Parse | None:
     np_raw, tail = split_np(m.group("y"))
     thing = clean_np(np_raw)
     head = np_head(thing)
+    if m.group("v") == "surround" and is_definite(m.group("o")) and (
+        is_place(thing.split(" of ")[0])
+        or np_head(thing.split(" of ")[0]) in ("field", "fields", "landscape", "scenery", "sea", "meadow")
+    ):  # "surround the boy with a field of sunflowers": a new setting around the subject
+        return Parse(
+            Category.BACKGROUND,
+            "surround_with_scene",
+            obj=clean_np(m.group("o")),
+            comp=m.group("y"),
+            verb="surround",
+            cues=["verb:surround", "scene"],
+        )
     countable = is_indefinite(np_raw) or (
         head.endswith("s") and not head.endswith("ss") and np_kind(thing) == "thing"
     )
@@ -1357,6 +1228,12 @@ def _match_see(c: str) -> Parse | None:
     return _decide_change(m.group("o"), m.group("c"), "see")
 
 
+_DEGREE = (
+    r"(?<=\w)\s+(?:a lot|a bit|a little|a little bit|a touch|a tad|slightly|considerably|"
+    r"significantly|dramatically|heavily|substantially|somewhat)(?=\s|$)(?! of)"
+)
+
+
 def _match_adjust(c: str) -> Parse | None:
     """ "increase the contrast", "blur the background", "sharpen", "more saturation"."""
     words = c.split()
@@ -1369,6 +1246,9 @@ def _match_adjust(c: str) -> Parse | None:
         return None
     rest = " ".join(words[1:])
     rest = re.sub(r"^(?:up|down|out|in)\s+", "", rest)
+    # degree adverbs are not part of the object: "brighten it a lot and ..."
+    rest = re.sub(_DEGREE, "", rest).strip()
+    rest = re.sub(r"^(it|this|everything|the (?:image|photo|picture|scene))\s+(?:up|down)\b", r"\1", rest)
     np_raw, tail = split_np(rest)
     obj = clean_np(np_raw)
     prop, inner = property_of(obj)

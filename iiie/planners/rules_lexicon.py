@@ -365,6 +365,39 @@ SCENE_NOUNS = frozenset(
         "the alps",
         "north pole",
         "south pole",
+        # places named in benchmark scene changes ("turn the construction site into ...")
+        "construction site",
+        "building site",
+        "race track",
+        "gas station",
+        "bus stop",
+        "shopping mall",
+        "train platform",
+        "zen garden",
+        "flower meadow",
+        "flower field",
+        "town square",
+        "city square",
+        "canal",
+        "harbour front",
+        "waterfront",
+        "boulevard",
+        "avenue",
+        "parking garage",
+        "terrace",
+        "patio",
+        "balcony",
+        "porch",
+        "veranda",
+        "clearing",
+        "pasture",
+        "village",
+        "town",
+        "interior",
+        "wasteland",
+        "terrain",
+        "underwater world",
+        "subway platform",
     ]
 )
 
@@ -375,7 +408,9 @@ TONAL_RANGES = frozenset("shadows highlights midtones blacks whites".split())
 WEATHER_EVENTS = frozenset(
     "rain fog mist haze storm snowfall snow thunderstorm rainstorm snowstorm blizzard "
     "drizzle hail sleet sandstorm downpour showers".split()
-    + ["falling snow", "heavy rain", "light rain"]
+    + ["falling snow", "heavy rain", "light rain", "snow storm", "rain storm", "thunder storm",
+       "hail storm", "ice storm", "dust storm", "sand storm", "winter storm", "heavy snow",
+       "light snow", "snow flurries", "thick fog", "heavy fog"]
 )
 
 #: Nouns that name a global property of the picture (an adjustment, not an object).

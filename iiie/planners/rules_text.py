@@ -60,7 +60,8 @@ def normalise(text: str) -> str:
     t = re.sub(r"(?<=\w)'(?=\s|$)", "", t)  # dogs' -> dogs
     t = re.sub(r"(?<=\s)'|^'", "", t)  # opening single quotes
     words = []
-    for w in re.findall(r"[a-z0-9][a-z0-9'&\-]*|[.,;:!?()/]|->|=>", t):
+    # letters of any script are kept ("enlève", "日本"); only symbols are dropped
+    for w in re.findall(r"[^\W_][\w'&\-]*|[.,;:!?()/]|->|=>", t):
         w = lex.CONTRACTIONS.get(w, w)
         w = lex.TYPOS.get(w, w)
         words.append(w)
@@ -368,6 +369,28 @@ def np_kind(np_clean: str) -> str:
 def scene_in(text: str) -> str:
     """A place a subject could be moved to, if ``text`` names one."""
     return find_phrase(text, lex.SCENE_NOUNS)
+
+
+#: Scene nouns that are as often an object in the picture as its setting.
+_THING_LIKE_PLACES = frozenset(
+    "cloud clouds bridge roof rooftop skyscraper tower planet moon mars sand snow grass lawn "
+    "stage podium tunnel iceberg fountain road mountain mountains volcano hill hills "
+    "cliff peak summit glacier".split()
+)
+
+
+def is_place(np: str) -> bool:
+    """Does the noun phrase name a setting (its head is a place: "the old warehouse",
+    "a beach with palm trees"), not an object that merely mentions one?"""
+    if "'" in np or '"' in np:  # quoted text ("the text 'cafe'") names no setting
+        return False
+    np = clean_np(np)
+    if re.search(r"\b(?:text|word|words|sign|label|writing|letters|caption|title|logo)\b", np):
+        return False  # "the text cafe": the words on a sign, not a place
+    place = scene_in(np)
+    if not place or place in _THING_LIKE_PLACES:
+        return False
+    return bool(re.search(rf"\b{re.escape(place)}s?$", np))
 
 
 def backdrop_behind(tail: str) -> bool:

@@ -15,18 +15,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from iiie.errors import BackendUnavailableError
+from iiie.errors import GPU_INSTALL, BackendUnavailableError
 from iiie.protocols import first_plan
 from iiie.types import EditRequest, Plan
 from iiie.vlm.client import ChatResult
 from iiie.vlm.dialogue import Call, Outcome, PlanDialogue
+from iiie.vlm.sampling import sampling_params_kwargs, split_extra_body
 from iiie.vlm.settings import VLMSettings
 
 from .vlm import VLMPlannerBase
 
 INSTALL_HINT = (
-    "planner=vlm_offline needs vllm (a GPU-only optional extra): "
-    "pip install -c requirements/constraints.txt 'iiie[gpu]'. "
+    f"planner=vlm_offline needs vllm (a GPU-only optional extra): {GPU_INSTALL}. "
     "Or serve the model once with `make serve-vlm` and use planner=vlm."
 )
 
@@ -72,6 +72,8 @@ class VLLMEngine:
             "dtype": self.serve.get("dtype", "auto"),
             "tensor_parallel_size": self.serve.get("tensor_parallel_size", 1),
             "seed": self.serve.get("seed", 0),
+            # as `vllm serve --generation-config vllm`: no defaults from the model's folder
+            "generation_config": self.serve.get("generation_config", "vllm"),
         }
         if self.serve.get("max_num_seqs"):
             kwargs["max_num_seqs"] = self.serve["max_num_seqs"]
@@ -87,7 +89,7 @@ class VLLMEngine:
         from vllm import SamplingParams
 
         s = self.settings
-        common = {"temperature": s.temperature, "max_tokens": s.max_tokens, "seed": seed}
+        common = sampling_params_kwargs(s, seed)  # = the server path's fields + vlm.extra_body
         try:  # vLLM >= 0.11
             from vllm.sampling_params import StructuredOutputsParams
 
@@ -99,7 +101,8 @@ class VLLMEngine:
 
     def chat(self, calls: Sequence[Call], seeds: Sequence[int | None]) -> list[ChatResult]:
         params = [self.sampling_params(c.schema, s) for c, s in zip(calls, seeds, strict=True)]
-        outputs = self.llm.chat([c.messages for c in calls], params, use_tqdm=False)
+        _, chat_kwargs = split_extra_body(self.settings)
+        outputs = self.llm.chat([c.messages for c in calls], params, use_tqdm=False, **chat_kwargs)
         results = []
         for out in outputs:
             first = out.outputs[0] if out.outputs else None

@@ -23,6 +23,7 @@ from typing import Any
 import openai
 
 from iiie.errors import BackendUnavailableError
+from iiie.vlm.sampling import request_fields
 from iiie.vlm.settings import VLMSettings
 from iiie.vlm.stats import Stats
 
@@ -172,16 +173,10 @@ class VLMClient:
         s = self.settings
         client = self.client
         assert self._semaphore is not None
-        kwargs: dict[str, Any] = {
-            "model": s.model,
-            "messages": messages,
-            "temperature": s.temperature,
-            "max_tokens": s.max_tokens,
-        }
+        # the same explicit sampling fields as the offline engine (iiie/vlm/sampling.py)
+        kwargs: dict[str, Any] = {"model": s.model, "messages": messages, **request_fields(s, seed)}
         if response_format is not None:
             kwargs["response_format"] = response_format
-        if seed is not None:
-            kwargs["seed"] = int(seed)
         if s.extra_body:
             kwargs["extra_body"] = dict(s.extra_body)
         for attempt in range(s.retries + 1):

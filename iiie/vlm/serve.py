@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from iiie.errors import BackendUnavailableError, IIIEError
+from iiie.errors import GPU_INSTALL, BackendUnavailableError, IIIEError
 from iiie.vlm.settings import VLMSettings
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -61,6 +61,9 @@ def build_command(vlm: Mapping[str, Any], executable: str = "vllm") -> list[str]
         ("--data-parallel-size", serve.get("data_parallel_size")),
         ("--max-num-seqs", serve.get("max_num_seqs")),
         ("--seed", serve.get("seed")),
+        # vllm: sample only with the request's explicit fields (iiie/vlm/sampling.py), as the
+        # offline engine does; auto would fill unset ones from generation_config.json
+        ("--generation-config", serve.get("generation_config", "vllm")),
     ]
     for flag, value in optional:
         if value is not None:
@@ -144,8 +147,7 @@ def serve(argv: Sequence[str] | None = None) -> int:
         )
     if shutil.which("vllm") is None:
         raise BackendUnavailableError(
-            "the `vllm` command is not on PATH: install the GPU extra with "
-            "pip install -c requirements/constraints.txt 'iiie[gpu]'"
+            f"the `vllm` command is not on PATH: install the GPU extra with {GPU_INSTALL}"
         )
     env = dict(os.environ)
     key = settings.api_key or os.environ.get(settings.api_key_env or "")

@@ -1,8 +1,11 @@
 """Local weights: clear errors for missing files and one load per process.
 
-No code in iiie downloads anything. Paths come from config; a missing folder or file is a
-:class:`MissingWeightsError` that names the file, the config key that points at it and how
-to get it.
+No code that runs an experiment downloads anything. Paths come from config; a missing
+folder or file is a :class:`MissingWeightsError` that names the file, the config key that
+points at it and how to get it. Getting the weights is a separate, explicit step:
+``python -m iiie.weights fetch|verify|check`` (:mod:`iiie.weights.manifest`,
+:mod:`iiie.weights.fetch`, :mod:`iiie.weights.lock`, :mod:`iiie.weights.needs`), driven
+by the manifest ``conf/weights.yaml``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+#: Whether the hub's offline switch was ours (``fetch`` may then lift it for its own process).
+OFFLINE_SET_HERE = "HF_HUB_OFFLINE" not in os.environ
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
