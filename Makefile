@@ -12,7 +12,10 @@ EXPERIMENT ?= smoke
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev install-gpu weights reproduce test ablate lint serve-vlm parity clean help
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+.PHONY: browser install install-dev install-gpu weights reproduce test ablate lint serve-vlm parity clean help
 
 help:
 	@echo "make reproduce [EXPERIMENT=smoke|tiny] [ARGS='overrides']  run an experiment, write results/<experiment>/"

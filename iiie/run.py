@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from iiie.errors import IIIEError
 from iiie.pipeline.cache import stable_hash
+from iiie.gallery import write_gallery
 from iiie.pipeline.report import to_markdown, write_results
 from iiie.pipeline.runner import Runner
 from iiie.weights import MissingWeightsError
@@ -90,6 +91,7 @@ def execute(cfg: DictConfig, out: Path | None = None) -> list[dict]:
         print(f"warning: {note}", file=sys.stderr)
     title = f"{cfg.experiment_name} ({len(rows)} samples)"
     table = write_results(out, rows, manifest, title)
+    write_gallery(out, runner, rows, table, title)
     stages = manifest["stages"]
     print(to_markdown(table, title))
     print(
@@ -100,7 +102,7 @@ def execute(cfg: DictConfig, out: Path | None = None) -> list[dict]:
             for s, c in stages.items()
         )
     )
-    print(f"results written to {out}/table.md")
+    print(f"results written to {out}/table.md (pictures: {out}/index.html)")
     if int(cfg.runtime.get("num_shards", 1) or 1) > 1:
         print("this was one shard: when all shards are done, the same command with "
               "runtime.num_shards=1 recomputes nothing and writes the full table")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,18 @@ class CollectSweep(Callback):
     :mod:`iiie.pipeline.ablation`; for one with a ``paper_table`` node, the paper's ``table.{md,csv,json}``)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from iiie.pipeline.report import collect, paper_table
-
         sweep = Path(config.paths.results) / str(config.experiment_name)
         if not sweep.exists():
             return
+        self._tables(config, sweep)
+        from iiie.gallery import write_comparison  # the side-by-side pictures of every variant
+
+        rows = json.loads((sweep / "comparison.json").read_text()).get("rows", []) if (sweep / "comparison.json").exists() else []
+        print(f"comparison page: {write_comparison(sweep, rows)}")
+
+    def _tables(self, config: DictConfig, sweep: Path) -> None:
+        from iiie.pipeline.report import collect, paper_table
+
         ablation = config.get("ablation")
         if ablation is not None:  # one step's ablation: default marked, deltas, skipped variants
             from iiie.pipeline.ablation import ablation_table

@@ -1,0 +1,48 @@
+"""``python -m iiie.report results/<experiment>``: write the HTML pages for results that
+already exist: ``index.html`` for a run's folder (its ``manifest.json`` says which config
+made it, so the stage records under ``runs/`` are found again), and for a sweep's folder
+one ``index.html`` per variant plus ``comparison.html``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from iiie.gallery import write_comparison, write_gallery
+from iiie.pipeline.runner import Runner
+
+
+def report_run(folder: Path) -> Path:
+    """Rebuild one run's page from its ``manifest.json`` and ``results.json``."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    results = json.loads((folder / "results.json").read_text())
+    runner = Runner(OmegaConf.create(manifest["config"]), show_progress=False)
+    return write_gallery(folder, runner, results["per_sample"], results["table"], results.get("title", folder.name))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    folder = Path(args[0])
+    if (folder / "manifest.json").exists():
+        print(f"written: {report_run(folder)}")
+        return 0
+    variants = sorted(p.parent for p in folder.glob("*/manifest.json"))
+    if not variants:
+        print(f"error: {folder} holds no manifest.json (a run) nor */manifest.json (a sweep)", file=sys.stderr)
+        return 2
+    for v in variants:
+        print(f"written: {report_run(v)}")
+    comparison = folder / "comparison.json"
+    rows = json.loads(comparison.read_text()).get("rows", []) if comparison.exists() else []
+    print(f"written: {write_comparison(folder, rows)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
