@@ -12,9 +12,6 @@ EXPERIMENT ?= smoke
 ARGS ?=
 PYTEST_ARGS ?=
 
-browser:
-	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
-
 .PHONY: browser install install-dev install-gpu weights reproduce test ablate lint serve-vlm parity clean help
 
 help:
@@ -88,6 +85,9 @@ lint: install-dev
 
 serve-vlm: install
 	$(PY) -m iiie.vlm.serve $(ARGS)
+
+browser:  # headless Chromium for the gallery's browser test (Debian's package)
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 clean:
 	rm -rf runs results outputs multirun .cache/iiie

@@ -15,8 +15,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from iiie.errors import IIIEError
-from iiie.pipeline.cache import stable_hash
 from iiie.gallery import write_gallery
+from iiie.pipeline.cache import stable_hash
 from iiie.pipeline.report import to_markdown, write_results
 from iiie.pipeline.runner import Runner
 from iiie.weights import MissingWeightsError
