@@ -97,3 +97,27 @@ def test_method_composes(make_cfg, method):
     cfg = make_cfg(f"method={method}")
     assert cfg.planner._target_.endswith("NonePlanner") and cfg.masker._target_.endswith("NoneMasker")
     assert cfg.method_name == method.split("/")[-1]
+
+
+def test_ledits_pp_concepts_and_tiny_edit(tmp_path, make_cfg):
+    from iiie.editors.ledits_pp import LEditsPPEditor, edit_concept
+    from iiie.tiny_weights import ledits_pp
+
+    assert edit_concept(Plan(Category.REMOVE, object="cat"), "remove the cat") == ("cat", True)
+    assert edit_concept(Plan(Category.LOCAL, object="cat", target_prompt="a dog"), "x") == ("a dog", False)
+    assert edit_concept(Plan(Category.GLOBAL), "make it winter") == ("make it winter", False)
+    folder = ledits_pp.ensure(tmp_path)
+    cfg = make_cfg("editor@editor.global=tiny/ledits_pp")
+    assert cfg.editor["global"].model_path.endswith("tiny/stable-diffusion-v1-5")
+    editor = LEditsPPEditor(str(folder), steps=3, resolution=128, device="cpu")
+    req, plan = _req(56, 40, "remove the cat"), Plan(Category.REMOVE, object="cat")
+    mask = NoneMasker().mask(req, plan)
+    a, b = editor.edit(req, plan, mask, 0), editor.edit(req, plan, mask, 0)
+    assert a.image.size == (56, 40) and a.params["reverse"] is True
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    assert not np.array_equal(np.asarray(editor.edit(req, plan, mask, 1).image), np.asarray(a.image))
+
+
+def test_ledits_pp_method_composes(make_cfg):
+    cfg = make_cfg("method=ledits_pp")
+    assert cfg.masker._target_.endswith("NoneMasker") and cfg.editor["remove"]._target_.endswith("LEditsPPEditor")
