@@ -1,0 +1,88 @@
+"""``editor=ledits_pp``: LEdits++ through diffusers' ``LEditsPPPipelineStableDiffusion``.
+
+Invert the image (edit-friendly DDPM inversion), then edit with concepts from the plan: the
+object with reverse direction for removals (guide away from it), the plan's target prompt
+(or the instruction) forward otherwise. One image per call: the pipeline's inversion state
+holds a single image. Seeded CPU generator per sample; output at the input's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from iiie.devices import resolve_device, resolve_dtype
+from iiie.editors import diffusion_common as dc
+from iiie.types import Category, EditRequest, EditResult, MaskResult, Plan
+from iiie.weights import load_once, require_files
+
+MODEL_FILES = ("model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
+               "vae/config.json", "text_encoder/config.json", "tokenizer/vocab.json")
+_HINT = "LEdits++ needs a Stable Diffusion 1.5 folder in diffusers layout; see README 'Weights'."
+
+
+def edit_concept(plan: Plan, instruction: str) -> tuple[str, bool]:
+    """(concept, reverse): removals steer away from the object, others toward the target."""
+    if plan.category is Category.REMOVE and plan.object:
+        return plan.object, True
+    return (plan.target_prompt or plan.target_caption or instruction), False
+
+
+class LEditsPPEditor(dc.SingleFromBatch):
+    """Invert then edit with the plan's concept."""
+
+    name = "ledits_pp"
+
+    def __init__(self, model_path: str, steps: int = 50, skip: float = 0.2, edit_guidance_scale: float = 10.0,
+                 edit_threshold: float = 0.9, resolution: int = 512, device: str = "auto", dtype: str = "float32",
+                 config_key: str = "editor.<route>") -> None:
+        self.model_path = require_files(model_path, MODEL_FILES, f"{config_key}.model_path", _HINT)
+        if int(steps) < 1 or int(resolution) < 8:
+            raise ValueError(f"{config_key}: steps must be >= 1 and resolution >= 8")
+        self.steps, self.skip, self.resolution = int(steps), float(skip), int(resolution)
+        self.edit_guidance_scale, self.edit_threshold = float(edit_guidance_scale), float(edit_threshold)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0}
+
+    def pipeline(self):
+        """Built once per (folder, device, dtype)."""
+        from diffusers import LEditsPPPipelineStableDiffusion
+
+        def build():
+            pipe = LEditsPPPipelineStableDiffusion.from_pretrained(
+                str(self.model_path), dtype=self.dtype, safety_checker=None, feature_extractor=None,
+                requires_safety_checker=False)
+            pipe.set_progress_bar_config(disable=True)
+            return pipe.to(self.device)
+
+        return load_once(("ledits_pp", str(self.model_path), str(self.device), str(self.dtype)), build,
+                         label="ledits_pp")
+
+    def edit_batch(self, requests: Sequence[EditRequest], plans: Sequence[Plan], masks: Sequence[MaskResult],
+                   seeds: Sequence[int]) -> list[EditResult]:
+        batch = dc.start_batch(self.name, requests, plans, masks, seeds, self.resolution, self._counts)
+        if not batch.todo:
+            return batch.done()
+        pipe = self.pipeline()
+        for size, members in batch.groups():
+            for k in members:
+                i = batch.todo[k]
+                gen = batch.generators(seeds, [k])[0]
+                w, h = (max(32, v // 32 * 32) for v in batch.inputs[k].image.size)  # invert needs /32
+                pipe.invert(batch.inputs[k].image.resize((w, h)), num_inversion_steps=self.steps, skip=self.skip,
+                            generator=gen, height=h, width=w)
+                concept, reverse = edit_concept(plans[i], requests[i].instruction)
+                edited = pipe(editing_prompt=[concept], reverse_editing_direction=[reverse],
+                              edit_guidance_scale=[self.edit_guidance_scale], edit_threshold=[self.edit_threshold],
+                              generator=gen, output_type="pil").images[0]
+                self._counts["model_batches"] += 1
+                image = dc.finish(requests[i].image, edited, masks[i].mask, 0)
+                params = {"concept": concept, "reverse": reverse, "steps": self.steps, "skip": self.skip,
+                          "resolution": list(size), "model": Path(self.model_path).name}
+                batch.results[i] = EditResult(image, self.name, params, int(seeds[i]))
+        return batch.done()
+
+    def stats(self) -> dict[str, Any]:
+        return {**self._counts, "loads": dc.load_counts("ledits_pp")}
