@@ -1,0 +1,100 @@
+"""Tiny random-weight Qwen2.5-VL in the official Hugging Face layout, built offline.
+
+Why: CI and CPU runs need a real ``Qwen2_5_VLForConditionalGeneration`` (its chat
+template, processor and ``generate``) without any download. The tokenizer is a small
+word-level vocabulary plus every Qwen special token the processor and template use, so
+``AutoProcessor.from_pretrained(folder)`` works like it does on the real checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+from pathlib import Path
+
+from iiie.tiny_weights.common import ensure_folder
+
+NAME = "qwen2_5_vl"
+
+#: Special tokens of the real Qwen2.5-VL tokenizer that the processor/template rely on.
+SPECIALS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<|object_ref_start|>",
+    "<|object_ref_end|>", "<|box_start|>", "<|box_end|>",
+]
+
+#: Minimal Qwen2-VL style chat template (system/user/assistant turns, images as vision pads).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for c in message['content'] %}"
+    "{% if c['type'] == 'image' or 'image' in c %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _write_tokenizer(folder: Path) -> None:
+    """Character-level vocab (any JSON text is encodable) plus the Qwen specials."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from transformers import PreTrainedTokenizerFast
+
+    chars = sorted(set(string.printable))
+    vocab = {"<unk>": 0}
+    for ch in chars:
+        vocab.setdefault(ch, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        additional_special_tokens=SPECIALS,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(folder)
+
+
+def write(folder: Path) -> None:
+    """Write config, safetensors, tokenizer and processor configs into ``folder``."""
+    import torch
+    from transformers import (AutoProcessor, AutoTokenizer, Qwen2_5_VLConfig,
+                              Qwen2_5_VLForConditionalGeneration)
+
+    _write_tokenizer(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIALS}
+    cfg = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=4096,
+                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
+                         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+                         bos_token_id=ids["<|endoftext|>"]),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2,
+                           out_hidden_size=32, patch_size=14, spatial_merge_size=2,
+                           temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1]),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    torch.manual_seed(0)
+    model = Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(folder, safe_serialization=True)
+    from transformers import Qwen2VLImageProcessor, Qwen2_5_VLProcessor
+    improc = Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
+    try:
+        proc = Qwen2_5_VLProcessor(image_processor=improc, tokenizer=tok, chat_template=CHAT_TEMPLATE)
+    except TypeError:  # processors that also require a video processor
+        from transformers import Qwen2VLVideoProcessor
+        proc = Qwen2_5_VLProcessor(image_processor=improc, tokenizer=tok,
+                                   video_processor=Qwen2VLVideoProcessor(),
+                                   chat_template=CHAT_TEMPLATE)
+    proc.save_pretrained(folder)
+    (folder / "README.md").write_text("Tiny random-weight Qwen2.5-VL (iiie.tiny_weights.qwen2_5_vl); not a real model.\n")
+
+
+def ensure(root: str | os.PathLike) -> Path:
+    """Build ``root/qwen2_5_vl`` once (atomic, idempotent) and return it."""
+    return ensure_folder(root, NAME, write)
