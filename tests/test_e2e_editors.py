@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from hydra.utils import instantiate
 from PIL import Image
 
 from iiie import weights

@@ -3,11 +3,13 @@ out-of-memory handled as a batch-size problem rather than a sample failure."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 
 import pytest
 from openai_stub_server import Drop, follow_schema, free_port, server_pool
+from PIL import ImageOps
 
 from iiie.batching import guarded_batch
 from iiie.errors import DeviceError
@@ -219,7 +221,15 @@ def test_sequential_multi_turn_edits_each_turn_on_the_previous_output(make_cfg, 
     assert plan2["upstream"] == edit1_dir.digest("327726-t1")
     fresh.run()
     assert sum(computed(fresh).values()) == 0
-    edit1_dir.record("327726-t1").unlink()  # turn 1 redone -> turn 2 follows
+    edit1_dir.record("327726-t1").unlink()  # turn 1 redone identically -> turn 2 kept
     again = Runner(cfg, show_progress=False)
     again.run()
-    assert computed(again) == {"plan": 1, "mask": 1, "edit": 2, "score": 2}
+    assert computed(again) == {"plan": 0, "mask": 0, "edit": 1, "score": 0}
+    first = R.load_edit(edit1_dir, "327726-t1")  # turn 1 came out differently -> turn 2 redone
+    changed = dataclasses.replace(first, image=ImageOps.invert(first.image))
+    kept = R.read_json(edit1_dir.record("327726-t1"))
+    R.save_edit(edit1_dir, "327726-t1", changed, {k: kept[k] for k in ("route", "upstream", "seconds")})
+    third = Runner(cfg, show_progress=False)
+    third.run()
+    assert computed(third) == {"plan": 1, "mask": 1, "edit": 1, "score": 2}
+    assert third.sample("327726-t2").request.image.tobytes() == changed.image.tobytes()

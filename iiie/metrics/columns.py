@@ -15,6 +15,7 @@ COLUMN_ORDER = [
     "pie_clip_whole", "pie_clip_edited",
     "edit_faithfulness", "content_preservation", "overall",
     "vie_sc", "vie_pq", "vie_overall",
+    "verified", "rounds",
 ]  # fmt: skip
 
 COLUMN_DOCS = {

@@ -132,6 +132,10 @@ def _writer_alive(tmp_name: str) -> bool:
     return True
 
 
+#: Record fields that describe how a result was computed, not what it is (left out of digests).
+VOLATILE_FIELDS = frozenset({"seconds"})
+
+
 class StageDir:
     """One stage's content-addressed folder: ``<id>.json`` = done, ``<id>.error.json`` =
     failed (final, unless the error is marked ``retryable`` (a backend outage) or the run
@@ -155,12 +159,15 @@ class StageDir:
         return self.record(sample_id).exists()
 
     def digest(self, sample_id: str) -> str | None:
-        """Hash of a sample's record: downstream records store their upstream's, so a
-        sample whose upstream was recomputed (a provisional plan replaced) is redone."""
+        """Hash of a sample's record without its timing: downstream records store their
+        upstream's, so a sample whose upstream changed (a provisional plan replaced, a turn
+        that came out differently) is redone, and one recomputed identically is not."""
         try:
-            return hashlib.sha256(self.record(sample_id).read_bytes()).hexdigest()[:16]
+            record = read_json(self.record(sample_id))
         except FileNotFoundError:
             return None
+        content = {k: v for k, v in record.items() if k not in VOLATILE_FIELDS} if isinstance(record, dict) else record
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
     def is_failed(self, sample_id: str) -> bool:
         return self.error(sample_id).exists()

@@ -9,11 +9,14 @@
 | any   | ``<id>.error.json`` when the sample failed at that stage |
 
 Every record after the plan's stores ``upstream``, the digest of the upstream record it was
-computed from; a record whose upstream changed since is stale and recomputed.
+computed from; a record whose upstream changed since is stale and recomputed. Mask and edit
+records carry ``pixels``, a hash of their PNG, so the digest follows the image's content: a
+recomputed turn that came out identical leaves its downstream alone, a different one redoes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import traceback
 from typing import Any
 
@@ -34,10 +37,19 @@ def load_plan(d: StageDir, sample_id: str) -> Plan:
     return Plan.from_dict(read_json(d.record(sample_id))["plan"])
 
 
+def _pixels(image: Image.Image) -> str:
+    """Content hash of an image (mode, size and raw pixels), stored in its record."""
+    h = hashlib.sha256(f"{image.mode}:{image.size}".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()[:16]
+
+
 def save_mask(d: StageDir, sample_id: str, result: MaskResult, info: dict[str, Any]) -> None:
-    atomic_save_png(d.file(sample_id, ".png"), mask_to_image(result.mask))
+    picture = mask_to_image(result.mask)
+    atomic_save_png(d.file(sample_id, ".png"), picture)
     record = {
         "id": sample_id,
+        "pixels": _pixels(picture),
         "boxes": [list(map(float, b)) for b in result.boxes],
         "scores": [float(s) for s in result.scores],
         "source": result.source,
@@ -59,7 +71,7 @@ def load_mask(d: StageDir, sample_id: str) -> MaskResult:
 
 def save_edit(d: StageDir, sample_id: str, result: EditResult, info: dict[str, Any]) -> None:
     atomic_save_png(d.file(sample_id, ".png"), result.image)
-    record = {"id": sample_id, "editor": result.editor, "params": result.params, "seed": result.seed,
+    record = {"id": sample_id, "pixels": _pixels(result.image), "editor": result.editor, "params": result.params, "seed": result.seed,
               "noop": bool(result.noop), "noop_reason": result.noop_reason, **info}
     atomic_write_json(d.record(sample_id), record)
     d.clear_error(sample_id)

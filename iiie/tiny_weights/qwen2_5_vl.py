@@ -8,7 +8,6 @@ word-level vocabulary plus every Qwen special token the processor and template u
 
 from __future__ import annotations
 
-import json
 import os
 import string
 from pathlib import Path
@@ -37,7 +36,7 @@ CHAT_TEMPLATE = (
 
 def _write_tokenizer(folder: Path) -> None:
     """Character-level vocab (any JSON text is encodable) plus the Qwen specials."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     chars = sorted(set(string.printable))
@@ -58,8 +57,11 @@ def _write_tokenizer(folder: Path) -> None:
 def write(folder: Path) -> None:
     """Write config, safetensors, tokenizer and processor configs into ``folder``."""
     import torch
-    from transformers import (AutoProcessor, AutoTokenizer, Qwen2_5_VLConfig,
-                              Qwen2_5_VLForConditionalGeneration)
+    from transformers import (
+        AutoTokenizer,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+    )
 
     _write_tokenizer(folder)
     tok = AutoTokenizer.from_pretrained(folder)
@@ -82,7 +84,7 @@ def write(folder: Path) -> None:
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.save_pretrained(folder, safe_serialization=True)
-    from transformers import Qwen2VLImageProcessor, Qwen2_5_VLProcessor
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor
     improc = Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
     try:
         proc = Qwen2_5_VLProcessor(image_processor=improc, tokenizer=tok, chat_template=CHAT_TEMPLATE)
