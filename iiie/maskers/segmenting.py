@@ -1,4 +1,4 @@
-"""Per-category routing shared by the box + SAM maskers (``grounded_sam``, ``vlm_box``).
+"""Per-category routing shared by the box + SAM maskers (``grounded_sam``, ``vlm_box``, ``sam3``).
 
 The two maskers differ only in where the boxes come from (Grounding DINO on a phrase, or
 the VLM's own box); everything else is here so the step-3 ablation compares them on equal
