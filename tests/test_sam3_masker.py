@@ -112,6 +112,24 @@ def test_sam3_empty_policy_skip_and_full(root):
     assert full.mask.all() and "fell back to the full image" in full.reason
 
 
+def test_sam3_on_empty_box_uses_the_best_query_below_the_floor(root):
+    import torch
+    from transformers import Sam3Model, Sam3Processor
+
+    req = requests(1)[0]
+    model, proc = Sam3Model.from_pretrained(root["sam3"]).eval(), Sam3Processor.from_pretrained(root["sam3"])
+    with torch.no_grad():
+        out = model(**{k: v for k, v in proc(images=[req.image], text=["red circle"], return_tensors="pt").items()
+                       if k != "original_sizes"})
+    scores = out.pred_logits.sigmoid()[0] * out.presence_logits.sigmoid()[0]
+    expected = M.clamp_box(tuple((out.pred_boxes[0, int(scores.argmax())] * torch.tensor([120, 90, 120, 90])).tolist()), (120, 90))
+    got = Sam3Masker(model_path=str(root["sam3"]), device="cpu", score_thresholds=[0.99], on_empty="box",
+                     categories={"local": {"dilate": 0.0}}).mask(req, Plan(Category.LOCAL, "red circle"))
+    assert not M.box_is_degenerate(expected)  # seeded tiny weights: the top query has a real box
+    assert got.source == "sam3:fallback-box" and got.boxes == [pytest.approx(expected)]
+    assert np.array_equal(got.mask, M.box_to_mask(expected, (120, 90)))
+
+
 def test_sam3_missing_folder_and_bad_options_are_clear_errors(tmp_path):
     m = Sam3Masker(model_path=str(tmp_path / "nope"), device="cpu")
     with pytest.raises(MissingWeightsError, match=r"masker\.model_path.*facebook/sam3"):
@@ -182,5 +200,8 @@ def test_runner_with_masker_tiny_sam3_on_three_synthetic_samples(make_cfg):
         w, h = runner.sample(sid).request.size
         result = R.load_mask(d, sid)
         assert result.mask.shape == (h, w)
-        cats.add(runner.plan_of(sid).category)
-    assert len(cats) == 3
+        cat = runner.plan_of(sid).category
+        cats.add(cat)
+        if cat in (Category.LOCAL, Category.REMOVE, Category.BACKGROUND):
+            assert result.source.startswith("sam3:"), result.source  # SAM 3 itself, or its on_empty fallback
+    assert len(cats) == 3 and cats & {Category.LOCAL, Category.REMOVE, Category.BACKGROUND}
