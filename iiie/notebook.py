@@ -210,9 +210,15 @@ class SweepResults:
     def table(self):
         """``table.json`` (one row per method) or else ``comparison.json`` (per variant)."""
         pd = _pandas()
-        for name in ("table.json", "comparison.json"):
-            if (self.folder / name).is_file():
-                return pd.DataFrame(json.loads((self.folder / name).read_text()).get("rows", []))
+        for name in ("table", "comparison"):
+            if (self.folder / f"{name}.json").is_file():
+                rows = json.loads((self.folder / f"{name}.json").read_text()).get("rows", [])
+                frame = pd.DataFrame(rows)
+                header = self.folder / f"{name}.csv"  # the JSON's keys are sorted; the CSV has the table's order
+                if header.is_file():
+                    order = header.read_text().splitlines()[0].split(",")
+                    frame = frame[[c for c in order if c in frame] + [c for c in frame if c not in order]]
+                return frame
         raise FileNotFoundError(f"{self.folder} has no table.json nor comparison.json (the sweep did not finish)")
 
     @property

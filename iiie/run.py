@@ -85,7 +85,7 @@ def execute(cfg: DictConfig, out: Path | None = None) -> list[dict]:
     with run_log(out):
         log.info("run %s -> %s", cfg.experiment_name, out)
         table = _execute(cfg, out, note)
-        log.info("done: %s/table.md (%d rows), %s/index.html", out, len(table), out)
+        log.info("done: table.md (%d rows) and index.html written", len(table))
     return table
 
 

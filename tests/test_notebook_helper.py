@@ -81,6 +81,8 @@ def test_folders_without_a_run(run, tmp_path):
     assert len(res.variant("v1").records) == 9
     with pytest.raises(TypeError, match="pick a variant"):
         res.grid()
+    with pytest.raises(FileNotFoundError, match="did not finish"):
+        res.table  # noqa: B018 - no comparison.json yet
 
 
 def test_notebook_03_is_clean_and_uses_the_helper():
