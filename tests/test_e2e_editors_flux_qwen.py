@@ -49,7 +49,7 @@ def _check_editor(editor, name):
     other = editor.edit(reqs[0], plans[0], masks[0], 5)  # one sample: the Qwen condition costs ~2 s each
     assert not np.array_equal(np.asarray(other.image), np.asarray(first[0].image))
     assert editor.stats()["model_batches"] == 3 and editor.stats()["loads"] == {name: 1}  # loaded once
-    return first
+    return first, (reqs, plans, masks)
 
 
 def test_flux_kontext_tiny_layout_and_batch(tiny_root, make_cfg):
@@ -71,7 +71,11 @@ def test_flux_kontext_tiny_layout_and_batch(tiny_root, make_cfg):
     assert make_cfg("editor@editor.global=flux_kontext").editor["global"].guidance_scale == 2.5
     editor = FluxKontextEditor(str(folder), steps=2, resolution=64, auto_resize=False,
                                max_sequence_length=64, device="cpu")
-    first = _check_editor(editor, "flux_kontext")
+    first, inputs = _check_editor(editor, "flux_kontext")
+    reqs, plans, masks = inputs
+    reworded = EditRequest(reqs[0].id, reqs[0].image, "add a dog")
+    assert not np.array_equal(np.asarray(editor.edit(reworded, plans[0], masks[0], 0).image),
+                              np.asarray(first[0].image))  # the instruction reaches the model
     assert first[0].params["guidance_scale"] == 2.5 and first[0].params["auto_resize"] is False
 
 
@@ -90,7 +94,7 @@ def test_qwen_image_edit_tiny_layout_and_batch(tiny_root, make_cfg):
     real = make_cfg("editor@editor.global=qwen_image_edit").editor["global"]
     assert real.true_cfg_scale == 4.0 and real.steps == 50 and real.negative_prompt == " "
     editor = QwenImageEditEditor(str(folder), steps=2, resolution=64, max_sequence_length=64, device="cpu")
-    first = _check_editor(editor, "qwen_image_edit")
+    first, _ = _check_editor(editor, "qwen_image_edit")
     assert first[0].params["true_cfg_scale"] == 4.0 and first[0].params["negative_prompt"] == " "
     with pytest.raises(ValueError, match="negative_prompt"):
         QwenImageEditEditor(str(folder), negative_prompt="", config_key="editor.global")
