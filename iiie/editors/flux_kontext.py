@@ -16,7 +16,8 @@ from typing import Any
 from iiie.editors.instruction_pipeline import InstructionPipelineEditor
 
 _HINT = ("FLUX.1 Kontext needs the black-forest-labs/FLUX.1-Kontext-dev folder in diffusers layout "
-         "(gated; see README 'Weights'). For a CPU smoke run use method=tiny/flux_kontext.")
+         "(gated; see README 'Weights'). For a CPU smoke run use method=tiny/flux_kontext, "
+         "whose folder iiie.tiny_weights.flux_kontext.ensure(<paths.cache>/tiny) writes.")
 
 
 class FluxKontextEditor(InstructionPipelineEditor):

@@ -18,7 +18,8 @@ from PIL import Image
 from iiie.editors.instruction_pipeline import InstructionPipelineEditor
 
 _HINT = ("Qwen-Image-Edit needs the Qwen/Qwen-Image-Edit folder in diffusers layout; see README "
-         "'Weights'. For a CPU smoke run use method=tiny/qwen_image_edit.")
+         "'Weights'. For a CPU smoke run use method=tiny/qwen_image_edit, "
+         "whose folder iiie.tiny_weights.qwen_image_edit.ensure(<paths.cache>/tiny) writes.")
 
 
 class QwenImageEditEditor(InstructionPipelineEditor):
