@@ -183,21 +183,27 @@ class TransformersEngine:
         return ChatResult(reply, finish)
 
     def _generation_config(self, bundle: dict[str, Any]) -> Any:
-        """Explicit sampling only (like ``vllm serve --generation-config vllm``)."""
+        """Explicit sampling only (like ``vllm serve --generation-config vllm``).
+
+        ``generate`` fills every field left ``None`` from the folder's
+        ``generation_config.json`` (Qwen2.5-VL's ``repetition_penalty: 1.05``, ``top_k``,
+        ``do_sample: true``...), so every field with a neutral default is set here."""
         from transformers import GenerationConfig
 
         s = self.settings
         stops = list(bundle["stop_token_ids"]) + list(self.sampling.get("stop_token_ids") or [])
+        neutral = GenerationConfig()._get_default_generation_params()
         fields: dict[str, Any] = {
+            **{k: v for k, v in neutral.items() if v is not None},
             "max_new_tokens": int(s.max_tokens),
             "do_sample": float(s.temperature) > 0,
             "eos_token_id": stops,
             "pad_token_id": bundle["pad_token_id"],
-            "top_k": 0,  # vLLM's default: no top-k (transformers would use 50)
-            "top_p": 1.0,
         }
+        fields.pop("max_length", None)
         if fields["do_sample"]:
             fields["temperature"] = float(s.temperature)
+            fields["top_k"] = 0  # vLLM's default: no top-k (transformers' default is 50)
         for key, value in self.sampling.items():
             name = GENERATE_KEYS.get(key)
             if name is None:
