@@ -19,6 +19,10 @@ client's retries) is neither a "no" nor a lost vote: the sample's slot is a
 the next run asks again instead of caching a score from fewer votes. Every reply, parsed vote and error is kept per sample in
 :attr:`VLMJudge.details` (``{sample_id: record}``) for the score stage to store.
 
+Engines: with ``vlm.engine=vllm|transformers`` the same requests go to an in-process model
+instead of the server (:mod:`iiie.vlm.engines`); ``stats()`` names the engine and counts
+malformed replies (``schema_failures``).
+
 Serving note: these prompts attach two images, so vLLM must allow it
 (``vlm.serve.limit_mm_per_prompt.image=2``).
 """

@@ -7,7 +7,9 @@ VLMPlannerBase` and :mod:`iiie.vlm.dialogue`); only the transport differs: all s
 current turns go to ``LLM.chat`` together, round after round, until every dialogue is done.
 
 vllm is imported lazily, when the first batch needs the model, so configs and tests load
-without it; where it is missing the error says how to install it.
+without it; where it is missing the error says how to install it. ``vlm.engine=transformers``
+runs the same rounds on Hugging Face ``generate`` instead (:mod:`iiie.vlm.hf_engine`); the
+default ``vlm.engine=server`` means vLLM here (see :mod:`iiie.vlm.engines`).
 """
 
 from __future__ import annotations

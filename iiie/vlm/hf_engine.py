@@ -109,7 +109,6 @@ class TransformersEngine:
         self.chat_kwargs = dict(chat.get("chat_template_kwargs") or {})
         self._bundle: dict[str, Any] | None = None
         self._grammars: dict[str, Any] = {}
-        self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- loading
 
@@ -138,7 +137,7 @@ class TransformersEngine:
 
     def chat(self, calls: Sequence[Call], seeds: Sequence[int | None]) -> list[ChatResult]:
         bundle = self.load()
-        with self._lock:  # one generate at a time: the model is shared by planner and judge
+        with bundle["lock"]:  # one generate at a time: the model is shared by planner and judge
             return [self._one(bundle, c, s) for c, s in zip(calls, seeds, strict=True)]
 
     def _grammar(self, bundle: dict[str, Any], schema: dict[str, Any]) -> Any:
@@ -228,7 +227,8 @@ def _load(path: Any, device: str, dtype: str) -> dict[str, Any]:
     except ImportError as exc:
         raise BackendUnavailableError(
             "vlm.engine=transformers needs xgrammar for JSON-schema constrained decoding: "
-            f"pip install -c requirements/constraints.txt -e '.[dev]' ({exc})"
+            "pip install -c requirements/constraints.txt xgrammar (the dev extra has it) "
+            f"({exc})"
         ) from exc
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -254,4 +254,5 @@ def _load(path: Any, device: str, dtype: str) -> dict[str, Any]:
         "compiler": xgrammar.GrammarCompiler(info),
         "stop_token_ids": stops,
         "pad_token_id": pad if pad is not None else stops[0],
+        "lock": threading.Lock(),
     }
