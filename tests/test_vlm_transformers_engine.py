@@ -156,3 +156,66 @@ def test_unknown_engine_and_extra_body_are_refused(tiny):
     with pytest.raises(ValueError, match="presence_penalty"):
         vlm = _vlm(tiny, extra_body={"presence_penalty": 0.5})
         TransformersEngine(VLMSettings.from_config(vlm), vlm["serve"])
+
+
+class _RejectingEngine:
+    """The scripted engine of test_vlm_offline, refusing (ValueError) one instruction."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        from test_vlm_offline import FakeEngine
+
+        self.inner = FakeEngine()
+        self.batches: list[int] = []
+
+    def chat(self, calls, seeds):
+        self.batches.append(len(calls))
+        if any("REFUSE" in json.dumps(c.messages) for c in calls):
+            raise ValueError("prompt too long")
+        return self.inner.chat(calls, seeds)
+
+
+def test_engine_client_batches_concurrent_dialogues_and_isolates_a_refused_call():
+    from test_vlm_planner import TRUTH
+
+    planner = VLMPlanner({"model": "test-vlm", "family": "qwen2_5_vl", "min_pixels": 3136,
+                          "max_pixels": 50176, "engine": "vllm"}, fallback=FakeFallback())
+    engine = _RejectingEngine()
+    planner._client = EngineClient(engine, planner.settings, planner._stats)
+    requests = [make_request(i, t) for i, t in enumerate(TRUTH)] + [make_request(9, "REFUSE this")]
+    plans = planner.plan_batch(requests)
+    assert [p.category.value for p in plans[:-1]] == [t["category"] for t in TRUTH.values()]
+    assert plans[-1].fallback_reason == "engine_rejected"  # alone: the others were answered
+    assert max(engine.batches) > 1  # concurrent dialogues shared engine batches
+    assert planner.stats()["engine"] == "vllm"
+    planner.close()
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_the_config_picks_the_class_and_the_processor_keeps_the_client_grid(tiny, tmp_path, family):
+    """The model sees the image :func:`prepare_image` made, not resized again by the
+    folder's processor (whose own max_pixels is smaller here), so the grid is the one the
+    box conversion assumes, as with vLLM."""
+    from PIL import Image
+
+    from iiie.tiny_weights import qwen3_vl
+
+    folder = tiny if family == "qwen2_5_vl" else qwen3_vl.ensure(tmp_path)
+    patch = 14 if family == "qwen2_5_vl" else 16
+    unit = (2 * patch) ** 2
+    vlm = _vlm(folder, family=family, min_pixels=4 * unit, max_pixels=40 * unit)
+    s = VLMSettings.from_config(vlm)
+    engine = TransformersEngine(s, vlm["serve"])
+    bundle = engine.load()
+    assert type(bundle["model"]).__name__ == {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+                                              "qwen3_vl": "Qwen3VLForConditionalGeneration"}[family]
+    image = prepare_image(Image.new("RGB", (300, 130), (10, 200, 10)), s.min_pixels, s.max_pixels, patch)
+    assert image.size[0] * image.size[1] > 16 * unit  # above the folder processor's own limit
+    messages = [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": image.data_url}}, {"type": "text", "text": "remove it"}]}]
+    call = Call(messages, response_format(SINGLE, "plan"), "plan")
+    grid = engine.inputs(bundle, call)["image_grid_thw"]
+    assert grid.tolist() == [[1, image.size[1] // patch, image.size[0] // patch]]
+    reply = engine.chat([call], [0])[0]
+    assert parse_reply(reply.content, SINGLE)["category"] in set(Category)

@@ -148,11 +148,9 @@ class TransformersEngine:
             )
         return self._grammars[key]
 
-    def _one(self, bundle: dict[str, Any], call: Call, seed: int | None) -> ChatResult:
-        import torch
-        import xgrammar
-
-        model, processor = bundle["model"], bundle["processor"]
+    def inputs(self, bundle: dict[str, Any], call: Call) -> Any:
+        """The model inputs of one call: chat template applied, images on the client's grid."""
+        processor = bundle["processor"]
         messages, images = to_hf_messages(call.messages)
         text = processor.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False, **self.chat_kwargs
@@ -162,7 +160,14 @@ class TransformersEngine:
         if images:
             kwargs["images"] = images
             kwargs["size"] = {"shortest_edge": int(s.min_pixels), "longest_edge": int(s.max_pixels)}
-        inputs = processor(**kwargs).to(model.device)
+        return processor(**kwargs).to(bundle["model"].device)
+
+    def _one(self, bundle: dict[str, Any], call: Call, seed: int | None) -> ChatResult:
+        import torch
+        import xgrammar
+
+        model, processor = bundle["model"], bundle["processor"]
+        inputs = self.inputs(bundle, call)
         schema = call.response_format.get("json_schema", {}).get("schema") if call.response_format else None
         processors = []
         if schema is not None:
