@@ -1,5 +1,8 @@
 """Steps 1+2 by a VLM behind an OpenAI-compatible server (vLLM): ``planner=vlm``.
 
+(``vlm.engine=vllm|transformers`` swaps the server for an in-process model behind the same
+client interface, :mod:`iiie.vlm.engines`; everything below holds unchanged.)
+
 For each request the planner preprocesses the image on the qwen-vl-utils grid, runs the
 configured prompt strategy (:mod:`iiie.vlm.dialogue`) with structured output, converts the
 box to original pixels, and returns a :class:`~iiie.types.Plan`. Many samples are in flight
