@@ -19,6 +19,10 @@ client's retries) is neither a "no" nor a lost vote: the sample's slot is a
 the next run asks again instead of caching a score from fewer votes. Every reply, parsed vote and error is kept per sample in
 :attr:`VLMJudge.details` (``{sample_id: record}``) for the score stage to store.
 
+Engines: with ``vlm.engine=vllm|transformers`` the same requests go to an in-process model
+instead of the server (:mod:`iiie.vlm.engines`); ``stats()`` names the engine and counts
+malformed replies (``schema_failures``).
+
 Serving note: these prompts attach two images, so vLLM must allow it
 (``vlm.serve.limit_mm_per_prompt.image=2``).
 """
@@ -41,7 +45,8 @@ from iiie.errors import BackendUnavailableError, TransientBackendError
 from iiie.protocols import Scored
 from iiie.seeding import sample_seed
 from iiie.vlm.aio import BackgroundLoop
-from iiie.vlm.client import RequestFailed, VLMClient, is_outage
+from iiie.vlm.client import RequestFailed, is_outage
+from iiie.vlm.engines import make_client, serve_of
 from iiie.vlm.images import prepare_image
 from iiie.vlm.prompts import default_prompts_dir
 from iiie.vlm.settings import VLMSettings
@@ -218,31 +223,39 @@ class VLMJudge:
                 "the same answer; set temperature > 0 or samples: 1"
             )
         self.settings = dataclasses.replace(base, temperature=float(temperature))
+        self.serve = serve_of(vlm)  # what vlm.engine=vllm|transformers loads
         self.prompts = load_judge_prompts(prompts or self.default_prompts, prompts_dir)
         self.parse_retries = int(parse_retries)
         self.health_check = bool(health_check)
         self.details: dict[str, dict[str, Any]] = {}
         self._loop = BackgroundLoop(f"iiie-{self.name}-loop")
-        self._client: VLMClient | None = None
+        self._client: Any = None  # VLMClient, or EngineClient (vlm.engine, iiie/vlm/engines.py)
         self._healthy = False
 
     # ------------------------------------------------------------------ public
 
     def check(self) -> list[str]:
-        """Run the server health check now; raises BackendUnavailableError."""
+        """Run the server health check now (an in-process engine loads its model);
+        raises BackendUnavailableError (MissingWeightsError for a bad model folder)."""
         return self._loop.run(self._client_().health_check())
 
     def provenance(self) -> dict[str, Any]:
         return {
             "judge": self.name,
             "model": self.settings.model,
+            "engine": self.settings.engine,
             "prompts": self.prompts.version,
             "samples": self.samples,
             "temperature": self.settings.temperature,
         }
 
-    def stats(self) -> dict[str, int]:
-        return self._client_().stats.snapshot()
+    def stats(self) -> dict[str, Any]:
+        """Requests, retries, malformed replies (``schema_failures``) and the ``engine``."""
+        return {
+            "engine": self.settings.engine,
+            "schema_failures": 0,
+            **self._client_().stats.snapshot(),
+        }
 
     def vote_seed(self, sample_id: str, question: str, vote: int, attempt: int) -> int | None:
         """The request seed of one vote attempt (None when ``vlm.seed`` is null)."""
@@ -300,9 +313,9 @@ class VLMJudge:
 
     # ------------------------------------------------------------------ internals
 
-    def _client_(self) -> VLMClient:
+    def _client_(self) -> Any:
         if self._client is None:
-            self._client = VLMClient(self.settings)
+            self._client = make_client(self.settings, self.serve)
         return self._client
 
     async def _ask_items(self, items: list[Scored]):
@@ -407,6 +420,7 @@ class VLMJudge:
                 break
             except JudgeReplyError as exc:
                 entry["error"] = f"malformed: {exc}"
+                self._client_().stats.add("schema_failures")
         return {"question": q.name, "vote": k, "answer": answer, "attempts": attempts}
 
 

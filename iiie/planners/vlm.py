@@ -1,5 +1,8 @@
 """Steps 1+2 by a VLM behind an OpenAI-compatible server (vLLM): ``planner=vlm``.
 
+(``vlm.engine=vllm|transformers`` swaps the server for an in-process model behind the same
+client interface, :mod:`iiie.vlm.engines`; everything below holds unchanged.)
+
 For each request the planner preprocesses the image on the qwen-vl-utils grid, runs the
 configured prompt strategy (:mod:`iiie.vlm.dialogue`) with structured output, converts the
 box to original pixels, and returns a :class:`~iiie.types.Plan`. Many samples are in flight
@@ -39,8 +42,9 @@ from iiie.protocols import first_plan
 from iiie.seeding import sample_seed
 from iiie.types import Category, EditRequest, Plan
 from iiie.vlm.aio import BackgroundLoop
-from iiie.vlm.client import RequestFailed, VLMClient, is_outage
+from iiie.vlm.client import RequestFailed, is_outage
 from iiie.vlm.dialogue import Outcome, PlanDialogue
+from iiie.vlm.engines import make_client, serve_of
 from iiie.vlm.images import prepare_image
 from iiie.vlm.prompts import load_prompts
 from iiie.vlm.settings import VLMSettings
@@ -88,6 +92,7 @@ class VLMPlannerBase:
     ) -> None:
         self.fallback_on_outage = bool(fallback_on_outage)
         self.settings = vlm if isinstance(vlm, VLMSettings) else VLMSettings.from_config(vlm)
+        self.serve = serve_of(vlm)  # what the in-process engines load (vlm.serve)
         self.ground_objects = bool(ground_objects)
         self.prompts = load_prompts(strategy, prompt_version, prompts_dir, self.ground_objects)
         if self.ground_objects and not self.prompts.asks_object_box:
@@ -109,13 +114,19 @@ class VLMPlannerBase:
 
     def stats(self) -> dict[str, int]:
         """Counters for the run manifest: samples, requests, retries (per reason), repairs,
-        fallbacks (per reason)."""
-        return self._stats.snapshot()
+        fallbacks (per reason), replies that broke their schema (``schema_failures``, repaired
+        or not), and which engine answered (``engine``)."""
+        return {"engine": self.engine_name, "schema_failures": 0, **self._stats.snapshot()}
+
+    @property
+    def engine_name(self) -> str:
+        return self.settings.engine
 
     def provenance(self) -> dict[str, Any]:
         return {
             "planner": self.name,
             "model": self.settings.model,
+            "engine": self.engine_name,
             "strategy": self.prompts.strategy,
             "prompt_version": self.prompts.version,
             "prompts_sha": self.prompts.sha,
@@ -282,7 +293,7 @@ class VLMPlanner(VLMPlannerBase):
         super().__init__(vlm, strategy, prompt_version, prompts_dir, fallback, ground_objects, fallback_on_outage)
         self.health_check = health_check
         self._loop = BackgroundLoop()
-        self._client: VLMClient | None = None
+        self._client: Any = None  # VLMClient, or EngineClient for vlm.engine=vllm|transformers
         self._served: list[str] | None = None
         # Image preprocessing: a few threads, so images come out in request order and the
         # event loop is not starved of the GIL by a crowd of encoders.
@@ -338,9 +349,9 @@ class VLMPlanner(VLMPlannerBase):
     # ----------------------------------------------------------------- internals
 
     @property
-    def client(self) -> VLMClient:
+    def client(self) -> Any:
         if self._client is None:
-            self._client = VLMClient(self.settings, self._stats)
+            self._client = make_client(self.settings, self.serve, self._stats)
         return self._client
 
     async def _ensure_healthy(self, force: bool = False) -> list[str]:
@@ -379,4 +390,5 @@ class VLMPlanner(VLMPlannerBase):
                 dialogue.fail(exc.reason, exc.detail)  # ends it, unless the turn was optional
                 continue
             dialogue.feed(result)
+        self.count("schema_failures", dialogue.schema_errors)
         return dialogue.outcome(provenance)

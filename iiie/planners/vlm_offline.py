@@ -7,7 +7,9 @@ VLMPlannerBase` and :mod:`iiie.vlm.dialogue`); only the transport differs: all s
 current turns go to ``LLM.chat`` together, round after round, until every dialogue is done.
 
 vllm is imported lazily, when the first batch needs the model, so configs and tests load
-without it; where it is missing the error says how to install it.
+without it; where it is missing the error says how to install it. ``vlm.engine=transformers``
+runs the same rounds on Hugging Face ``generate`` instead (:mod:`iiie.vlm.hf_engine`); the
+default ``vlm.engine=server`` means vLLM here (see :mod:`iiie.vlm.engines`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from iiie.protocols import first_plan
 from iiie.types import EditRequest, Plan
 from iiie.vlm.client import ChatResult
 from iiie.vlm.dialogue import Call, Outcome, PlanDialogue
+from iiie.vlm.engines import build_engine
 from iiie.vlm.sampling import sampling_params_kwargs, split_extra_body
 from iiie.vlm.settings import VLMSettings
 
@@ -47,6 +50,8 @@ def import_vllm() -> Any:
 
 class VLLMEngine:
     """``vllm.LLM`` built from the ``vlm.serve`` settings, with structured outputs."""
+
+    name = "vllm"
 
     def __init__(self, settings: VLMSettings, serve: Mapping[str, Any]) -> None:
         self.settings = settings
@@ -132,12 +137,14 @@ class VLMOfflinePlanner(VLMPlannerBase):
         if batch_size < 1:
             raise ValueError(f"planner.batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
-        serve = {}
-        if isinstance(vlm, Mapping) and vlm.get("serve") is not None:
-            serve = _plain(vlm["serve"])
-        self.engine: ChatEngine = engine if engine is not None else VLLMEngine(self.settings, serve)
-        if engine is None:
-            import_vllm()  # fail at construction, before any sample, when vllm is absent
+        if engine is None:  # vlm.engine=server (the default) means vLLM here: no server
+            name = "vllm" if self.settings.engine == "server" else self.settings.engine
+            engine = build_engine(name, self.settings, self.serve)  # vllm: fails now if absent
+        self.engine: ChatEngine = engine
+
+    @property
+    def engine_name(self) -> str:
+        return str(getattr(self.engine, "name", type(self.engine).__name__))
 
     def plan(self, request: EditRequest) -> Plan:
         return first_plan(self.plan_batch([request]))
@@ -179,13 +186,8 @@ class VLMOfflinePlanner(VLMPlannerBase):
             for (i, _), result in zip(pending, results, strict=True):
                 dialogues[i].feed(result)
         for i, dialogue in dialogues.items():
+            self.count("schema_failures", dialogue.schema_errors)
             outcomes[i] = dialogue.outcome(provenance)
         return [outcomes[i] for i in range(len(requests))]
 
 
-def _plain(node: Any) -> dict[str, Any]:
-    if isinstance(node, dict):
-        return node
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]

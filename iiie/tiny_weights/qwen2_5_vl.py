@@ -4,6 +4,13 @@ Why: CI and CPU runs need a real ``Qwen2_5_VLForConditionalGeneration`` (its cha
 template, processor and ``generate``) without any download. The tokenizer is a small
 word-level vocabulary plus every Qwen special token the processor and template use, so
 ``AutoProcessor.from_pretrained(folder)`` works like it does on the real checkpoint.
+
+Every weight is random except the token embeddings and the LM head (:func:`_close_values`):
+a random language model under a JSON grammar (``vlm.engine=transformers``) loops inside a
+string or a number until ``max_tokens`` runs out, so no reply would ever end. Those two
+matrices make the next-token preference depend on the class of the current token, so that
+a value is closed right after its first character. Unconstrained, this model writes
+``"r"r"r...``, not JSON: only the grammar makes its replies parse, in some 30 tokens.
 """
 
 from __future__ import annotations
@@ -81,6 +88,7 @@ def write(folder: Path) -> None:
     )
     torch.manual_seed(0)
     model = Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    _close_values(model, tok)
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.save_pretrained(folder, safe_serialization=True)
@@ -95,6 +103,50 @@ def write(folder: Path) -> None:
                                    chat_template=CHAT_TEMPLATE)
     proc.save_pretrained(folder)
     (folder / "README.md").write_text("Tiny random-weight Qwen2.5-VL (iiie.tiny_weights.qwen2_5_vl); not a real model.\n")
+
+
+#: Next-token preferences by the class of the current token (higher wins; the grammar
+#: removes what it does not allow). After a quote: a letter ('r', then 'y' for yes/no
+#: enums); after any other character: close the value; after ": ", ", " or "[": open a
+#: string, then an array, then a number "1".
+_PREFER = {
+    "quote": {"r": 9, "y": 8, "n": 7},
+    "other": {'"': 9, ",": 8, "]": 7, "}": 6},
+    "space": {'"': 9, "[": 8, "1": 7, "n": 6},
+    "digit": {",": 9, "]": 8, "}": 7},
+}
+
+
+def _token_class(token: str) -> str:
+    if token == '"':
+        return "quote"
+    if token in (" ", ":", "[", "{"):
+        return "space"
+    if token.isdigit():
+        return "digit"
+    return "other"
+
+
+def _close_values(model, tok) -> None:
+    """Class embeddings and an LM head scoring :data:`_PREFER` (see the module doc)."""
+    import torch
+
+    classes = list(_PREFER)
+    lm = model.get_output_embeddings()
+    emb = model.get_input_embeddings()
+    if lm.weight.data_ptr() == emb.weight.data_ptr():
+        lm.weight = torch.nn.Parameter(lm.weight.detach().clone())
+    hidden = emb.weight.shape[1]
+    with torch.no_grad():
+        emb.weight.mul_(0.05)
+        lm.weight.mul_(0.05)
+        for token_id in range(emb.weight.shape[0]):
+            c = classes.index(_token_class(tok.convert_ids_to_tokens(token_id) or ""))
+            emb.weight[token_id, c] += 4.0
+        for c, name in enumerate(classes):
+            for token, score in _PREFER[name].items():
+                lm.weight[tok.convert_tokens_to_ids(token), c] += float(score)
+    assert len(classes) <= hidden
 
 
 def ensure(root: str | os.PathLike) -> Path:

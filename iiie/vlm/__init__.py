@@ -2,6 +2,8 @@
 
 * :mod:`iiie.vlm.settings` -- the client half of the Hydra ``vlm`` node, validated;
 * :mod:`iiie.vlm.client` -- async chat client: concurrency, timeouts, retries, health check;
+* :mod:`iiie.vlm.engines` -- ``vlm.engine=server|vllm|transformers``: who answers requests;
+* :mod:`iiie.vlm.hf_engine` -- the in-process transformers engine (xgrammar-constrained);
 * :mod:`iiie.vlm.aio` -- run the async client from sync code or inside a running loop;
 * :mod:`iiie.vlm.images` -- qwen-vl-utils resize rules and base64 data URLs;
 * :mod:`iiie.vlm.schema` -- JSON schemas for structured output, pydantic reply parsing;

@@ -90,6 +90,9 @@ class PlanDialogue:
             "box_hint": box_hint(coords, image.size),
         }
         self.answers: dict[str, Any] = {}
+        #: replies that broke the turn's schema (not JSON, off-schema, a needed field empty);
+        #: unusable boxes are not counted here
+        self.schema_errors = 0
         self.transcript: list[dict[str, Any]] = []
         self.failure: tuple[str, str] | None = None
         self.box_original: tuple[float, float, float, float] | None = None
@@ -151,6 +154,8 @@ class PlanDialogue:
             self._take_object_box(values, strict=turn.optional)
         except ReplyError as exc:
             entry["error"] = str(exc)
+            if not isinstance(exc, BoxError):
+                self.schema_errors += 1
             self.transcript.append(entry)
             if not self._repaired:
                 self._repaired = True

@@ -15,6 +15,10 @@ from typing import Any
 
 from iiie.vlm.coords import FAMILY_PATCH_SIZE, Coords, coords_for
 
+#: What answers the requests (:mod:`iiie.vlm.engines`): the OpenAI-protocol server,
+#: ``vllm.LLM`` in-process, or Hugging Face ``generate`` in-process.
+ENGINES = ("server", "vllm", "transformers")
+
 #: ``vlm`` keys that change how fast or where plans are made, not what they are. A stage
 #: cache key over the planner config can leave them out, so moving the server or raising
 #: the concurrency does not invalidate cached plans.
@@ -63,8 +67,11 @@ class VLMSettings:
     concurrency: int = 32
     health_timeout: float = 10.0
     extra_body: dict[str, Any] = field(default_factory=dict)
+    engine: str = "server"
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"vlm.engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.concurrency < 1:
             raise ValueError(f"vlm.concurrency must be >= 1, got {self.concurrency}")
         if self.retries < 0:
