@@ -18,28 +18,41 @@ from pathlib import Path
 DONE = ".complete"
 
 
-def ensure_folder(root: str | os.PathLike, name: str, writer: Callable[[Path], None]) -> Path:
+def _is_current(target: Path, version: int | None) -> bool:
+    try:
+        marker = (target / DONE).read_text()
+    except FileNotFoundError:
+        return False
+    return version is None or f"version {version}" in marker
+
+
+def ensure_folder(
+    root: str | os.PathLike, name: str, writer: Callable[[Path], None], version: int | None = None
+) -> Path:
     """Return ``root/name``, first building it with ``writer`` unless it is complete.
 
     ``writer`` fills a temporary sibling folder, which is marked complete and renamed into
     place, so readers never see a partial folder. An incomplete folder left by a crash is
-    replaced. If another process renames its copy in first, that copy is kept.
+    replaced. If another process renames its copy in first, that copy is kept. A writer
+    whose output changed passes a new ``version``: folders built by an older one are rebuilt
+    instead of silently reused.
     """
     target = Path(root).expanduser() / name
-    if (target / DONE).exists():
+    if _is_current(target, version):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
     try:
         writer(tmp)
         who = getattr(writer, "__module__", None) or "iiie.tiny_weights"
-        (tmp / DONE).write_text(f"tiny random weights ({who})\n")
-        if target.exists() and not (target / DONE).exists():
+        stamp = "" if version is None else f", version {version}"
+        (tmp / DONE).write_text(f"tiny random weights ({who}{stamp})\n")
+        if target.exists() and not _is_current(target, version):
             shutil.rmtree(target, ignore_errors=True)
         try:
             tmp.rename(target)
         except OSError:
-            if not (target / DONE).exists():  # not a lost race with another writer
+            if not _is_current(target, version):  # not a lost race with another writer
                 raise
     finally:
         if tmp.exists():

@@ -149,6 +149,11 @@ def _close_values(model, tok) -> None:
     assert len(classes) <= hidden
 
 
+#: Bump when :func:`write` changes what it writes (2: the JSON-shaped preferences above).
+VERSION = 2
+
+
 def ensure(root: str | os.PathLike) -> Path:
-    """Build ``root/qwen2_5_vl`` once (atomic, idempotent) and return it."""
-    return ensure_folder(root, NAME, write)
+    """Build ``root/qwen2_5_vl`` once (atomic, idempotent) and return it; a folder written
+    by an older version of :func:`write` is rebuilt."""
+    return ensure_folder(root, NAME, write, version=VERSION)
