@@ -69,3 +69,13 @@ def apply_offload(pipe: Any, mode: str, device: torch.device, config_key: str = 
         raise ValueError(f"{config_key}={mode}: {type(pipe).__name__} has no {method}; use offload=none")
     getattr(pipe, method)(device=device)
     return pipe
+
+
+def free_memory() -> None:
+    """Collect garbage and return the freed blocks to the GPU driver when one is in use, so
+    memory a released model held is available to the next stage (and ``nvidia-smi``)."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()

@@ -105,6 +105,7 @@ class Runner:
         self.ids = self._shard(self.dataset.ids())
         self.retry_errors = bool(cfg.runtime.get("retry_errors", False))
         self.cache_code = bool(cfg.runtime.get("cache_code", True))
+        self.release_models = bool(cfg.runtime.get("release_models", True))
         self.keys = self._keys()
 
     # ------------------------------------------------------------------ setup
@@ -267,9 +268,33 @@ class Runner:
         for wave in self._waves():
             for st in self.order:
                 t0 = time.perf_counter()
+                resident = self._resident()
                 self.run_stage(st.name, wave)
+                if self.release_models:
+                    self.release_since(resident)
                 self.counters[st.name].seconds = round(self.counters[st.name].seconds + time.perf_counter() - t0, 3)
         return self.manifest(started)
+
+    def _resident(self) -> tuple[set[str], set[Any]]:
+        """(built components, cached models) now, to tell what a stage adds."""
+        return set(self._built), weights.loaded_keys()
+
+    def release_since(self, resident: tuple[set[str], set[Any]]) -> None:
+        """Drop what was built and loaded since ``resident`` (``runtime.release_models``).
+
+        Why: each stage's models (planner VLM, masker, editors, metric backbones) are needed
+        by that stage only, and keeping them resident makes the next stage's models share
+        the GPU with them. Components built before (the metrics built up front to fail
+        fast) stay. A later stage that needs a released component (verify re-edits with the
+        route's editor) builds it again.
+        """
+        from iiie.offload import free_memory
+
+        built, loaded = resident
+        for key in set(self._built) - built:
+            del self._built[key]
+        weights.release(weights.loaded_keys() - loaded)
+        free_memory()
 
     def _scoring_pending(self) -> bool:
         """Will this run score anything (some sample neither scored nor finally failed)?"""
