@@ -106,6 +106,7 @@ class Runner:
         self.retry_errors = bool(cfg.runtime.get("retry_errors", False))
         self.cache_code = bool(cfg.runtime.get("cache_code", True))
         self.release_models = bool(cfg.runtime.get("release_models", True))
+        self.collect_only = bool(cfg.runtime.get("collect_only", False))
         self.keys = self._keys()
 
     # ------------------------------------------------------------------ setup
@@ -261,6 +262,8 @@ class Runner:
 
     def run(self) -> dict[str, Any]:
         started = time.time()
+        if self.collect_only:
+            self._check_collected()
         if self._scoring_pending():
             # Build the metrics first: a missing backbone folder or a judge server that is
             # down must stop the run before hours of planning, masking and editing.
@@ -295,6 +298,21 @@ class Runner:
             del self._built[key]
         weights.release(weights.loaded_keys() - loaded)
         free_memory()
+
+    def _check_collected(self) -> None:
+        """``runtime.collect_only=true`` (the final step of a sharded run): every sample must
+        already be finished (scored, or failed for good) by the shards, so that this run
+        only reads records; otherwise stop with the samples that are missing, instead of
+        computing them on whatever machine runs the collect step."""
+        last = len(self.order) - 1
+        missing = [(i, self.order[w[0]].name) for i in self.ids if (w := self._walk(i, last))[1] not in ("done", "failed")]
+        if missing:
+            shown = ", ".join(f"{i} ({stage})" for i, stage in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise ConfigurationError(
+                f"runtime.collect_only=true but {len(missing)} of {len(self.ids)} samples are not finished: "
+                f"{shown}{more} (stage where each stopped); run the missing shards first, or drop "
+                "collect_only to compute them here")
 
     def _scoring_pending(self) -> bool:
         """Will this run score anything (some sample neither scored nor finally failed)?"""
