@@ -144,6 +144,8 @@ def _to_fp16_variant(src: Path, dst: Path, components: tuple[str, ...]) -> Path:
     ("instructpix2pix", "instruct-pix2pix", "model_path"),
     ("infedit", "LCM_Dreamshaper_v7", "model_path"),
     ("brushnet", "brushnet/realisticVisionV60B1_v51VAE", "base_path"),
+    ("powerpaint", "PowerPaint_v2/realisticVisionV60B1_v51VAE", "base_path"),
+    ("ledits_pp", "stable-diffusion-v1-5", "model_path"),
 ])
 def test_fp16_variant_folders_load(cache, tmp_path, name, folder, field):
     from iiie.offload import detect_variant
@@ -157,6 +159,7 @@ def test_fp16_variant_folders_load(cache, tmp_path, name, folder, field):
     out = _edit(editor)
     assert out.shape == (56, 72, 3)
     pipe = editor.pipeline()
+    pipe = getattr(pipe, "pipe", pipe)
     assert pipe.unet.dtype == torch.float32  # the half-precision files, loaded as configured
     weights.clear_loaded()
 
