@@ -168,7 +168,8 @@ def test_fp16_variant_folders_load(cache, tmp_path, name, folder, field):
 
 def _run_tiny(make_cfg, cache: Path, monkeypatch, release: bool) -> tuple[int, int]:
     """Run 2 samples through the tiny InstructPix2Pix editor on every route; returns (model
-    parameters still referenced when the score stage starts, references taken)."""
+    parameters still referenced when the score stage starts, references taken). Also checks
+    that the metrics built before the stages are released before planning (or kept)."""
     from iiie.pipeline.runner import Runner
 
     refs: list[weakref.ref] = []
@@ -189,10 +190,12 @@ def _run_tiny(make_cfg, cache: Path, monkeypatch, release: bool) -> tuple[int, i
     cfg = make_cfg(*routes, f"paths.cache={cache}", "data.n=2", "data.odd_inputs=false",
                    f"runtime.release_models={str(release).lower()}")
     runner = Runner(cfg, show_progress=False)
-    alive_at_score = []
+    alive_at_score, built_at_plan = [], []
     run_stage = runner.run_stage
 
     def watched(name, ids=None):
+        if name == "plan":  # the metrics were built up front (to fail fast), then released
+            built_at_plan.append(len(runner._built))
         if name == "score":
             gc.collect()
             alive_at_score.append(sum(r() is not None for r in refs))
@@ -202,6 +205,7 @@ def _run_tiny(make_cfg, cache: Path, monkeypatch, release: bool) -> tuple[int, i
     weights.clear_loaded()
     manifest = runner.run()
     assert manifest["stages"]["edit"]["computed"] == 2
+    assert (built_at_plan[0] == 0) == release
     weights.clear_loaded()
     return alive_at_score[0], len(refs)
 

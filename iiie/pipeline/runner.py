@@ -267,7 +267,10 @@ class Runner:
         if self._scoring_pending():
             # Build the metrics first: a missing backbone folder or a judge server that is
             # down must stop the run before hours of planning, masking and editing.
+            resident = self._resident()
             self.metrics()
+            if self.release_models:  # checked; the score stage loads them again when it runs
+                self.release_since(resident)
         for wave in self._waves():
             for st in self.order:
                 t0 = time.perf_counter()
@@ -287,9 +290,9 @@ class Runner:
 
         Why: each stage's models (planner VLM, masker, editors, metric backbones) are needed
         by that stage only, and keeping them resident makes the next stage's models share
-        the GPU with them. Components built before (the metrics built up front to fail
-        fast) stay. A later stage that needs a released component (verify re-edits with the
-        route's editor) builds it again.
+        the GPU with them. The metrics, built up front to fail fast, are released right
+        after that check. A later stage that needs a released component (verify re-edits
+        with the route's editor, score its metrics) builds it again.
         """
         from iiie.offload import free_memory
 
