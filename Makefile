@@ -22,6 +22,7 @@ help:
 	@echo "make parity                                                 BrushNet / PowerPaint / InfEdit against ../shared/golden"
 	@echo "make serve-vlm [ARGS='vlm=...']                             start vLLM's OpenAI server for planner=vlm (GPU)"
 	@echo "make lint                                                   ruff"
+	@echo "make notebook                                               JupyterLab on notebooks/ (03: looking at results/<experiment>)"
 	@echo "make install-gpu                                            vLLM + GPU pins (requirements/constraints-gpu.txt)"
 	@echo "make weights [WHAT=experiment=paper|method=iiie|all]        download the weights, write weights/weights.lock"
 
@@ -79,6 +80,11 @@ parity: install
 	$(PY) -m iiie.parity brushnet ../shared/golden/brushnet
 	$(PY) -m iiie.parity powerpaint ../shared/golden/powerpaint
 	$(PY) -m iiie.parity infedit ../shared/golden/infedit
+
+# JupyterLab (dev extras) on notebooks/; iiie.notebook.open_results reads results/<experiment>.
+.PHONY: notebook
+notebook: install-dev
+	$(VENV)/bin/jupyter lab notebooks/
 
 lint: install-dev
 	$(VENV)/bin/ruff check iiie tests benchmarks

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from iiie.batching import chunks, guarded_batch
 from iiie.errors import IIIEError
 from iiie.imageio import load_image
+from iiie.logs import progress_enabled
 from iiie.pipeline.cache import atomic_write_bytes
 from iiie.pipeline.runner import build
 from iiie.types import Category, EditRequest
@@ -113,7 +114,7 @@ def run_plan_cli(cfg: DictConfig) -> list[dict[str, Any]]:
     def err(item, exc):
         item[0]["error"] = f"{type(exc).__name__}: {exc}"
 
-    bar = tqdm(total=len(pending), desc="plan", disable=not cfg.runtime.get("progress", True))
+    bar = tqdm(total=len(pending), desc="plan", disable=not progress_enabled(cfg.runtime.get("progress", "auto")))
     for chunk in chunks(pending, cfg.runtime.plan_batch_size):
         guarded_batch(lambda items: planner.plan_batch([r for _, r in items]), list(chunk), ok, err)
         bar.update(len(chunk))

@@ -15,10 +15,24 @@ from iiie.gallery import write_comparison, write_gallery
 from iiie.pipeline.runner import Runner
 
 
+def load_run(folder: Path) -> tuple[dict, dict]:
+    """A run folder's ``manifest.json`` and ``results.json`` (the pages here and
+    :mod:`iiie.notebook` read a run through this one function)."""
+    folder = Path(folder)
+    missing = [n for n in ("manifest.json", "results.json") if not (folder / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} holds no {' nor '.join(missing)}: not the folder of a finished run")
+    return json.loads((folder / "manifest.json").read_text()), json.loads((folder / "results.json").read_text())
+
+
+def find_variants(folder: Path) -> list[Path]:
+    """The run folders of a sweep's folder (``<folder>/<variant>/manifest.json``)."""
+    return sorted(p.parent for p in Path(folder).glob("*/manifest.json"))
+
+
 def report_run(folder: Path) -> Path:
     """Rebuild one run's page from its ``manifest.json`` and ``results.json``."""
-    manifest = json.loads((folder / "manifest.json").read_text())
-    results = json.loads((folder / "results.json").read_text())
+    manifest, results = load_run(folder)
     runner = Runner(OmegaConf.create(manifest["config"]), show_progress=False)
     return write_gallery(folder, runner, results["per_sample"], results["table"], results.get("title", folder.name))
 
@@ -32,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if (folder / "manifest.json").exists():
         print(f"written: {report_run(folder)}")
         return 0
-    variants = sorted(p.parent for p in folder.glob("*/manifest.json"))
+    variants = find_variants(folder)
     if not variants:
         print(f"error: {folder} holds no manifest.json (a run) nor */manifest.json (a sweep)", file=sys.stderr)
         return 2

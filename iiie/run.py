@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from iiie.errors import IIIEError
 from iiie.gallery import write_gallery
+from iiie.logs import progress_enabled, run_log
 from iiie.pipeline.cache import stable_hash
 from iiie.pipeline.report import to_markdown, write_results
 from iiie.pipeline.runner import Runner
@@ -78,15 +79,24 @@ def execute(cfg: DictConfig, out: Path | None = None) -> list[dict]:
     """Run one composed config end to end; returns the aggregated table.
 
     The tables go to ``out`` (default: ``results/<experiment_name>/``, or the variant's
-    folder in a Hydra sweep)."""
+    folder in a Hydra sweep), with the run's log ``run.log`` (:mod:`iiie.logs`)."""
+    out = Path(out) if out is not None else results_dir(cfg)
+    note = overwrite_warning(cfg, out)  # before run.log makes the folder
+    with run_log(out):
+        log.info("run %s -> %s", cfg.experiment_name, out)
+        table = _execute(cfg, out, note)
+        log.info("done: table.md (%d rows) and index.html written", len(table))
+    return table
+
+
+def _execute(cfg: DictConfig, out: Path, note: str | None) -> list[dict]:
     run_prepare(cfg)
     preflight(cfg)  # every missing weights folder in one message, before any stage
-    runner = Runner(cfg, show_progress=bool(cfg.runtime.get("progress", True)))
+    runner = Runner(cfg, show_progress=progress_enabled(cfg.runtime.get("progress", "auto")))
+    log.info("%d samples, stages: %s", len(runner.ids), ", ".join(runner.stages))
     manifest = runner.run()
     method = str(cfg.get("method_name", "custom"))
     rows = [{**runner.sample_status(i), "method": method} for i in runner.ids]
-    out = Path(out) if out is not None else results_dir(cfg)
-    note = overwrite_warning(cfg, out)
     if note:
         print(f"warning: {note}", file=sys.stderr)
     title = f"{cfg.experiment_name} ({len(rows)} samples)"

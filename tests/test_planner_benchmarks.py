@@ -9,10 +9,8 @@ Two kinds of data:
   mapped like PIE-Bench's: colour/material/pose/content/text/change object -> local, add
   -> addition, delete -> remove, change background -> background, change style -> global):
   ``dev_benchmarks.jsonl`` (develop against it) and ``untouched_benchmarks.jsonl`` (scored
-  once before and once after a change, never fixed against). Benchmark data is not
-  committed here; the files are looked up in ``$IIIE_PLANNER_BENCHMARKS``,
-  ``../shared/benchmarks`` and ``.cache/planner-benchmarks``, and the tests skip,
-  saying where they looked, when none has them.
+  once before and once after a change, never fixed against), in
+  ``tests/data/planner_benchmarks/`` with their source, licence and ``build_splits.py``.
 
 Measure: ``python -m iiie.plan input=FILE output=/tmp/out.jsonl planner=rules``.
 """
@@ -20,7 +18,6 @@ Measure: ``python -m iiie.plan input=FILE output=/tmp/out.jsonl planner=rules``.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -28,21 +25,10 @@ import pytest
 
 from iiie.planners.rules import parse_instruction
 
-ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 
 
-def _places() -> list[Path]:
-    env = os.environ.get("IIIE_PLANNER_BENCHMARKS")
-    return ([Path(env)] if env else []) + [ROOT.parent / "shared" / "benchmarks",
-                                           ROOT / ".cache" / "planner-benchmarks"]
-
-
-def _find(name: str) -> Path:
-    for place in _places():
-        if (place / name).is_file():
-            return place / name
-    pytest.skip(f"{name} not found in {', '.join(map(str, _places()))}")
+BENCHMARKS = DATA / "planner_benchmarks"
 
 
 def _load(path: Path) -> list[dict]:
@@ -80,5 +66,5 @@ def test_benchmark_split_meets_issue_bar(name):
     ``untouched_benchmarks.jsonl`` scored 0.993 before and after this issue's changes
     (background 0.957, every other class 1.00); ComplexBench-Edit's phrasing is plainer
     than the hidden set's, so this is a floor check, not an estimate of the hidden score."""
-    overall, per_class = _accuracy(_load(_find(name)))
+    overall, per_class = _accuracy(_load(BENCHMARKS / name))
     assert overall >= 0.88 and min(per_class.values()) >= 0.80, per_class

@@ -114,11 +114,13 @@ def start_batch(
     resolution: int,
     counts: dict[str, int],
     empty_params: Callable[[], dict[str, Any]] | None = None,
+    multiple: int = 8,
 ) -> Batch:
     """Check the batch, return empty-mask samples unchanged, prepare the rest.
 
     ``counts["samples"]`` and ``counts["empty_masks"]`` are updated. An empty-mask result is
-    the input (RGB copy) with ``empty_params()`` (default ``{"note": EMPTY_NOTE}``).
+    the input (RGB copy) with ``empty_params()`` (default ``{"note": EMPTY_NOTE}``). Model
+    sizes are multiples of ``multiple`` (16 for pipelines that pack 2x2 latent patches).
     """
     n = len(requests)
     if not (len(plans) == len(masks) == len(seeds) == n):
@@ -133,7 +135,7 @@ def start_batch(
             batch.results[i] = EditResult(req.image.convert("RGB").copy(), name, params, int(seeds[i]))
             continue
         batch.todo.append(i)
-        batch.inputs.append(to_model_input(req.image, mres.mask, resolution))
+        batch.inputs.append(to_model_input(req.image, mres.mask, resolution, multiple))
     return batch
 
 

@@ -173,6 +173,7 @@ class InfEditEditor(dc.SingleFromBatch):
                 self.settings, generators=batch.generators(seeds, chunk),
                 alignments=[jobs[k].get("alignment") for k in chunk],
             )
+            pipe.maybe_free_model_hooks()  # runtime.offload=model: weights back to host memory
             self._counts["model_batches"] += 1
             for j, k in enumerate(chunk):
                 i = batch.todo[k]

@@ -1,1 +1,1 @@
-"""Step 3 backends: ``oracle`` (dataset annotations), ``grounded_sam``, ``vlm_box``."""
+"""Step 3 backends: ``oracle`` (dataset annotations), ``grounded_sam`` (SAM or SAM 2), ``vlm_box``, ``sam3``."""

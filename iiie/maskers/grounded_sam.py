@@ -20,6 +20,10 @@ the survivors; the SAM masks of the kept boxes are united (SAM's three candidate
 best by predicted IoU). Per-category shape/dilation, the background mode, the addition box
 and the empty-detection policy are shared with ``vlm_box`` (:mod:`iiie.maskers.segmenting`).
 
+``segmenter: sam2`` (``masker=grounded_sam2``) swaps SAM for SAM 2.1 (transformers
+``Sam2Model``, :mod:`iiie.maskers.sam2`) behind the same detector; the paper's ``sam`` stays
+the default.
+
 Compared with BrushEdit's public pipeline (first box only, "background" phrase, no
 dilation) the defaults here unite all kept boxes, edit the complement of the subject for
 background changes, and dilate relative to image size; each is an ablation switch.
@@ -67,12 +71,15 @@ class GroundedSamMasker(BoxSamMasker):
         background: str = "complement",
         background_phrase: str = "background",
         unnamed_subject: str | None = None,
+        segmenter: str = "sam",
     ) -> None:
         super().__init__(categories=categories, add_box_shape=add_box_shape, on_empty=on_empty,
                          background=background, background_phrase=background_phrase,
                          unnamed_subject=unnamed_subject)
         if impl not in ("transformers", "original"):
             raise ValueError(f"masker.impl must be 'transformers' or 'original', got {impl!r}")
+        if segmenter not in ("sam", "sam2"):
+            raise ValueError(f"masker.segmenter must be 'sam' or 'sam2', got {segmenter!r}")
         if keep not in ("best", "all", "phrase"):
             raise ValueError(f"masker.keep must be best, all or phrase, got {keep!r}")
         ladder = [float(t) for t in box_thresholds]
@@ -83,6 +90,7 @@ class GroundedSamMasker(BoxSamMasker):
         self.text_threshold = float(text_threshold)
         self.ladder = sorted(ladder, reverse=True)
         self.keep = keep
+        self.segmenter_kind = segmenter
         self.detect_batch_size = int(detect_batch_size)
         self.num_heads = int(num_heads)
         self._detector: GroundingDinoDetector | None = None
@@ -98,6 +106,10 @@ class GroundedSamMasker(BoxSamMasker):
         return self._detector
 
     def segmenter(self):
+        if self._segmenter is None and self.segmenter_kind == "sam2":
+            from iiie.maskers.sam2 import HFSam2
+
+            self._segmenter = HFSam2(self.sam_path, self.device, self.dtype, config_key="masker.sam")
         if self._segmenter is None:
             self._segmenter = build_segmenter(self.impl, self.sam_path, self.device, self.dtype, "masker.sam")
         return self._segmenter
@@ -134,4 +146,4 @@ class GroundedSamMasker(BoxSamMasker):
         if not boxes:
             return BoxFinding(note=f"all boxes for {phrase!r} were degenerate after clamping", fallback_box=fallback, tag="none")
         return BoxFinding(boxes=boxes, scores=scores, note=note, fallback_box=fallback,
-                          tag=f"{self.impl}@{threshold:.2f}:{self.keep}")
+                          tag=f"{self.impl}{'+sam2' if self.segmenter_kind == 'sam2' else ''}@{threshold:.2f}:{self.keep}")

@@ -1,4 +1,4 @@
-"""Per-category routing shared by the box + SAM maskers (``grounded_sam``, ``vlm_box``).
+"""Per-category routing shared by the box + SAM maskers (``grounded_sam``, ``vlm_box``, ``sam3``).
 
 The two maskers differ only in where the boxes come from (Grounding DINO on a phrase, or
 the VLM's own box); everything else is here so the step-3 ablation compares them on equal
@@ -48,6 +48,9 @@ class BoxFinding:
     note: str | None = None  # why nothing was found, or what was substituted (e.g. phrase fallback)
     fallback_box: Box | None = None  # offered to on_empty=box
     tag: str = ""  # short provenance for MaskResult.source
+    #: One mask per box when the source segments by itself (SAM 3 finds and segments the
+    #: concept in one pass); ``None`` sends the boxes to :meth:`BoxSamMasker.segmenter`.
+    masks: list[np.ndarray] | None = None
 
 
 class BoxSamMasker(BaseMasker):
@@ -127,8 +130,7 @@ class BoxSamMasker(BaseMasker):
                 phrases.append((phrase or "").strip())
         if need:
             findings = self.find_boxes([requests[i] for i in need], [plans[i] for i in need], phrases)
-            segs = self.segmenter().segment_batch([requests[i].image for i in need], [f.boxes for f in findings]) \
-                if any(f.boxes for f in findings) else [[] for _ in need]
+            segs = self._segments([requests[i].image for i in need], findings)
             for i, phrase, finding, seg in zip(need, phrases, findings, segs, strict=True):
                 try:
                     results[i] = self._object(requests[i], plans[i], phrase, finding, seg, counts)
@@ -140,6 +142,25 @@ class BoxSamMasker(BaseMasker):
             raise errors[0]
         self._merge(counts)
         return [r for r in results if r is not None]
+
+    def _segments(self, images, findings: Sequence[BoxFinding]) -> list[list]:
+        """One segment per box: the source's own masks where it has them, else one segmenter pass."""
+        from iiie.maskers.sam import Segment
+
+        out: list[list] = [[] for _ in findings]
+        todo = []
+        for j, f in enumerate(findings):
+            if f.masks is not None:
+                if len(f.masks) != len(f.boxes):
+                    raise ValueError(f"{self.name}: {len(f.masks)} masks for {len(f.boxes)} boxes")
+                out[j] = [Segment(np.asarray(m, bool), float(s)) for m, s in zip(f.masks, f.scores or [1.0] * len(f.masks), strict=True)]
+            elif f.boxes:
+                todo.append(j)
+        if todo:
+            segs = self.segmenter().segment_batch([images[j] for j in todo], [findings[j].boxes for j in todo])
+            for j, seg in zip(todo, segs, strict=True):
+                out[j] = seg
+        return out
 
     def _merge(self, counts: dict[str, int]) -> None:
         for k, v in counts.items():

@@ -32,6 +32,7 @@ from iiie import weights
 from iiie.batching import FATAL, chunks, guarded_batch
 from iiie.data.base import Dataset, Sample, check_n, report_fields
 from iiie.errors import ConfigurationError, IIIEError, PreviousTurnMissingError
+from iiie.logs import log, stage_line
 from iiie.pipeline import records as R
 from iiie.pipeline.cache import StageDir, plain, redact, stable_hash
 from iiie.pipeline.fingerprint import code_fingerprint
@@ -271,7 +272,8 @@ class Runner:
             self.metrics()
             if self.release_models:  # checked; the score stage loads them again when it runs
                 self.release_since(resident)
-        for wave in self._waves():
+        waves = self._waves()
+        for w, wave in enumerate(waves):
             for st in self.order:
                 t0 = time.perf_counter()
                 resident = self._resident()
@@ -279,6 +281,8 @@ class Runner:
                 if self.release_models:
                     self.release_since(resident)
                 self.counters[st.name].seconds = round(self.counters[st.name].seconds + time.perf_counter() - t0, 3)
+                if w == len(waves) - 1:  # one line per stage (totals over the turns), in run.log
+                    log.info(stage_line(st.name, self.counters[st.name]))
         return self.manifest(started)
 
     def _resident(self) -> tuple[set[str], set[Any]]:

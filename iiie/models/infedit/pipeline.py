@@ -159,6 +159,12 @@ class InfEditPipeline:
             self._hooks.append(hook)
         self.execution_device = device
 
+    def maybe_free_model_hooks(self) -> None:
+        """After a call with model offload: every model back to host memory (the chain
+        leaves the last one called, the VAE, on the GPU), as diffusers' pipelines do."""
+        for hook in getattr(self, "_hooks", []):
+            hook.offload()
+
     def enable_sequential_cpu_offload(self, device: str | torch.device) -> None:
         """Weights in host memory, moved to ``device`` one layer at a time (least memory)."""
         from accelerate import cpu_offload
