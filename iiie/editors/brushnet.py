@@ -57,6 +57,7 @@ class BrushNetEditor(dc.SingleFromBatch):
         scheduler: str = "UniPCMultistepScheduler",
         device: str = "auto",
         dtype: str = "float32",
+        offload: str = "none",
         config_key: str = "editor.<route>",
     ) -> None:
         from iiie.models.brushnet.pipeline import BASE_FILES, BRUSHNET_FILES
@@ -74,6 +75,8 @@ class BrushNetEditor(dc.SingleFromBatch):
         self.resolution, self.blur, self.scheduler = int(resolution), int(blur), scheduler
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        self.offload = dc.check_placement(self.device, offload, config_key)
+        self.config_key = config_key
         self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0, "prompt_fallbacks": 0}
 
     # ------------------------------------------------------------------ models
@@ -82,25 +85,42 @@ class BrushNetEditor(dc.SingleFromBatch):
         from iiie.models.brushnet.model import BrushNetModel
         from iiie.models.brushnet.pipeline import BrushNetInpaintPipeline, scheduler_from_config
 
+        where, owner = self.load_place("brushnet")
+
         def load_branch():
-            model = BrushNetModel.from_pretrained(self.brushnet_path, torch_dtype=self.dtype)
-            return model.to(self.device).eval().requires_grad_(False)
+            model = BrushNetModel.from_pretrained(self.brushnet_path, torch_dtype=self.dtype,
+                                                  variant=dc.weight_variant(self.brushnet_path))
+            return model.to(where).eval().requires_grad_(False)
 
         def build():
             import json
 
-            base = dc.load_sd15_base(str(self.base_path), self.device, self.dtype)
-            branch = load_once(("brushnet-branch", str(self.brushnet_path), str(self.device), str(self.dtype)),
+            base = dc.load_sd15_base(str(self.base_path), where, self.dtype, owner)
+            branch = load_once(("brushnet-branch", str(self.brushnet_path), str(where), str(self.dtype), owner),
                                load_branch, label="brushnet")
             config = json.loads((self.base_path / "scheduler" / "scheduler_config.json").read_text())
             pipe = BrushNetInpaintPipeline(brushnet=branch, scheduler=scheduler_from_config(self.scheduler, config),
                                            **base)
             pipe.set_progress_bar_config(disable=True)
-            return pipe
+            return self.placed(pipe)
 
         key = ("brushnet-pipeline", str(self.base_path), str(self.brushnet_path), self.scheduler,
-               str(self.device), str(self.dtype))
+               str(self.device), str(self.dtype), self.offload)
         return load_once(key, build, label="brushnet-pipeline")
+
+    def load_place(self, owner: str) -> tuple[Any, str | None]:
+        """(device the modules load on, owner of a private base copy): the shared base on
+        ``device`` without offload; host memory and a copy of its own with offload."""
+        from iiie.offload import load_device
+
+        if self.offload == "none":
+            return self.device, None
+        return load_device(self.device, self.offload), f"{owner}-offload-{self.offload}"
+
+    def placed(self, pipe):
+        """The assembled pipeline with its offload hooks (modules are already on ``device``
+        without offload)."""
+        return pipe if self.offload == "none" else dc.place(pipe, self.device, self.offload, self.config_key)
 
     # ------------------------------------------------------------------ editing
     def _prompt(self, request: EditRequest, plan: Plan) -> str:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from iiie import masks as M
 from iiie.batching import chunks
+from iiie.errors import ConfigurationError
 from iiie.types import EditRequest, EditResult, MaskResult, Plan
 
 log = logging.getLogger(__name__)
@@ -158,18 +159,68 @@ def load_counts(*prefixes: str) -> dict[str, int]:
     return {k: v for k, v in LOAD_COUNTS.items() if k.startswith(prefixes)}
 
 
-def load_sd15_base(base_path: str, device: torch.device, dtype: torch.dtype) -> dict:
+def load_sd15_base(base_path: str, device: torch.device, dtype: torch.dtype, owner: str | None = None) -> dict:
     """vae / text_encoder / tokenizer / UNet (with BrushNet add-samples) of an SD1.5 folder,
     loaded once per process per (folder, device, dtype), so every editor and route built on
-    the same base shares one copy. Callers must not modify the returned modules."""
+    the same base shares one copy. Callers must not modify the returned modules.
+
+    ``owner`` (set by offloaded pipelines, which load on CPU) gives that pipeline its own
+    copy: diffusers' offload hooks are installed on the modules themselves, and two
+    pipelines hooking one module would fight over where its weights live. fp16-only folders
+    load with ``variant="fp16"``.
+    """
     from iiie.models.brushnet.pipeline import BrushNetInpaintPipeline
     from iiie.weights import load_once
 
     def load() -> dict:
-        parts = BrushNetInpaintPipeline._load_components(Path(base_path), dtype, None, set())
+        variant = weight_variant(base_path)
+        parts = BrushNetInpaintPipeline._load_components(Path(base_path), dtype, variant, set())
         for module in parts.values():
             if isinstance(module, torch.nn.Module):
                 module.to(device).eval().requires_grad_(False)
         return parts
 
-    return load_once(("sd15-base", str(base_path), str(device), str(dtype)), load, label="sd15-base")
+    key = ("sd15-base", str(base_path), str(device), str(dtype)) + ((owner,) if owner else ())
+    return load_once(key, load, label="sd15-base")
+
+
+class PlacementError(ConfigurationError, ValueError):
+    """A device / offload setting the editor cannot honour (stops the run before any stage)."""
+
+
+def check_placement(device: torch.device, offload: str | None, config_key: str) -> str:
+    """The editor's ``offload`` mode, checked when the editor is built (before any stage).
+
+    ``model``/``sequential`` on a CPU device is a clear error, not a silent no-op: the hooks
+    exist to move weights *to* an accelerator, so asking for them on CPU is a config mistake
+    (a CPU run's memory is host memory either way).
+    """
+    from iiie.offload import check_offload
+
+    try:
+        mode = check_offload(offload, f"{config_key}.offload")
+    except ValueError as exc:
+        raise PlacementError(str(exc)) from None
+    if mode != "none" and torch.device(device).type == "cpu":
+        raise PlacementError(f"{config_key}.offload={mode} needs a GPU device (runtime.device is {device}); "
+                             "use runtime.offload=none on CPU")
+    return mode
+
+
+def place(pipe: Any, device: torch.device, offload: str, config_key: str) -> Any:
+    """Put a diffusers pipeline (loaded in host memory) where it runs: ``.to(device)``, or
+    diffusers' offload hooks (``enable_model_cpu_offload`` / ``enable_sequential_cpu_offload``)
+    that move weights to ``device`` when called."""
+    from iiie.offload import apply_offload
+
+    if offload == "none":
+        return pipe.to(device)
+    return apply_offload(pipe, offload, device, f"{config_key}.offload")
+
+
+def weight_variant(folder: str | Path) -> str | None:
+    """``"fp16"`` for folders published with only ``*.fp16.safetensors`` (diffusers needs
+    ``variant="fp16"`` to find them), else ``None``."""
+    from iiie.offload import detect_variant
+
+    return detect_variant(folder)

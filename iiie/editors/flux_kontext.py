@@ -32,8 +32,10 @@ class FluxKontextEditor(InstructionPipelineEditor):
 
     def __init__(self, model_path: str, steps: int = 28, guidance_scale: float = 2.5, resolution: int = 1024,
                  auto_resize: bool = True, blur: int = 0, max_sequence_length: int = 512,
-                 device: str = "auto", dtype: str = "float32", config_key: str = "editor.<route>") -> None:
-        super().__init__(model_path, steps, resolution, blur, max_sequence_length, device, dtype, config_key)
+                 device: str = "auto", dtype: str = "float32", config_key: str = "editor.<route>",
+                 offload: str = "none") -> None:
+        super().__init__(model_path, steps, resolution, blur, max_sequence_length, device, dtype, config_key,
+                         offload=offload)
         self.guidance_scale, self.auto_resize = float(guidance_scale), bool(auto_resize)
 
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:

@@ -58,6 +58,7 @@ class InfEditEditor(dc.SingleFromBatch):
         batch_size: int = 4,
         device: str = "auto",
         dtype: str = "float32",
+        offload: str = "none",
         config_key: str = "editor.<route>",  # the runner puts the mounted route in errors
     ) -> None:
         from iiie.models.infedit import MODEL_FILES, InfEditSettings
@@ -84,6 +85,8 @@ class InfEditEditor(dc.SingleFromBatch):
         self.batch_size = int(batch_size)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        self.offload = dc.check_placement(self.device, offload, config_key)
+        self.config_key = config_key
         self._counts = {"samples": 0, "model_batches": 0, "caption_fallbacks": 0, "empty_masks": 0,
                         "blend_words_dropped": 0}
 
@@ -92,9 +95,13 @@ class InfEditEditor(dc.SingleFromBatch):
         from iiie.models.infedit import InfEditPipeline
 
         def build():
-            return InfEditPipeline.from_pretrained(self.model_path, self.device, self.dtype)
+            from iiie.offload import apply_offload, load_device
 
-        key = ("infedit", str(self.model_path), str(self.device), str(self.dtype))
+            pipe = InfEditPipeline.from_pretrained(self.model_path, load_device(self.device, self.offload),
+                                                   self.dtype, variant=dc.weight_variant(self.model_path))
+            return apply_offload(pipe, self.offload, self.device, f"{self.config_key}.offload")
+
+        key = ("infedit", str(self.model_path), str(self.device), str(self.dtype), self.offload)
         return load_once(key, build, label="infedit")
 
     # ------------------------------------------------------------------ captions
@@ -166,6 +173,7 @@ class InfEditEditor(dc.SingleFromBatch):
                 self.settings, generators=batch.generators(seeds, chunk),
                 alignments=[jobs[k].get("alignment") for k in chunk],
             )
+            pipe.maybe_free_model_hooks()  # runtime.offload=model: weights back to host memory
             self._counts["model_batches"] += 1
             for j, k in enumerate(chunk):
                 i = batch.todo[k]

@@ -40,7 +40,7 @@ class InstructionPipelineEditor(dc.SingleFromBatch):
 
     def __init__(self, model_path: str, steps: int, resolution: int, blur: int = 0,
                  max_sequence_length: int = 512, device: str = "auto", dtype: str = "float32",
-                 config_key: str = "editor.<route>") -> None:
+                 config_key: str = "editor.<route>", offload: str = "none") -> None:
         self.model_path = require_files(model_path, self.model_files, f"{config_key}.model_path", self.hint)
         if int(steps) < 1:
             raise ValueError(f"{config_key}.steps must be >= 1, got {steps}")
@@ -52,6 +52,8 @@ class InstructionPipelineEditor(dc.SingleFromBatch):
         self.max_sequence_length = int(max_sequence_length)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        self.offload = dc.check_placement(self.device, offload, config_key)
+        self.config_key = config_key
         self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0}
 
     # -- what a subclass states -------------------------------------------------------
@@ -74,11 +76,13 @@ class InstructionPipelineEditor(dc.SingleFromBatch):
         cls = getattr(importlib.import_module("diffusers"), self.pipeline_class)
 
         def build():
-            pipe = cls.from_pretrained(str(self.model_path), dtype=self.dtype)
+            pipe = cls.from_pretrained(str(self.model_path), dtype=self.dtype,
+                                       variant=dc.weight_variant(self.model_path))
             pipe.set_progress_bar_config(disable=True)
-            return pipe.to(self.device)
+            return dc.place(pipe, self.device, self.offload, self.config_key)
 
-        return load_once((self.name, str(self.model_path), str(self.device), str(self.dtype)), build,
+        key = (self.name, str(self.model_path), str(self.device), str(self.dtype), self.offload)
+        return load_once(key, build,
                          label=self.name)
 
     def edit_batch(self, requests: Sequence[EditRequest], plans: Sequence[Plan], masks: Sequence[MaskResult],

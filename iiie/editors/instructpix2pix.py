@@ -45,6 +45,7 @@ class InstructPix2PixEditor(dc.SingleFromBatch):
         blur: int = 0,
         device: str = "auto",
         dtype: str = "float32",
+        offload: str = "none",
         config_key: str = "editor.<route>",  # the runner puts the mounted route in errors
     ) -> None:
         self.model_path = require_files(model_path, MODEL_FILES, f"{config_key}.model_path", _HINT)
@@ -56,6 +57,8 @@ class InstructPix2PixEditor(dc.SingleFromBatch):
         self.guidance_scale, self.image_guidance_scale = float(guidance_scale), float(image_guidance_scale)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        self.offload = dc.check_placement(self.device, offload, config_key)
+        self.config_key = config_key
         self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0}
 
     def pipeline(self):
@@ -66,11 +69,12 @@ class InstructPix2PixEditor(dc.SingleFromBatch):
             pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
                 str(self.model_path), dtype=self.dtype, safety_checker=None,
                 feature_extractor=None, requires_safety_checker=False,
+                variant=dc.weight_variant(self.model_path),
             )
             pipe.set_progress_bar_config(disable=True)
-            return pipe.to(self.device)
+            return dc.place(pipe, self.device, self.offload, self.config_key)
 
-        key = ("instructpix2pix", str(self.model_path), str(self.device), str(self.dtype))
+        key = ("instructpix2pix", str(self.model_path), str(self.device), str(self.dtype), self.offload)
         return load_once(key, build, label="instructpix2pix")
 
     def edit_batch(

@@ -36,7 +36,7 @@ class LEditsPPEditor(dc.SingleFromBatch):
 
     def __init__(self, model_path: str, steps: int = 50, skip: float = 0.2, edit_guidance_scale: float = 10.0,
                  edit_threshold: float = 0.9, resolution: int = 512, device: str = "auto", dtype: str = "float32",
-                 config_key: str = "editor.<route>") -> None:
+                 offload: str = "none", config_key: str = "editor.<route>") -> None:
         self.model_path = require_files(model_path, MODEL_FILES, f"{config_key}.model_path", _HINT)
         if int(steps) < 1 or int(resolution) < 8:
             raise ValueError(f"{config_key}: steps must be >= 1 and resolution >= 8")
@@ -44,6 +44,8 @@ class LEditsPPEditor(dc.SingleFromBatch):
         self.edit_guidance_scale, self.edit_threshold = float(edit_guidance_scale), float(edit_threshold)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        self.offload = dc.check_placement(self.device, offload, config_key)
+        self.config_key = config_key
         self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0}
 
     def pipeline(self):
@@ -53,11 +55,12 @@ class LEditsPPEditor(dc.SingleFromBatch):
         def build():
             pipe = LEditsPPPipelineStableDiffusion.from_pretrained(
                 str(self.model_path), dtype=self.dtype, safety_checker=None, feature_extractor=None,
-                requires_safety_checker=False)
+                requires_safety_checker=False, variant=dc.weight_variant(self.model_path))
             pipe.set_progress_bar_config(disable=True)
-            return pipe.to(self.device)
+            return dc.place(pipe, self.device, self.offload, self.config_key)
 
-        return load_once(("ledits_pp", str(self.model_path), str(self.device), str(self.dtype)), build,
+        key = ("ledits_pp", str(self.model_path), str(self.device), str(self.dtype), self.offload)
+        return load_once(key, build,
                          label="ledits_pp")
 
     def edit_batch(self, requests: Sequence[EditRequest], plans: Sequence[Plan], masks: Sequence[MaskResult],

@@ -87,6 +87,7 @@ class PowerPaintEditor(BrushNetEditor):
         scheduler: str = "UniPCMultistepScheduler",
         device: str = "auto",
         dtype: str = "float32",
+        offload: str = "none",
         config_key: str = "editor.<route>",  # the runner puts the mounted route in errors
     ) -> None:
         from iiie.models.brushnet.pipeline import BASE_FILES
@@ -106,7 +107,7 @@ class PowerPaintEditor(BrushNetEditor):
         super().__init__(
             base_path=base_path, brushnet_path=powerpaint_path, steps=steps, guidance_scale=guidance_scale,
             conditioning_scale=conditioning_scale, negative_prompt=negative_prompt, resolution=resolution,
-            blur=blur, scheduler=scheduler, device=device, dtype=dtype, config_key=config_key,
+            blur=blur, scheduler=scheduler, device=device, dtype=dtype, offload=offload, config_key=config_key,
         )
         self.powerpaint_path = self.brushnet_path
         self.removal_prompt = removal_prompt
@@ -118,13 +119,14 @@ class PowerPaintEditor(BrushNetEditor):
         from iiie.models.powerpaint.loading import load_brushnet_ca
         from iiie.models.powerpaint.text_encoder import load_task_text_encoder
 
-        base = dc.load_sd15_base(str(self.base_path), self.device, self.dtype)
+        where, owner = self.load_place("powerpaint")
+        base = dc.load_sd15_base(str(self.base_path), where, self.dtype, owner)
         brushnet = load_brushnet_ca(self.powerpaint_path, dtype=self.dtype)
         text_encoder = load_task_text_encoder(
             Path(self.base_path) / "text_encoder", self.powerpaint_path,
             first_task_id=len(base["tokenizer"]), dtype=self.dtype,
         )
-        return {name: m.to(self.device).eval().requires_grad_(False)
+        return {name: m.to(where).eval().requires_grad_(False)
                 for name, m in (("brushnet", brushnet), ("text_encoder_brushnet", text_encoder))}
 
     def pipeline(self):
@@ -139,17 +141,19 @@ class PowerPaintEditor(BrushNetEditor):
         from iiie.models.brushnet.pipeline import scheduler_from_config
         from iiie.models.powerpaint.pipeline import PowerPaintPipeline
 
+        where, owner = self.load_place("powerpaint")
+
         def build():
-            base = dc.load_sd15_base(str(self.base_path), self.device, self.dtype)
-            branch = load_once(("powerpaint-branch", str(self.powerpaint_path), str(self.device), str(self.dtype)),
+            base = dc.load_sd15_base(str(self.base_path), where, self.dtype, owner)
+            branch = load_once(("powerpaint-branch", str(self.powerpaint_path), str(where), str(self.dtype), owner),
                                self._load_branch, label="powerpaint")
             config = json.loads((Path(self.base_path) / "scheduler" / "scheduler_config.json").read_text())
             pipe = PowerPaintPipeline(scheduler=scheduler_from_config(self.scheduler, config), **base, **branch)
             pipe.set_progress_bar_config(disable=True)
-            return pipe
+            return self.placed(pipe)
 
         key = ("powerpaint-pipeline", str(self.base_path), str(self.powerpaint_path), self.scheduler,
-               str(self.device), str(self.dtype))
+               str(self.device), str(self.dtype), self.offload)
         pipe = load_once(key, build, label="powerpaint-pipeline")
         return TaskBoundPipeline(pipe, task=self.task, fitting_degree=self.fitting_degree)
 

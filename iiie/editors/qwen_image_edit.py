@@ -34,8 +34,9 @@ class QwenImageEditEditor(InstructionPipelineEditor):
 
     def __init__(self, model_path: str, steps: int = 50, true_cfg_scale: float = 4.0, negative_prompt: str = " ",
                  resolution: int = 1024, blur: int = 0, max_sequence_length: int = 512, device: str = "auto",
-                 dtype: str = "float32", config_key: str = "editor.<route>") -> None:
-        super().__init__(model_path, steps, resolution, blur, max_sequence_length, device, dtype, config_key)
+                 dtype: str = "float32", config_key: str = "editor.<route>", offload: str = "none") -> None:
+        super().__init__(model_path, steps, resolution, blur, max_sequence_length, device, dtype, config_key,
+                         offload=offload)
         if float(true_cfg_scale) > 1 and not negative_prompt:
             raise ValueError(f"{config_key}.negative_prompt must be non-empty when true_cfg_scale > 1 "
                              f"(the pipeline silently skips guidance without one); the model card uses ' '")

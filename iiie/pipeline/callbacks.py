@@ -17,6 +17,12 @@ class CollectSweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = Path(config.paths.results) / str(config.experiment_name)
+        if int(config.runtime.get("num_shards", 1) or 1) > 1:
+            # A sweep over shards (conf/hydra/launcher/slurm.yaml): each job holds a part of
+            # the samples; the full table is the collect step's, not a comparison of parts.
+            print("shards done: write the full table with the same command, without -m and the "
+                  "shard overrides, and runtime.num_shards=1 runtime.collect_only=true")
+            return
         if not sweep.exists():
             return
         self._tables(config, sweep)

@@ -106,6 +106,8 @@ class Runner:
         self.ids = self._shard(self.dataset.ids())
         self.retry_errors = bool(cfg.runtime.get("retry_errors", False))
         self.cache_code = bool(cfg.runtime.get("cache_code", True))
+        self.release_models = bool(cfg.runtime.get("release_models", True))
+        self.collect_only = bool(cfg.runtime.get("collect_only", False))
         self.keys = self._keys()
 
     # ------------------------------------------------------------------ setup
@@ -261,19 +263,63 @@ class Runner:
 
     def run(self) -> dict[str, Any]:
         started = time.time()
+        if self.collect_only:
+            self._check_collected()
         if self._scoring_pending():
             # Build the metrics first: a missing backbone folder or a judge server that is
             # down must stop the run before hours of planning, masking and editing.
+            resident = self._resident()
             self.metrics()
+            if self.release_models:  # checked; the score stage loads them again when it runs
+                self.release_since(resident)
         waves = self._waves()
         for w, wave in enumerate(waves):
             for st in self.order:
                 t0 = time.perf_counter()
+                resident = self._resident()
                 self.run_stage(st.name, wave)
+                if self.release_models:
+                    self.release_since(resident)
                 self.counters[st.name].seconds = round(self.counters[st.name].seconds + time.perf_counter() - t0, 3)
                 if w == len(waves) - 1:  # one line per stage (totals over the turns), in run.log
                     log.info(stage_line(st.name, self.counters[st.name]))
         return self.manifest(started)
+
+    def _resident(self) -> tuple[set[str], set[Any]]:
+        """(built components, cached models) now, to tell what a stage adds."""
+        return set(self._built), weights.loaded_keys()
+
+    def release_since(self, resident: tuple[set[str], set[Any]]) -> None:
+        """Drop what was built and loaded since ``resident`` (``runtime.release_models``).
+
+        Why: each stage's models (planner VLM, masker, editors, metric backbones) are needed
+        by that stage only, and keeping them resident makes the next stage's models share
+        the GPU with them. The metrics, built up front to fail fast, are released right
+        after that check. A later stage that needs a released component (verify re-edits
+        with the route's editor, score its metrics) builds it again.
+        """
+        from iiie.offload import free_memory
+
+        built, loaded = resident
+        for key in set(self._built) - built:
+            del self._built[key]
+        weights.release(weights.loaded_keys() - loaded)
+        free_memory()
+
+    def _check_collected(self) -> None:
+        """``runtime.collect_only=true`` (the final step of a sharded run): every sample must
+        already be finished (scored, or failed for good) by the shards, so that this run
+        only reads records; otherwise stop with the samples that are missing, instead of
+        computing them on whatever machine runs the collect step."""
+        last = len(self.order) - 1
+        missing = [(i, self.order[w[0]].name) for i in self.ids if (w := self._walk(i, last))[1] not in ("done", "failed")]
+        if missing:
+            shown = ", ".join(f"{i} ({stage})" for i, stage in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise ConfigurationError(
+                f"runtime.collect_only=true but {len(missing)} of {len(self.ids)} samples are not finished: "
+                f"{shown}{more} (stage where each stopped); run the missing shards first, or drop "
+                "collect_only to compute them here")
 
     def _scoring_pending(self) -> bool:
         """Will this run score anything (some sample neither scored nor finally failed)?"""

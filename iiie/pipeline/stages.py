@@ -23,9 +23,9 @@ from iiie.vlm.settings import NON_SEMANTIC_KEYS
 if TYPE_CHECKING:
     from iiie.pipeline.runner import Runner
 
-#: Keys that decide where a component runs, not what it computes: left out of cache keys,
+#: Keys that decide where a component runs (device, offload hooks), not what it computes: left out of cache keys,
 #: so data-parallel processes on different GPUs share one folder.
-PLACEMENT_KEYS = frozenset({"device"})
+PLACEMENT_KEYS = frozenset({"device", "offload"})
 
 
 class Stage:

@@ -88,6 +88,21 @@ def load_once(key: Any, loader: Callable[[], T], label: str | None = None) -> T:
         return _CACHE[key]
 
 
+def loaded_keys() -> set[Any]:
+    """The keys of every model cached by :func:`load_once` now."""
+    with _LOCK:
+        return set(_CACHE)
+
+
+def release(keys: Any) -> int:
+    """Drop the cached models under ``keys`` (the runner calls this when a stage is done, so
+    that the next stage's models do not have to fit next to them); returns how many were
+    dropped. ``LOAD_COUNTS`` keeps counting: a released model loaded again counts twice."""
+    with _LOCK:
+        dropped = [k for k in keys if _CACHE.pop(k, None) is not None]
+    return len(dropped)
+
+
 def clear_loaded() -> None:
     """Drop every cached model (tests use this to measure loads)."""
     with _LOCK:

@@ -70,7 +70,8 @@ BASE_FILES = (
     "scheduler/scheduler_config.json",
 )
 #: Files a BrushNet checkpoint folder must hold.
-BRUSHNET_FILES = ("config.json", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))
+BRUSHNET_FILES = ("config.json", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin",
+                                 "diffusion_pytorch_model.fp16.safetensors"))
 
 
 def _as_list(x) -> list:
@@ -156,7 +157,7 @@ class BrushNetInpaintPipeline(DiffusionPipeline):
         loaders = {
             "vae": lambda: AutoencoderKL.from_pretrained(base_dir / "vae", **kw),
             "text_encoder": lambda: CLIPTextModel.from_pretrained(
-                base_dir / "text_encoder", dtype=torch_dtype
+                base_dir / "text_encoder", dtype=torch_dtype, variant=variant
             ),
             "tokenizer": lambda: CLIPTokenizer.from_pretrained(base_dir / "tokenizer"),
             "unet": lambda: BrushNetUNet2DConditionModel.from_pretrained(base_dir / "unet", **kw),

@@ -119,15 +119,19 @@ class InfEditPipeline:
         self.tokenizer = tokenizer
         self.scheduler = scheduler
 
+    #: Where inputs go when offload hooks hold the weights in host memory (else the UNet's device).
+    execution_device: torch.device | None = None
+
     @classmethod
-    def from_pretrained(cls, path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    def from_pretrained(cls, path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                        variant: str | None = None):
         from diffusers import AutoencoderKL, LCMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
         path = str(path)
-        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", dtype=dtype)
-        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", dtype=dtype)
-        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype)
+        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", dtype=dtype, variant=variant)
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", dtype=dtype, variant=variant)
+        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype, variant=variant)
         tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
         scheduler = LCMScheduler.from_pretrained(path, subfolder="scheduler")
         for m in (unet, vae, text_encoder):
@@ -136,7 +140,40 @@ class InfEditPipeline:
 
     @property
     def device(self) -> torch.device:
-        return self.unet.device
+        return self.execution_device or self.unet.device
+
+    # -- offload (runtime.offload): the same hooks diffusers' pipelines install ----------
+    def _models(self) -> list[torch.nn.Module]:
+        return [self.text_encoder, self.unet, self.vae]  # the order they are first called in
+
+    def enable_model_cpu_offload(self, device: str | torch.device) -> None:
+        """Whole models in host memory, each moved to ``device`` when called (the previous
+        one in the chain goes back), as ``DiffusionPipeline.enable_model_cpu_offload``."""
+        from accelerate import cpu_offload_with_hook
+
+        device, hook = torch.device(device), None
+        self._hooks = []
+        for model in self._models():
+            model.to("cpu")
+            _, hook = cpu_offload_with_hook(model, device, prev_module_hook=hook)
+            self._hooks.append(hook)
+        self.execution_device = device
+
+    def maybe_free_model_hooks(self) -> None:
+        """After a call with model offload: every model back to host memory (the chain
+        leaves the last one called, the VAE, on the GPU), as diffusers' pipelines do."""
+        for hook in getattr(self, "_hooks", []):
+            hook.offload()
+
+    def enable_sequential_cpu_offload(self, device: str | torch.device) -> None:
+        """Weights in host memory, moved to ``device`` one layer at a time (least memory)."""
+        from accelerate import cpu_offload
+
+        device = torch.device(device)
+        for model in self._models():
+            model.to("cpu")
+            cpu_offload(model, execution_device=device, offload_buffers=len(model._parameters) > 0)
+        self.execution_device = device
 
     @property
     def dtype(self) -> torch.dtype:
