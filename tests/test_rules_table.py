@@ -1,25 +1,54 @@
-"""Per-row tests of the declarative pattern tables (iiie/planners/rules_table.py)."""
+"""Per-row tests of the declarative pattern tables (iiie/planners/rules_table*.py).
+
+Each row's examples must reach that row first in its table, and the planner must answer
+with the row's category and object from the frame the table backs; a declining row's
+examples name the later frame that answers instead.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from iiie.planners.rules import parse_instruction
-from iiie.planners.rules_table import REMOVE_PATTERNS, first_match
+from iiie.planners.rules_table import DECLINE, REMOVE_PATTERNS, Pattern, first_match
+from iiie.planners.rules_tables_add import ADD_PATTERNS, FILL_PATTERNS
 from iiie.planners.rules_text import normalise
+from iiie.types import Category
 
-ROWS = [(row, sentence, obj) for row in REMOVE_PATTERNS for sentence, obj in row.examples]
+#: frame name (the planner's "frame:<name>" cue) -> its table
+TABLES = {"remove": REMOVE_PATTERNS, "fill": FILL_PATTERNS, "add": ADD_PATTERNS}
+
+ROWS = [
+    (frame, row, sentence, obj)
+    for frame, table in TABLES.items()
+    for row in table
+    for sentence, obj in row.examples
+]
 
 
-def test_rows_have_unique_names_and_examples():
-    names = [r.name for r in REMOVE_PATTERNS]
+@pytest.mark.parametrize("frame", TABLES)
+def test_rows_have_unique_names_and_examples(frame):
+    names = [r.name for r in TABLES[frame]]
     assert len(names) == len(set(names))
-    assert all(r.examples for r in REMOVE_PATTERNS)
+    assert all(r.examples for r in TABLES[frame])
 
 
-@pytest.mark.parametrize("row,sentence,obj", ROWS, ids=[f"{r.name}:{s}" for r, s, _ in ROWS])
-def test_row_is_the_first_to_match_its_example_and_fills_its_slots(row, sentence, obj):
-    hit = first_match(normalise(sentence), REMOVE_PATTERNS)
+@pytest.mark.parametrize(
+    "frame,row,sentence,obj", ROWS, ids=[f"{f}:{r.name}:{s}" for f, r, s, _ in ROWS]
+)
+def test_row_is_the_first_to_match_its_example_and_fills_its_slots(frame, row, sentence, obj):
+    hit = first_match(normalise(sentence), TABLES[frame])
     assert hit is not None and hit[0] is row, (hit[0].name if hit else None)
     plan = parse_instruction(sentence)
+    if row.action == DECLINE:  # the example names the frame that answers instead
+        assert plan.raw["cues"][0] == f"frame:{obj}" != f"frame:{frame}", plan.raw
+        return
+    assert plan.raw["cues"][0] == f"frame:{frame}", plan.raw
     assert (plan.category, plan.object) == (row.category, obj), plan.raw
+
+
+def test_a_row_without_category_must_decline_and_every_row_needs_examples():
+    with pytest.raises(ValueError, match="category"):
+        Pattern("x", r"^x$", None, (("x", "x"),))
+    with pytest.raises(ValueError, match="examples"):
+        Pattern("x", r"^x$", Category.LOCAL, ())

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 
 from iiie.planners import rules_lexicon as lex
-from iiie.planners.rules_table import _BE, REMOVE_PATTERNS, first_match, slots
+from iiie.planners.rules_table import _BE, REMOVE_PATTERNS, Pattern, first_match, run_table, slots
+from iiie.planners.rules_tables_add import ADD_PATTERNS, FILL_PATTERNS
 from iiie.planners.rules_text import (
     ING_NOUNS,
     NUMBER_WORDS,
@@ -736,13 +737,6 @@ _CHANGE_VERBS = (
     r"tint|stain|fill|cover|dress up|age|evolve|mutate|adjust|fix|give|transfer|"
     r"reinterpret|repaint|stylize|stylise"
 )
-_ADD_VERBS = (
-    r"add|insert|include|draw|put|place|stick|hang|put up|build|attach|plant|sketch|"
-    r"create|introduce|generate|spawn|position|install|mount|sprinkle|scatter|stack|park|"
-    r"paste|overlay|superimpose|drop|lay|seat|bring|move|transport|teleport|send|"
-    r"relocate|pop|throw in|carve|write|get|set|paint|grow|station|land|release|toss|"
-    r"float|fly|shift|show|depict|portray"
-)
 def _match_remove(c: str) -> Parse | None:
     """The removal frame: the first row of :data:`~iiie.planners.rules_table.REMOVE_PATTERNS`."""
     hit = first_match(c, REMOVE_PATTERNS)
@@ -1006,98 +1000,54 @@ def _quoted(words: str) -> str:
     return w.strip()
 
 
-_FILL_VERBS = r"fill|surround|decorate|top|garnish|adorn|cover|line|dot|stuff|load|deck"
-
-
-def _match_fill(c: str) -> Parse | None:
-    """ "fill the sky with balloons", "decorate the tree with lights": countable things are
-    added around or onto the named object; a substance ("cover the car with snow") is a
-    change of the object, left to the change frame."""
-    m = re.match(rf"^(?P<v>{_FILL_VERBS})\s+(?P<o>.+?)\s+(?:with|in)\s+(?P<y>.+)$", c)
-    if not m:
-        return None
-    np_raw, tail = split_np(m.group("y"))
-    thing = clean_np(np_raw)
-    head = np_head(thing)
-    if m.group("v") == "surround" and is_definite(m.group("o")) and (
-        is_place(thing.split(" of ")[0])
-        or np_head(thing.split(" of ")[0]) in ("field", "fields", "landscape", "scenery", "sea", "meadow")
-    ):  # "surround the boy with a field of sunflowers": a new setting around the subject
-        return Parse(
-            Category.BACKGROUND,
-            "surround_with_scene",
-            obj=clean_np(m.group("o")),
-            comp=m.group("y"),
-            verb="surround",
-            cues=["verb:surround", "scene"],
-        )
-    countable = is_indefinite(np_raw) or (
-        head.endswith("s") and not head.endswith("ss") and np_kind(thing) == "thing"
-    )
-    if not countable or head in lex.GLOBAL_ADDABLES or head in lex.WEATHER_EVENTS:
-        return None
-    p = _decide_add(m.group("v"), np_raw, f"on {m.group('o')}", anchor=clean_np(m.group("o")))
+def _fill_things(row: Pattern, m: re.Match) -> Parse | None:
+    """Countable things added onto or around the named object."""
+    where = m.group(row.location_slot)
+    p = _decide_add(m.group("v"), split_np(m.group(row.object_slot))[0], f"on {where}",
+                    anchor=clean_np(where))
     return p if p.category == Category.ADDITION else None
 
 
+_FILL_ACTIONS = {
+    "": _fill_things,
+    # "surround the boy with a field of sunflowers": a new setting around the subject
+    "surround": lambda row, m: Parse(
+        Category.BACKGROUND, "surround_with_scene", obj=clean_np(m.group(row.object_slot)),
+        comp=m.group(row.comp_slot), verb="surround", cues=["verb:surround", "scene"]),
+}
+
+
+def _match_fill(c: str) -> Parse | None:
+    """ "fill the sky with balloons", "decorate the tree with lights": the rows of
+    :data:`~iiie.planners.rules_tables_add.FILL_PATTERNS` (a substance, "cover the car with
+    snow", is a change of the object, left to the change frame)."""
+    return run_table(c, FILL_PATTERNS, _FILL_ACTIONS)
+
+
+def _write_on(row: Pattern, m: re.Match) -> Parse:
+    """Text on a named surface repaints that surface (Emu Edit's "text" task is local)."""
+    surface = clean_np(split_np(m.group(row.object_slot))[0])
+    return Parse(Category.LOCAL, "write_on", obj=surface,
+                 comp=f"{surface} with the text {_quoted(m.group('words'))}",
+                 verb=m.group("v"), cues=["text"])
+
+
+_ADD_ACTIONS = {
+    "": lambda row, m: _decide_add(m.group("v"), *split_np(m.group(row.object_slot))),
+    "change": lambda row, m: _decide_change(m.group(row.object_slot), m.group(row.comp_slot),
+                                            m.group("v")),
+    "write_on": _write_on,
+    # free-standing text needs a region, like any addition
+    "add_text": lambda row, m: Parse(
+        Category.ADDITION, "add_text", obj="text",
+        comp=f"the text {_quoted(m.group(row.object_slot))}",
+        location=(m.group(row.location_slot) or "").strip(), verb=m.group("v"), cues=["text"]),
+}
+
+
 def _match_add(c: str) -> Parse | None:
-    m = re.match(rf"^(?P<v>{_ADD_VERBS})\s+(?:in\s+|up\s+|down\s+)?(?P<rest>.+)$", c)
-    if not m:
-        return None
-    verb, rest = m.group("v"), m.group("rest")
-    np_raw, tail = split_np(rest)
-    # verbs that also mean "change" or "show": "paint the wall yellow", "set the background
-    # to x", "get the bus out" are left to the other frames unless they add a new thing
-    scene_move = verb == "set" and (
-        (scene_in(tail) and re.match(r"^(?:in|on|at)\b", tail)) or backdrop_behind(tail)
-    )
-    if verb in ("show", "depict", "portray") and not (scene_in(tail) or is_indefinite(np_raw)):
-        return None
-    if (
-        verb in ("paint", "set", "get", "fly", "float", "shift", "grow", "land")
-        and not is_indefinite(np_raw)
-        and not scene_move
-    ):
-        if verb in ("paint", "set", "grow", "get") or np_kind(clean_np(np_raw)) != "thing":
-            return None
-    if verb in ("put", "place", "set") and np_kind(clean_np(np_raw)) == "background":
-        m2 = re.match(r"^(?P<o>.+?)\s+(?:to|as)\s+(?P<c>.+)$", rest)
-        if m2:
-            return _decide_change(m2.group("o"), m2.group("c"), verb)
-    if verb == "write" or (
-        verb in ("add", "put", "place", "insert")
-        and re.match(
-            r"^(?:the\s+|some\s+)?(?:text|words?|caption|writing|title|label|letters)\b", rest
-        )
-    ):
-        # text on a named surface repaints that surface (Emu Edit's "text" task is local);
-        # free-standing text needs a region, like any addition
-        m2 = re.search(r"\b(?:on|onto|across)\s+(?P<s>(?:the|his|her|their|its)\s+.+)$", rest)
-        if m2 and not re.search(
-            r"\b(?:top|bottom|left|right|corner|center|centre|middle)\b", m2.group("s")
-        ):
-            surface = clean_np(split_np(m2.group("s"))[0])
-            return Parse(
-                Category.LOCAL,
-                "write_on",
-                obj=surface,
-                comp=f"{surface} with the text {_quoted(rest[: m2.start()])}",
-                verb=verb,
-                cues=["text"],
-            )
-        m3 = re.search(r"\s(?:at|on|in|to|near|across|along|above|below|under|over)\s+.*$", rest)
-        tail = m3.group(0).strip() if m3 else ""
-        words = rest[: m3.start()] if m3 else rest
-        return Parse(
-            Category.ADDITION,
-            "add_text",
-            obj="text",
-            comp=f"the text {_quoted(words)}",
-            location=tail,
-            verb=verb,
-            cues=["text"],
-        )
-    return _decide_add(verb, np_raw, tail)
+    """The addition frame: the rows of :data:`~iiie.planners.rules_tables_add.ADD_PATTERNS`."""
+    return run_table(c, ADD_PATTERNS, _ADD_ACTIONS)
 
 
 def _match_change(c: str) -> Parse | None:

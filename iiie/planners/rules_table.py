@@ -7,15 +7,24 @@ an optional guard (a small predicate on the match) and ``examples`` (sentence, e
 object) that ``tests/test_rules_table.py`` checks row by row. Rows are tried in order and
 the first whose regex and guard pass wins, so the next fix is a row, not a branch.
 
-The removal frame is the first table (it was the longest chain of ``if m:`` branches);
-the other frames still live in :mod:`iiie.planners.rules_grammar`.
+A row may also restrict its verb (``verbs``: the words group ``v`` may hold, so rows can
+share one verb regex and still split by verb), name the complement group (``comp_slot``)
+and name the ``action`` its frame takes with the match (a key of the frame's action map in
+:mod:`iiie.planners.rules_grammar`; ``""`` is the frame's default). The action
+:data:`DECLINE` says "this shape is not this frame's": the frame answers nothing and the
+later frames read the clause ("paint the wall yellow" is not an addition). Such rows have
+no category; their examples name the later frame that answers instead.
+
+Tables: the removal frame (here), the addition frames (:mod:`.rules_tables_add`); the
+other frames still live in :mod:`iiie.planners.rules_grammar`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from iiie.planners import rules_lexicon as lex
 from iiie.planners.rules_text import (
@@ -49,13 +58,17 @@ WISH = re.compile(
 )
 
 
+#: The action of a row that hands the clause on to the later frames.
+DECLINE = "decline"
+
+
 @dataclass(frozen=True)
 class Pattern:
     """One row: ``regex`` -> ``category`` with the object in group ``object_slot``."""
 
     name: str
     regex: str
-    category: Category
+    category: Category | None  # None only for DECLINE rows
     examples: tuple[tuple[str, str], ...]
     object_slot: str = "obj"
     location_slot: str | None = None
@@ -63,11 +76,22 @@ class Pattern:
     verb: Callable[[re.Match, str], str] | None = None  # the cue's verb; default: ``name``
     clean: Callable[[str], str] | None = None  # tidy the object text
     after_wish: bool = False
+    verbs: frozenset[str] | None = None  # the row applies only when group "v" is one of these
+    comp_slot: str | None = None
+    action: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.category is None) != (self.action == DECLINE):
+            raise ValueError(f"row {self.name!r}: a category is required unless it declines")
+        if not self.examples:
+            raise ValueError(f"row {self.name!r} has no examples")
 
     def match(self, clause: str) -> re.Match | None:
         text = WISH.sub("", clause) if self.after_wish else clause
         m = re.match(self.regex, text)
-        return m if m and (self.guard is None or self.guard(m, text)) else None
+        if not m or (self.verbs is not None and m.group("v") not in self.verbs):
+            return None
+        return m if self.guard is None or self.guard(m, text) else None
 
 
 def _not_image(group: str) -> Callable[[re.Match, str], bool]:
@@ -183,6 +207,20 @@ def first_match(clause: str, table: tuple[Pattern, ...]) -> tuple[Pattern, re.Ma
         if m:
             return row, m
     return None
+
+
+def run_table(
+    clause: str,
+    table: tuple[Pattern, ...],
+    actions: Mapping[str, Callable[[Pattern, re.Match], Any]],
+) -> Any:
+    """The generic matcher of a frame: the first matching row's action on its match, or
+    None when no row matches or the row declines. ``m.string`` is the text matched."""
+    hit = first_match(clause, table)
+    if hit is None or hit[0].action == DECLINE:
+        return None
+    row, m = hit
+    return actions[row.action](row, m)
 
 
 def slots(row: Pattern, m: re.Match, clause: str) -> tuple[str, str, str]:
