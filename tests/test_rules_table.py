@@ -12,17 +12,24 @@ import pytest
 from iiie.planners.rules import parse_instruction
 from iiie.planners.rules_table import DECLINE, REMOVE_PATTERNS, Pattern, first_match
 from iiie.planners.rules_tables_add import ADD_PATTERNS, FILL_PATTERNS
+from iiie.planners.rules_tables_change import CHANGE_PATTERNS, SEE_PATTERNS
 from iiie.planners.rules_text import normalise
 from iiie.types import Category
 
 #: frame name (the planner's "frame:<name>" cue) -> its table
-TABLES = {"remove": REMOVE_PATTERNS, "fill": FILL_PATTERNS, "add": ADD_PATTERNS}
+TABLES = {
+    "remove": REMOVE_PATTERNS,
+    "see": SEE_PATTERNS,
+    "fill": FILL_PATTERNS,
+    "add": ADD_PATTERNS,
+    "change": CHANGE_PATTERNS,
+}
 
 ROWS = [
-    (frame, row, sentence, obj)
+    (frame, row, ex[0], ex[1], ex[2] if len(ex) > 2 else row.category)
     for frame, table in TABLES.items()
     for row in table
-    for sentence, obj in row.examples
+    for ex in row.examples
 ]
 
 
@@ -34,9 +41,11 @@ def test_rows_have_unique_names_and_examples(frame):
 
 
 @pytest.mark.parametrize(
-    "frame,row,sentence,obj", ROWS, ids=[f"{f}:{r.name}:{s}" for f, r, s, _ in ROWS]
+    "frame,row,sentence,obj,category", ROWS, ids=[f"{f}:{r.name}:{s}" for f, r, s, *_ in ROWS]
 )
-def test_row_is_the_first_to_match_its_example_and_fills_its_slots(frame, row, sentence, obj):
+def test_row_is_the_first_to_match_its_example_and_fills_its_slots(
+    frame, row, sentence, obj, category
+):
     hit = first_match(normalise(sentence), TABLES[frame])
     assert hit is not None and hit[0] is row, (hit[0].name if hit else None)
     plan = parse_instruction(sentence)
@@ -44,7 +53,7 @@ def test_row_is_the_first_to_match_its_example_and_fills_its_slots(frame, row, s
         assert plan.raw["cues"][0] == f"frame:{obj}" != f"frame:{frame}", plan.raw
         return
     assert plan.raw["cues"][0] == f"frame:{frame}", plan.raw
-    assert (plan.category, plan.object) == (row.category, obj), plan.raw
+    assert (plan.category, plan.object) == (category, obj), plan.raw
 
 
 def test_a_row_without_category_must_decline_and_every_row_needs_examples():
@@ -52,3 +61,5 @@ def test_a_row_without_category_must_decline_and_every_row_needs_examples():
         Pattern("x", r"^x$", None, (("x", "x"),))
     with pytest.raises(ValueError, match="examples"):
         Pattern("x", r"^x$", Category.LOCAL, ())
+    with pytest.raises(ValueError, match="no group 'obj'"):
+        Pattern("x", r"^x$", Category.LOCAL, (("x", "x"),))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from iiie.planners import rules_lexicon as lex
 from iiie.planners.rules_table import _BE, REMOVE_PATTERNS, Pattern, first_match, run_table, slots
 from iiie.planners.rules_tables_add import ADD_PATTERNS, FILL_PATTERNS
+from iiie.planners.rules_tables_change import CHANGE_PATTERNS, SEE_PATTERNS, VERB_RESULT
 from iiie.planners.rules_text import (
     ING_NOUNS,
     NUMBER_WORDS,
@@ -31,6 +32,7 @@ from iiie.planners.rules_text import (
     property_of,
     scene_in,
     split_np,
+    split_object_complement,
     strip_complement,
 )
 from iiie.types import Category
@@ -205,7 +207,7 @@ def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
         # "make everything except the dog black and white": the dog is kept, the rest changes
         kept, new = split_np(m.group("r"))
         if not new:  # "except the dog black and white"
-            kept, new = _split_object_complement(m.group("r"))
+            kept, new = split_object_complement(m.group("r"))
         return Parse(
             Category.BACKGROUND,
             "change_background",
@@ -730,13 +732,6 @@ def _decide_existential(np_text: str) -> Parse:
 # the grammar: ordered frames over a normalised clause
 # --------------------------------------------------------------------------------------------
 
-_CHANGE_VERBS = (
-    r"change|turn|transform|convert|switch|swap|replace|morph|alter|modify|recolor|"
-    r"color|paint|dye|render|edit|update|set|upgrade|exchange|substitute|redo|restyle|"
-    r"reshape|resize|shrink|enlarge|make|recreate|redraw|reimagine|rework|re-color|"
-    r"tint|stain|fill|cover|dress up|age|evolve|mutate|adjust|fix|give|transfer|"
-    r"reinterpret|repaint|stylize|stylise"
-)
 def _match_remove(c: str) -> Parse | None:
     """The removal frame: the first row of :data:`~iiie.planners.rules_table.REMOVE_PATTERNS`."""
     hit = first_match(c, REMOVE_PATTERNS)
@@ -983,7 +978,7 @@ def _match_desire(c: str) -> Parse | None:
         return _decide_change(m3.group("o"), m3.group("c"), "want")
     if m3:  # "i want the dog in a park": the subject in a new scene
         return _decide_statement(m3.group("o"), "be", f"in {m3.group('c')}")
-    o, c2 = _split_object_complement(m.group("np"))
+    o, c2 = split_object_complement(m.group("np"))
     if o and c2 and is_adjectival([w for w in c2.split() if w not in ("and", "or")]):
         return _decide_change(o, c2, "want")  # "i want the tulips purple"
     return None
@@ -1050,132 +1045,35 @@ def _match_add(c: str) -> Parse | None:
     return run_table(c, ADD_PATTERNS, _ADD_ACTIONS)
 
 
+def _simile(row: Pattern, m: re.Match) -> Parse:
+    """ "make the sky orange and pink like a sunset": the simile joins the colour."""
+    obj, comp = split_object_complement(m.group(row.object_slot))
+    like = m.string[m.end(row.object_slot) :].strip()
+    return _decide_change(obj, f"{comp} {like}", m.group("v"))
+
+
+_CHANGE_ACTIONS = {
+    "": lambda row, m: _decide_change(m.group(row.object_slot), m.group(row.comp_slot),
+                                      m.group("v")),
+    "it": lambda row, m: _decide_change("it", m.group(row.comp_slot), m.group("v")),
+    "no_comp": lambda row, m: _decide_change(m.group(row.object_slot), "", m.group("v")),
+    "simile": _simile,
+    "result": lambda row, m: _decide_change(
+        m.group(row.object_slot), VERB_RESULT.get(m.group("v"), m.group("v")), m.group("v")),
+    "split": lambda row, m: _decide_change(
+        *split_object_complement(m.group(row.object_slot)), m.group("v")),
+}
+
+
 def _match_change(c: str) -> Parse | None:
-    m = re.match(rf"^(?P<v>{_CHANGE_VERBS})\s+(?P<rest>.+)$", c)
-    if not m:
-        m = re.match(r"^(?P<v>convert|change|turn|switch|transform|make)\s*(?P<rest>.*)$", c)
-        if not m:
-            return None
-    verb, rest = m.group("v"), m.group("rest").strip()
-    rest = re.sub(r"^(?:up|down)\s+", "", rest)
-    # "convert to sepia", "turn into a cartoon": no object named
-    m0 = re.match(r"^(?:to|into|in)\s+(?P<c>.+)$", rest)
-    if m0:
-        return _decide_change("it", m0.group("c"), verb)
-    if verb in ("replace", "swap", "switch", "exchange", "substitute"):
-        m1 = re.match(r"^(?P<o>.+?)\s+(?:with|for|by|to|into|and)\s+(?P<c>.+)$", rest)
-        if m1:
-            return _decide_change(m1.group("o"), m1.group("c"), verb)
-        return _decide_change(rest, "", verb)
-    if verb != "make":
-        m1 = re.match(
-            r"^(?P<o>.+?)\s+(?:into|to be|to look like|to|as|so that|so|with)\s+"
-            r"(?P<c>.+)$",
-            rest,
-        )
-        if m1:
-            return _decide_change(m1.group("o"), m1.group("c"), verb)
-    # "make X look like Y", "make X into Y"
-    m1 = re.match(
-        r"^(?P<o>.+?)\s+(?:look like|looks like|look|seem|appear|into|like|become|say|"
-        r"read|show|display)\s+(?P<c>.+)$",
-        rest,
-    )
-    if m1:
-        o2, c2 = _split_object_complement(m1.group("o"))
-        words = [w for w in c2.split() if w not in ("and", "or")]
-        if words and is_adjectival(words):
-            # "make the sky orange and pink like a sunset": the simile qualifies the colour
-            return _decide_change(o2, f"{c2} {rest[m1.end('o') :].strip()}", verb)
-        return _decide_change(m1.group("o"), m1.group("c"), verb)
-    obj, comp = _split_object_complement(rest)
-    if verb in _VERB_RESULT or (verb != "make" and (not obj.strip() or obj in lex.DETERMINERS)):
-        # "enlarge the dog", "recolor the car": the verb alone says what changes
-        return _decide_change(rest, _VERB_RESULT.get(verb, verb), verb)
-    return _decide_change(obj, comp, verb)
-
-
-_VERB_RESULT = {"enlarge": "larger", "shrink": "smaller", "age": "older", "resize": "resized"}
-
-
-def _split_object_complement(rest: str) -> tuple[str, str]:
-    """ "the blue square green" -> ("the blue square", "green"); "the dog a wolf"."""
-    words = rest.split()
-    if not words:
-        return "", ""
-    if (
-        words[0] in ("it", "this", "that", "him", "her", "them", "everything", "everyone")
-        and len(words) > 1
-        and not (words[0] == "her" and len(words) > 2 and words[1] not in lex.INDEFINITE)
-    ):
-        return words[0], " ".join(words[1:])
-    m = re.match(r"^(?P<o>.+?)\s+(?P<c>(?:made|built|carved) (?:of|from|out of)\s+.+)$", rest)
-    if m:  # "the table made of wood"
-        return m.group("o"), m.group("c")
-    # "the image high contrast", "the background plain white": a whole-image or background
-    # noun phrase in front fixes the split
-    for k in range(min(4, len(words) - 1), 0, -1):
-        if words[k] in PREPOSITIONS or words[k] == "of":
-            continue
-        if (
-            any(w in ("a", "an") for w in words[1:k])
-            or words[k - 1] in lex.DETERMINERS
-            or (words[k - 1] in PREPOSITIONS)
-        ):
-            continue
-        if np_kind(clean_np(" ".join(words[:k]))) in ("image", "background", "global", "time"):
-            return " ".join(words[:k]), " ".join(words[k:])
-    for i in range(1, len(words)):
-        if words[i] in ("a", "an") and i > 0:
-            return " ".join(words[:i]), " ".join(words[i:])
-    # longest contiguous adjectival suffix that leaves a noun phrase in front
-    start = len(words)
-    for i in range(len(words) - 1, 0, -1):
-        if not is_adjectival(words[i:]) or not clean_np(" ".join(words[:i])):
-            break
-        last = words[i - 1]
-        noun_material = (
-            words[i] in lex.MATERIALS
-            and words[i] not in lex.ADJECTIVES
-            and i < len(words) - 1
-            and words[i + 1] not in ("and", "or")
-        )
-        if noun_material:  # "the sheep's wool pink": wool is the object, not a complement
-            break
-        if (
-            last not in ("and", "or", "more", "less", "very")
-            and last not in lex.COLORS
-            and last not in lex.ADJECTIVES
-        ):
-            start = i
-    if start < len(words):
-        return " ".join(words[:start]), " ".join(words[start:])
-    if len(words) >= 4 and words[-2] in ("and", "or") and is_adjectival([words[-3]]):
-        # "the bananas green and unripe": an unknown word coordinated with an adjective
-        o, c2 = _split_object_complement(" ".join(words[:-2]))
-        if o and c2:
-            return o, f"{c2} {words[-2]} {words[-1]}"
-    if len(words) >= 2:
-        return " ".join(words[:-1]), words[-1]
-    return rest, ""
+    """The change frame: the rows of :data:`~.rules_tables_change.CHANGE_PATTERNS`."""
+    return run_table(c, CHANGE_PATTERNS, _CHANGE_ACTIONS)
 
 
 def _match_see(c: str) -> Parse | None:
-    m = re.match(
-        r"^(?:let (?:us|me) )?(?:see|show|view|show me|picture|imagine)\s+"
-        r"(?P<o>it|this|that|the (?:image|photo|picture|scene|view)|everything)"
-        r"\s+(?P<c>.+)$",
-        c,
-    )
-    if not m:
-        m = re.match(
-            r"^(?:what|how)\s+(?:would|will|does|might|could|should)\s+"
-            r"(?P<o>.+?)\s+look(?:\s+like)?\s*(?P<c>.*)$",
-            c,
-        )
-    if not m:
-        return None
-    return _decide_change(m.group("o"), m.group("c"), "see")
+    """ "let's see it in winter": the rows of :data:`~.rules_tables_change.SEE_PATTERNS`."""
+    return run_table(c, SEE_PATTERNS, {"": lambda row, m: _decide_change(
+        m.group(row.object_slot), m.group(row.comp_slot), "see")})
 
 
 _DEGREE = (

@@ -15,8 +15,9 @@ and name the ``action`` its frame takes with the match (a key of the frame's act
 later frames read the clause ("paint the wall yellow" is not an addition). Such rows have
 no category; their examples name the later frame that answers instead.
 
-Tables: the removal frame (here), the addition frames (:mod:`.rules_tables_add`); the
-other frames still live in :mod:`iiie.planners.rules_grammar`.
+Tables: the removal frame (here), the addition frames (:mod:`.rules_tables_add`), the
+change and seeing frames (:mod:`.rules_tables_change`); the other frames still live in
+:mod:`iiie.planners.rules_grammar`.
 """
 
 from __future__ import annotations
@@ -69,8 +70,10 @@ class Pattern:
     name: str
     regex: str
     category: Category | None  # None only for DECLINE rows
-    examples: tuple[tuple[str, str], ...]
-    object_slot: str = "obj"
+    #: (sentence, object) or (sentence, object, category) where the slots' meaning gives
+    #: another category than the row's ("change the background to a beach": background)
+    examples: tuple[tuple[str, str] | tuple[str, str, Category], ...]
+    object_slot: str | None = "obj"  # None: the object is the whole picture ("it")
     location_slot: str | None = None
     guard: Callable[[re.Match, str], bool] | None = None
     verb: Callable[[re.Match, str], str] | None = None  # the cue's verb; default: ``name``
@@ -85,6 +88,12 @@ class Pattern:
             raise ValueError(f"row {self.name!r}: a category is required unless it declines")
         if not self.examples:
             raise ValueError(f"row {self.name!r} has no examples")
+        groups = re.compile(self.regex).groupindex
+        for slot in (self.object_slot, self.location_slot, self.comp_slot):
+            if slot is not None and slot not in groups:
+                raise ValueError(f"row {self.name!r}: its regex has no group {slot!r}")
+        if self.verbs is not None and "v" not in groups:
+            raise ValueError(f"row {self.name!r} restricts verbs but has no group 'v'")
 
     def match(self, clause: str) -> re.Match | None:
         text = WISH.sub("", clause) if self.after_wish else clause

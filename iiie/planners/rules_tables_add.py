@@ -112,7 +112,9 @@ ADD_PATTERNS: tuple[Pattern, ...] = (
             (("add the text hello at the top", "text"),), object_slot="words",
             location_slot="loc", verbs=frozenset({"write", "add", "put", "place", "insert"}),
             guard=_is_text, action="add_text"),
-    Pattern("add", _ADD, A, (("add a cat on the sofa", "cat"), ("put up a sign", "sign")),
+    Pattern("add", _ADD, A, (("add a cat on the sofa", "cat"), ("put up a sign", "sign"),
+                 ("put the dog on a beach", "dog", Category.BACKGROUND),
+                 ("add snow to the image", "", Category.GLOBAL)),
             object_slot="rest"),
 )
 
