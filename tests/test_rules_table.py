@@ -13,17 +13,26 @@ from iiie.planners.rules import parse_instruction
 from iiie.planners.rules_table import DECLINE, REMOVE_PATTERNS, Pattern, first_match
 from iiie.planners.rules_tables_add import ADD_PATTERNS, FILL_PATTERNS
 from iiie.planners.rules_tables_change import CHANGE_PATTERNS, SEE_PATTERNS
+from iiie.planners.rules_tables_global import (
+    ADJUST_PATTERNS,
+    GLOBAL_PHRASE_PATTERNS,
+    adjust_reading,
+)
 from iiie.planners.rules_text import normalise
 from iiie.types import Category
 
 #: frame name (the planner's "frame:<name>" cue) -> its table
 TABLES = {
+    "global_phrase": GLOBAL_PHRASE_PATTERNS,
     "remove": REMOVE_PATTERNS,
     "see": SEE_PATTERNS,
+    "adjust": ADJUST_PATTERNS,
     "fill": FILL_PATTERNS,
     "add": ADD_PATTERNS,
     "change": CHANGE_PATTERNS,
 }
+#: frames whose rows read the clause through a head reading first
+READINGS = {"adjust": adjust_reading}
 
 ROWS = [
     (frame, row, ex[0], ex[1], ex[2] if len(ex) > 2 else row.category)
@@ -46,7 +55,7 @@ def test_rows_have_unique_names_and_examples(frame):
 def test_row_is_the_first_to_match_its_example_and_fills_its_slots(
     frame, row, sentence, obj, category
 ):
-    hit = first_match(normalise(sentence), TABLES[frame])
+    hit = first_match(READINGS.get(frame, str)(normalise(sentence)), TABLES[frame])
     assert hit is not None and hit[0] is row, (hit[0].name if hit else None)
     plan = parse_instruction(sentence)
     if row.action == DECLINE:  # the example names the frame that answers instead
@@ -54,6 +63,12 @@ def test_row_is_the_first_to_match_its_example_and_fills_its_slots(
         return
     assert plan.raw["cues"][0] == f"frame:{frame}", plan.raw
     assert (plan.category, plan.object) == (category, obj), plan.raw
+
+
+def test_adjust_reading_maps_turn_up_and_drops_degree_words():
+    assert adjust_reading("turn up the contrast a lot") == "increase the contrast"
+    assert adjust_reading("sharpen") == "sharpen "
+    assert adjust_reading("paint the wall") is None
 
 
 def test_a_row_without_category_must_decline_and_every_row_needs_examples():

@@ -12,9 +12,22 @@ import re
 from dataclasses import dataclass, field
 
 from iiie.planners import rules_lexicon as lex
-from iiie.planners.rules_table import _BE, REMOVE_PATTERNS, Pattern, first_match, run_table, slots
+from iiie.planners.rules_table import (
+    _BE,
+    EXCEPT,
+    REMOVE_PATTERNS,
+    Pattern,
+    first_match,
+    run_table,
+    slots,
+)
 from iiie.planners.rules_tables_add import ADD_PATTERNS, FILL_PATTERNS
 from iiie.planners.rules_tables_change import CHANGE_PATTERNS, SEE_PATTERNS, VERB_RESULT
+from iiie.planners.rules_tables_global import (
+    ADJUST_PATTERNS,
+    GLOBAL_PHRASE_PATTERNS,
+    adjust_reading,
+)
 from iiie.planners.rules_text import (
     ING_NOUNS,
     NUMBER_WORDS,
@@ -95,8 +108,7 @@ def _bg_subject(obj: str, tail: str) -> str:
     return " ".join(mods)
 
 
-#: "everything except the woman": the rest of the picture around a kept subject.
-_EXCEPT = r"^(?:except(?: for)?|but|apart from|other than|besides|aside from)\b"
+_EXCEPT = EXCEPT
 
 
 def _anchor_from(tail: str) -> str:
@@ -1076,122 +1088,58 @@ def _match_see(c: str) -> Parse | None:
         m.group(row.object_slot), m.group(row.comp_slot), "see")})
 
 
-_DEGREE = (
-    r"(?<=\w)\s+(?:a lot|a bit|a little|a little bit|a touch|a tad|slightly|considerably|"
-    r"significantly|dramatically|heavily|substantially|somewhat)(?=\s|$)(?! of)"
-)
+def _adjust_slots(row: Pattern, m: re.Match) -> tuple[str, str, str, str]:
+    """(verb, raw object, object, tail) of an adjustment row's match."""
+    np_raw, tail = split_np(m.group(row.object_slot))
+    return m.group("v"), np_raw, clean_np(np_raw), tail
+
+
+def _adjust_background(row: Pattern, m: re.Match) -> Parse:
+    verb, _, obj, tail = _adjust_slots(row, m)
+    return Parse(Category.BACKGROUND, "adjust_background", obj=_anchor_from(tail), comp=verb,
+                 anchor=np_head(obj), verb=verb, cues=[f"verb:{verb}"])
+
+
+def _adjust_image(row: Pattern, m: re.Match) -> Parse:
+    verb, _, obj, _ = _adjust_slots(row, m)
+    comp = "" if np_kind(obj) == "image" else obj.split(" of ")[0]
+    return Parse(Category.GLOBAL, "adjust", comp=comp, verb=verb, cues=[f"verb:{verb}"])
+
+
+def _adjust_object(row: Pattern, m: re.Match) -> Parse:
+    verb, _, obj, _ = _adjust_slots(row, m)
+    return Parse(Category.LOCAL, "adjust_object", obj=property_of(obj)[1], comp=verb, verb=verb,
+                 cues=[f"verb:{verb}"])
+
+
+_ADJUST_ACTIONS = {
+    "more": lambda row, m: _decide_add("more", *split_np(m.group(row.object_slot))),
+    "fewer": lambda row, m: _decide_remove(m.group(row.object_slot), m.group("v")),
+    "background": _adjust_background,
+    "image": _adjust_image,
+    "object": _adjust_object,
+}
 
 
 def _match_adjust(c: str) -> Parse | None:
-    """ "increase the contrast", "blur the background", "sharpen", "more saturation"."""
-    words = c.split()
-    if not words:
-        return None
-    verb = words[0]
-    if verb == "turn" and len(words) > 1 and words[1] in ("up", "down"):
-        verb = "increase" if words[1] == "up" else "decrease"
-    elif verb not in lex.GLOBAL_VERBS and verb not in lex.ADJUST_VERBS and verb != "apply":
-        return None
-    rest = " ".join(words[1:])
-    rest = re.sub(r"^(?:up|down|out|in)\s+", "", rest)
-    # degree adverbs are not part of the object: "brighten it a lot and ..."
-    rest = re.sub(_DEGREE, "", rest).strip()
-    rest = re.sub(r"^(it|this|everything|the (?:image|photo|picture|scene))\s+(?:up|down)\b", r"\1", rest)
-    np_raw, tail = split_np(rest)
-    obj = clean_np(np_raw)
-    prop, inner = property_of(obj)
-    kind = np_kind(obj)
-    if verb in ("more", "less", "fewer") and kind == "thing" and obj:
-        if verb == "more":  # "more clouds"
-            return _decide_add("more", np_raw, tail)
-        return _decide_remove(rest, verb)  # "fewer people"
-    if kind == "background" or (
-        re.match(rf"^(?:behind|around\b|{_EXCEPT[1:]})", tail)
-        and np_head(obj)
-        in ("everything", "area", "stuff", "space", "rest", "scene", "image", "picture", "all")
-    ):
-        return Parse(
-            Category.BACKGROUND,
-            "adjust_background",
-            obj=_anchor_from(tail),
-            comp=verb,
-            anchor=np_head(obj),
-            verb=verb,
-            cues=[f"verb:{verb}"],
-        )
-    if (
-        not obj
-        or kind in ("image", "global", "time")
-        or np_head(obj) in lex.GLOBAL_ADDABLES
-        or (obj in lex.TONAL_RANGES and not tail)  # "lighten the shadows"
-    ):
-        comp = "" if kind == "image" else obj.split(" of ")[0]
-        return Parse(Category.GLOBAL, "adjust", comp=comp, verb=verb, cues=[f"verb:{verb}"])
-    if verb in lex.GLOBAL_VERBS:
-        return Parse(
-            Category.LOCAL, "adjust_object", obj=inner, comp=verb, verb=verb, cues=[f"verb:{verb}"]
-        )
-    return None
+    """ "increase the contrast", "blur the background", "sharpen", "more saturation": the
+    rows of :data:`~.rules_tables_global.ADJUST_PATTERNS` over the head's reading."""
+    reading = adjust_reading(c)
+    return None if reading is None else run_table(reading, ADJUST_PATTERNS, _ADJUST_ACTIONS)
+
+
+_GLOBAL_PHRASE_ACTIONS = {
+    "style_phrase": lambda row, m: Parse(Category.GLOBAL, "style_phrase",
+                                         comp=m.group(row.comp_slot), cues=["style"]),
+    "style_words": lambda row, m: Parse(Category.GLOBAL, "style_words",
+                                        comp=m.group(row.comp_slot), cues=["style"]),
+}
 
 
 def _match_global_phrase(c: str) -> Parse | None:
-    """Bare style/adjustment requests: "in the style of monet", "grayscale", "sepia tone"."""
-    if re.match(r"^(?:in|as|into|like|with)\s+", c) and (
-        find_phrase(c, lex.STYLE_WORDS) or find_phrase(c, lex.TIME_WEATHER)
-    ):
-        return Parse(Category.GLOBAL, "style_phrase", comp=c, cues=["style"])
-    words = c.split()
-    if words and (words[0] in lex.GLOBAL_VERBS or words[0] in lex.ADJUST_VERBS):
-        return None  # an adjustment verb: the adjust frame reads it
-    vocab = (
-        lex.STYLE_WORDS
-        | lex.GLOBAL_ADJECTIVES
-        | lex.TIME_WEATHER
-        | lex.GLOBAL_VERBS
-        | lex.GLOBAL_PROPERTIES
-        | {
-            "more",
-            "less",
-            "and",
-            "a",
-            "an",
-            "the",
-            "style",
-            "effect",
-            "version",
-            "filter",
-            "look",
-            "mode",
-            "tone",
-            "toned",
-            "please",
-            "very",
-            "much",
-            "of",
-            "in",
-            "image",
-            "photo",
-            "picture",
-            # intensifiers: "a bit brighter", "slightly warmer", "way more vivid"
-            "bit",
-            "little",
-            "tad",
-            "touch",
-            "slightly",
-            "somewhat",
-            "way",
-            "lot",
-            "even",
-            "too",
-            "really",
-            "super",
-            "extra",
-            "so",
-        }
-    )
-    if words and all(w in vocab for w in words) and len(words) <= 6:
-        return Parse(Category.GLOBAL, "style_words", comp=c, cues=["style"])
-    return None
+    """Bare style/adjustment requests: "in the style of monet", "grayscale", "sepia tone":
+    the rows of :data:`~.rules_tables_global.GLOBAL_PHRASE_PATTERNS`."""
+    return run_table(c, GLOBAL_PHRASE_PATTERNS, _GLOBAL_PHRASE_ACTIONS)
 
 
 def _match_bare(c: str) -> Parse | None:

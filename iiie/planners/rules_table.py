@@ -16,7 +16,9 @@ later frames read the clause ("paint the wall yellow" is not an addition). Such 
 no category; their examples name the later frame that answers instead.
 
 Tables: the removal frame (here), the addition frames (:mod:`.rules_tables_add`), the
-change and seeing frames (:mod:`.rules_tables_change`); the other frames still live in
+change and seeing frames (:mod:`.rules_tables_change`), the global frames: style phrases
+and adjustments (:mod:`.rules_tables_global`); the other frames (giving, dressing,
+causatives, desires, statements, verbless requests) still live in
 :mod:`iiie.planners.rules_grammar`.
 """
 
@@ -52,6 +54,8 @@ _BE = (
     r"(?:(?:should|must|would|could|can|will|shall|might|may|needs? to|has to|have to|"
     r"ought to|to|is going to|are going to)\s+)?(?:(?:not|never)\s+)?"
 )
+#: "everything except the woman": the rest of the picture around a kept subject.
+EXCEPT = r"^(?:except(?: for)?|but|apart from|other than|besides|aside from)\b"
 #: Lead-ins stripped before the rows marked ``after_wish`` ("i want the dog gone").
 WISH = re.compile(
     r"^(?:what if|imagine if|imagine|suppose|i want|i would like|i need|i wish|"
