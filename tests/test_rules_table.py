@@ -12,7 +12,7 @@ import pytest
 from iiie.planners.rules import parse_instruction
 from iiie.planners.rules_table import DECLINE, REMOVE_PATTERNS, Pattern, first_match
 from iiie.planners.rules_tables_add import ADD_PATTERNS, FILL_PATTERNS
-from iiie.planners.rules_tables_change import CHANGE_PATTERNS, SEE_PATTERNS
+from iiie.planners.rules_tables_change import BARE_PATTERNS, CHANGE_PATTERNS, SEE_PATTERNS
 from iiie.planners.rules_tables_global import (
     ADJUST_PATTERNS,
     GLOBAL_PHRASE_PATTERNS,
@@ -30,6 +30,7 @@ TABLES = {
     "fill": FILL_PATTERNS,
     "add": ADD_PATTERNS,
     "change": CHANGE_PATTERNS,
+    "bare": BARE_PATTERNS,
 }
 #: frames whose rows read the clause through a head reading first
 READINGS = {"adjust": adjust_reading}

@@ -22,7 +22,12 @@ from iiie.planners.rules_table import (
     slots,
 )
 from iiie.planners.rules_tables_add import ADD_PATTERNS, FILL_PATTERNS
-from iiie.planners.rules_tables_change import CHANGE_PATTERNS, SEE_PATTERNS, VERB_RESULT
+from iiie.planners.rules_tables_change import (
+    BARE_PATTERNS,
+    CHANGE_PATTERNS,
+    SEE_PATTERNS,
+    VERB_RESULT,
+)
 from iiie.planners.rules_tables_global import (
     ADJUST_PATTERNS,
     GLOBAL_PHRASE_PATTERNS,
@@ -1142,45 +1147,31 @@ def _match_global_phrase(c: str) -> Parse | None:
     return run_table(c, GLOBAL_PHRASE_PATTERNS, _GLOBAL_PHRASE_ACTIONS)
 
 
-def _match_bare(c: str) -> Parse | None:
-    """Verbless requests: "a bird on the branch", "dog on a beach", "background to a city"."""
-    m = re.match(r"^(?P<o>.+?)\s+(?:to|into|as|should be|:)\s+(?P<c>.+)$", c)
-    if m and np_kind(clean_np(m.group("o"))) in ("background", "image", "time"):
-        return _decide_change(m.group("o"), m.group("c"), "bare")
-    m = re.match(
-        r"^(?P<o>(?:the\s+)?[a-z'\-]+(?:\s+[a-z'\-]+)?)\s+(?:to|into|->|:)\s+"
-        r"(?P<c>(?:a\s+|an\s+)?[a-z'\-]+(?:\s+[a-z'\-]+)?)$",
-        c,
-    )
-    if m and not scene_in(m.group("c")):  # "cat to dog", "horse into a unicorn"
-        return _decide_change(m.group("o"), m.group("c"), "bare")
-    np_raw, tail = split_np(c)
+def _bare_background(row: Pattern, m: re.Match) -> Parse:
+    np_raw, tail = split_np(m.group(row.object_slot))
     obj = clean_np(np_raw)
-    if not obj:
-        return None
-    kind = np_kind(obj)
-    if kind == "background":
-        return Parse(
-            Category.BACKGROUND,
-            "bare_background",
-            comp=c,
-            anchor=np_head(obj),
-            obj=_anchor_from(tail),
-            cues=["background-noun"],
-        )
-    if is_indefinite(np_raw):
-        return _decide_add("bare", np_raw, tail)
-    if re.match(r"^(?:\w+ing\s+)?(?:in|on|at|inside|in front of)\b", tail) and scene_in(tail):
-        return Parse(
-            Category.BACKGROUND,
-            "subject_in_scene",
-            obj=obj,
-            comp=_place(tail),
-            cues=[f"scene:{scene_in(tail)}"],
-        )
-    if tail:
-        return _decide_add("bare", np_raw, tail)
-    return None
+    return Parse(Category.BACKGROUND, "bare_background", comp=m.group(row.object_slot),
+                 anchor=np_head(obj), obj=_anchor_from(tail), cues=["background-noun"])
+
+
+def _bare_in_scene(row: Pattern, m: re.Match) -> Parse:
+    np_raw, tail = split_np(m.group(row.object_slot))
+    return Parse(Category.BACKGROUND, "subject_in_scene", obj=clean_np(np_raw),
+                 comp=_place(tail), cues=[f"scene:{scene_in(tail)}"])
+
+
+_BARE_ACTIONS = {
+    "": lambda row, m: _decide_change(m.group(row.object_slot), m.group(row.comp_slot), "bare"),
+    "background": _bare_background,
+    "add": lambda row, m: _decide_add("bare", *split_np(m.group(row.object_slot))),
+    "scene": _bare_in_scene,
+}
+
+
+def _match_bare(c: str) -> Parse | None:
+    """Verbless requests: "a bird on the branch", "dog on a beach", "background to a city":
+    the rows of :data:`~.rules_tables_change.BARE_PATTERNS`."""
+    return run_table(c, BARE_PATTERNS, _BARE_ACTIONS)
 
 
 def fallback_parse(c: str) -> Parse:

@@ -1,6 +1,6 @@
-"""The change and seeing frames as declarative tables: "change/turn/replace X to/into/with
-Y", "make X look like Y", "let's see it in winter" (row format:
-:mod:`iiie.planners.rules_table`).
+"""The change, seeing and verbless frames as declarative tables: "change/turn/replace X
+to/into/with Y", "make X look like Y", "let's see it in winter", "background to a city",
+"dog on a beach" (row format: :mod:`iiie.planners.rules_table`).
 
 These are where background and scene changes are asked for ("change the background to a
 beach", "turn the warehouse into a forest", "convert to sepia"); a row only splits the
@@ -14,7 +14,15 @@ import re
 
 from iiie.planners import rules_lexicon as lex
 from iiie.planners.rules_table import Pattern
-from iiie.planners.rules_text import is_adjectival, split_object_complement
+from iiie.planners.rules_text import (
+    clean_np,
+    is_adjectival,
+    is_indefinite,
+    np_kind,
+    scene_in,
+    split_np,
+    split_object_complement,
+)
 from iiie.types import Category
 
 CHANGE_VERBS = (
@@ -89,4 +97,46 @@ SEE_PATTERNS: tuple[Pattern, ...] = (
     Pattern("what-would-look", r"^(?:what|how)\s+(?:would|will|does|might|could|should)\s+"
             r"(?P<obj>.+?)\s+look(?:\s+like)?\s*(?P<comp>.*)$", L,
             (("what would the car look like in red", "car"),), comp_slot="comp"),
+)
+
+
+def _np(c: str) -> tuple[str, str, str]:
+    """(raw noun phrase, its clean form, the tail) of a verbless clause."""
+    np_raw, tail = split_np(c)
+    return np_raw, clean_np(np_raw), tail
+
+
+def _in_scene(_m: re.Match, c: str) -> bool:
+    """ "dog on a beach", "the man standing in front of the eiffel tower"."""
+    _, obj, tail = _np(c)
+    return bool(obj) and bool(
+        re.match(r"^(?:\w+ing\s+)?(?:in|on|at|inside|in front of)\b", tail) and scene_in(tail)
+    )
+
+
+_WORDS = r"[a-z'\-]+(?:\s+[a-z'\-]+)?"
+
+#: verbless requests, in match order; the default action is ``_decide_change`` ("bare")
+BARE_PATTERNS: tuple[Pattern, ...] = (
+    Pattern("picture-to", r"^(?P<obj>.+?)\s+(?:to|into|as|should be|:)\s+(?P<comp>.+)$",
+            Category.BACKGROUND, (("background to a city", "main subject"),
+                                  ("image to black and white", "", Category.GLOBAL)),
+            comp_slot="comp",
+            guard=lambda m, _c: np_kind(clean_np(m.group("obj"))) in ("background", "image", "time")),
+    Pattern("x-to-y", rf"^(?P<obj>(?:the\s+)?{_WORDS})\s+(?:to|into|->|:)\s+"
+            rf"(?P<comp>(?:a\s+|an\s+)?{_WORDS})$", L,
+            (("cat to dog", "cat"), ("horse into a unicorn", "horse")), comp_slot="comp",
+            guard=lambda m, _c: not scene_in(m.group("comp"))),
+    Pattern("bare-background", r"^(?P<rest>.+)$", Category.BACKGROUND,
+            (("background of a sunny beach", "main subject"),), object_slot="rest",
+            guard=lambda _m, c: np_kind(_np(c)[1]) == "background", action="background"),
+    Pattern("bare-new-thing", r"^(?P<rest>.+)$", Category.ADDITION,
+            (("a bird on the branch", "bird"),), object_slot="rest", action="add",
+            guard=lambda _m, c: bool(_np(c)[1]) and is_indefinite(_np(c)[0])),
+    Pattern("bare-in-scene", r"^(?P<rest>.+)$", Category.BACKGROUND,
+            (("the dog on a beach", "dog"),), object_slot="rest", guard=_in_scene,
+            action="scene"),
+    Pattern("bare-located", r"^(?P<rest>.+)$", Category.ADDITION,
+            (("hat on the dog", "hat"),), object_slot="rest", action="add",
+            guard=lambda _m, c: bool(_np(c)[1]) and bool(_np(c)[2])),
 )
