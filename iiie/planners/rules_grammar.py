@@ -9,13 +9,13 @@ See :mod:`iiie.planners.rules` for the conventions on ambiguous phrasings.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from iiie.planners import rules_lexicon as lex
 from iiie.planners.rules_table import (
     _BE,
     EXCEPT,
     REMOVE_PATTERNS,
+    Parse,
     Pattern,
     first_match,
     run_table,
@@ -53,27 +53,12 @@ from iiie.planners.rules_text import (
     split_object_complement,
     strip_complement,
 )
+from iiie.planners.rules_text import anchor_from as _anchor_from
+from iiie.planners.rules_text import locative_tail as _locative_tail
+from iiie.planners.rules_text import place_of as _place
 from iiie.types import Category
 
-# --------------------------------------------------------------------------------------------
-# parse result
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Parse:
-    """What one clause says, before prompts and boxes are built."""
-
-    category: Category
-    frame: str
-    obj: str = ""
-    comp: str = ""
-    location: str = ""
-    anchor: str = ""
-    verb: str = ""
-    confidence: str = "high"
-    cues: list[str] = field(default_factory=list)
-
+__all__ = ["Parse", "fallback_parse", "parse_clause"]  # Parse lives in rules_table
 
 # --------------------------------------------------------------------------------------------
 # deciding the category from the filled slots
@@ -114,19 +99,6 @@ def _bg_subject(obj: str, tail: str) -> str:
 
 
 _EXCEPT = EXCEPT
-
-
-def _anchor_from(tail: str) -> str:
-    """Subject named in "behind the woman", "around the dog", "of the cat"."""
-    m = re.search(
-        r"\b(?:behind|around|of|from|surrounding|near|except(?: for)?|apart from|other than|"
-        r"but)\s+(?P<s>.+)$",
-        tail,
-    )
-    if not m:
-        return ""
-    s = clean_np(split_np(m.group("s"))[0])
-    return "" if np_kind(s) in ("image", "background", "none") else s
 
 
 def _decide_remove(obj_raw: str, verb: str = "remove") -> Parse:
@@ -485,18 +457,6 @@ def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Par
     )
 
 
-def _place(tail: str) -> str:
-    """The scene in "on a beach", "in front of the eiffel tower" -> "a beach"."""
-    t = re.sub(
-        r"^(?:\w+ing )?(?:in front of|on top of|next to|inside|in|on|at|into|to|against|"
-        r"under|near|by|among|onto|through|across|along|over|around)\s+",
-        "",
-        tail.strip(),
-    )
-    t = re.sub(r"\s+(?:instead|now)$", "", t)
-    return t
-
-
 def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
     """ "the dog should be a cat", "the man had a hat", "the girl standing in a field"."""
     subj_raw = subj_raw.strip()
@@ -721,16 +681,6 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
         verb=verb,
         cues=cues,
     )
-
-
-def _locative_tail(text: str) -> str:
-    """The first locative phrase inside ``text`` ("fly in the sky" -> "in the sky")."""
-    m = re.search(
-        r"\b(?:in|on|at|next to|beside|near|above|under|below|behind|over|inside)"
-        r"\b.*$",
-        text,
-    )
-    return m.group(0) if m else ""
 
 
 def _decide_existential(np_text: str) -> Parse:

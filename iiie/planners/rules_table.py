@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from iiie.planners import rules_lexicon as lex
@@ -61,6 +61,21 @@ WISH = re.compile(
     r"^(?:what if|imagine if|imagine|suppose|i want|i would like|i need|i wish|"
     r"we want|i would prefer|i prefer)\s+"
 )
+
+
+@dataclass
+class Parse:
+    """What one clause says, before prompts and boxes are built."""
+
+    category: Category
+    frame: str
+    obj: str = ""
+    comp: str = ""
+    location: str = ""
+    anchor: str = ""
+    verb: str = ""
+    confidence: str = "high"
+    cues: list[str] = field(default_factory=list)
 
 
 #: The action of a row that hands the clause on to the later frames.

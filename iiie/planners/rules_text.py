@@ -500,3 +500,38 @@ def split_object_complement(rest: str) -> tuple[str, str]:
     if len(words) >= 2:
         return " ".join(words[:-1]), words[-1]
     return rest, ""
+
+
+def anchor_from(tail: str) -> str:
+    """Subject named in "behind the woman", "around the dog", "of the cat"."""
+    m = re.search(
+        r"\b(?:behind|around|of|from|surrounding|near|except(?: for)?|apart from|other than|"
+        r"but)\s+(?P<s>.+)$",
+        tail,
+    )
+    if not m:
+        return ""
+    s = clean_np(split_np(m.group("s"))[0])
+    return "" if np_kind(s) in ("image", "background", "none") else s
+
+
+def place_of(tail: str) -> str:
+    """The scene in "on a beach", "in front of the eiffel tower" -> "a beach"."""
+    t = re.sub(
+        r"^(?:\w+ing )?(?:in front of|on top of|next to|inside|in|on|at|into|to|against|"
+        r"under|near|by|among|onto|through|across|along|over|around)\s+",
+        "",
+        tail.strip(),
+    )
+    t = re.sub(r"\s+(?:instead|now)$", "", t)
+    return t
+
+
+def locative_tail(text: str) -> str:
+    """The first locative phrase inside ``text`` ("fly in the sky" -> "in the sky")."""
+    m = re.search(
+        r"\b(?:in|on|at|next to|beside|near|above|under|below|behind|over|inside)"
+        r"\b.*$",
+        text,
+    )
+    return m.group(0) if m else ""
