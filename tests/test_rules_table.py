@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from iiie.planners.rules import parse_instruction
-from iiie.planners.rules_table import DECLINE, REMOVE_PATTERNS, Pattern, first_match
-from iiie.planners.rules_tables_add import ADD_PATTERNS, FILL_PATTERNS
+from iiie.planners.rules_table import DECLINE, REMOVE_PATTERNS, Decision, Pattern, first_match
+from iiie.planners.rules_tables_add import ADD_DECISIONS, ADD_PATTERNS, FILL_PATTERNS
 from iiie.planners.rules_tables_change import BARE_PATTERNS, CHANGE_PATTERNS, SEE_PATTERNS
 from iiie.planners.rules_tables_global import (
     ADJUST_PATTERNS,
@@ -66,6 +66,35 @@ def test_row_is_the_first_to_match_its_example_and_fills_its_slots(
     assert (plan.category, plan.object) == (category, obj), plan.raw
 
 
+#: decision tables -> their rows' examples
+DECISIONS = {"add": ADD_DECISIONS}
+DECIDED = [
+    (name, row, ex[0], ex[1], ex[2] if len(ex) > 2 else None)
+    for name, table in DECISIONS.items()
+    for row in table
+    for ex in row.examples
+]
+
+
+@pytest.mark.parametrize("name", DECISIONS)
+def test_decision_rows_have_unique_names_and_the_last_always_holds(name):
+    names = [r.name for r in DECISIONS[name]]
+    assert len(names) == len(set(names))
+    assert DECISIONS[name][-1].when(None)
+
+
+@pytest.mark.parametrize(
+    "name,row,sentence,obj,cue", DECIDED, ids=[f"{n}:{r.name}:{s}" for n, r, s, *_ in DECIDED]
+)
+def test_decision_row_decides_its_example(name, row, sentence, obj, cue):
+    plan = parse_instruction(sentence)
+    assert (plan.raw["frame"], plan.category, plan.object) == (row.frame, row.category, obj), (
+        plan.raw
+    )
+    if cue:  # rows that share a frame are told apart by the cue only they emit
+        assert cue in plan.raw["cues"], plan.raw
+
+
 def test_adjust_reading_maps_turn_up_and_drops_degree_words():
     assert adjust_reading("turn up the contrast a lot") == "increase the contrast"
     assert adjust_reading("sharpen") == "sharpen "
@@ -79,3 +108,5 @@ def test_a_row_without_category_must_decline_and_every_row_needs_examples():
         Pattern("x", r"^x$", Category.LOCAL, ())
     with pytest.raises(ValueError, match="no group 'obj'"):
         Pattern("x", r"^x$", Category.LOCAL, (("x", "x"),))
+    with pytest.raises(ValueError, match="no examples"):
+        Decision("x", Category.LOCAL, "x", bool, dict, ())

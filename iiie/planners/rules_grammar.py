@@ -17,11 +17,12 @@ from iiie.planners.rules_table import (
     REMOVE_PATTERNS,
     Parse,
     Pattern,
+    decide,
     first_match,
     run_table,
     slots,
 )
-from iiie.planners.rules_tables_add import ADD_PATTERNS, FILL_PATTERNS
+from iiie.planners.rules_tables_add import ADD_DECISIONS, ADD_PATTERNS, FILL_PATTERNS, AddSlots
 from iiie.planners.rules_tables_change import (
     BARE_PATTERNS,
     CHANGE_PATTERNS,
@@ -34,7 +35,6 @@ from iiie.planners.rules_tables_global import (
     adjust_reading,
 )
 from iiie.planners.rules_text import (
-    ING_NOUNS,
     NUMBER_WORDS,
     PREPOSITIONS,
     backdrop_behind,
@@ -315,146 +315,9 @@ def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
 
 
 def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Parse:
-    if not tail:
-        np_raw, tail = split_np(np_raw)
-    m = re.search(r"\binstead of\s+(?P<y>.+)$", tail)
-    if m and is_place(clean_np(split_np(m.group("y"))[0])) and scene_in(tail[: m.start()]):
-        # "put them in a library instead of the office": the subject gets a new setting
-        return Parse(
-            Category.BACKGROUND,
-            "move_subject",
-            obj="" if np_kind(clean_np(np_raw)) != "thing" else clean_np(np_raw),
-            comp=_place(tail[: m.start()].strip()),
-            verb=verb,
-            cues=[f"verb:{verb}", "instead-of-place"],
-        )
-    if m:  # "put a dog instead of the cat": the cat is changed into a dog
-        old = clean_np(split_np(m.group("y"))[0])
-        if old and np_kind(old) == "thing":
-            return Parse(
-                Category.LOCAL,
-                "replace_item",
-                obj=old,
-                comp=np_raw,
-                verb=verb,
-                cues=[f"verb:{verb}", "instead-of"],
-            )
-    obj = clean_np(np_raw)
-    kind = np_kind(obj)
-    head = np_head(obj)
-    cues = [f"verb:{verb}"]
-    if kind == "background":
-        return Parse(
-            Category.BACKGROUND,
-            "add_background",
-            obj=_anchor_from(tail),
-            comp=np_raw,
-            verb=verb,
-            cues=cues + ["background-noun"],
-            anchor=head,
-        )
-    if re.search(r"\bin the (?:background|distance|back)\b", tail) and (
-        scene_in(obj) or head in ("scenery", "landscape", "view", "skyline")
-    ):
-        return Parse(
-            Category.BACKGROUND,
-            "scene_in_background",
-            comp=np_raw,
-            verb=verb,
-            cues=cues + ["scene"],
-        )
-    if head in lex.GLOBAL_ADDABLES or kind == "global" or obj in lex.GLOBAL_ADJECTIVES:
-        return Parse(
-            Category.GLOBAL, "add_filter", comp=np_raw, verb=verb, cues=cues + [f"filter:{obj}"]
-        )
-    weather = re.sub(r"^(?:a|an|some)\s+", "", obj)
-    weather = re.sub(r"^(?:bit of|little|light|heavy|thick|gentle|soft|steady|torrential|"
-                     r"falling|fresh|dense|violent|raging|big|huge|massive)\s+", "", weather)
-    if weather in lex.WEATHER_EVENTS and (
-        not tail
-        or re.match(r"^(?:to|in|on|over|across|onto|into|throughout|all over) (?:the )?(?:whole |entire )?"
-                    r"(?:image|photo|picture|scene|it|everything|landscape|city|town|street)$", tail)
-    ):
-        return Parse(Category.GLOBAL, "add_weather", comp=obj, verb=verb, cues=cues + ["weather"])
-    moving = verb in (
-        "put",
-        "place",
-        "set",
-        "move",
-        "transport",
-        "teleport",
-        "send",
-        "relocate",
-        "bring",
-        "seat",
-        "position",
-        "drop",
-        "take",
-        "show",
-        "depict",
-        "portray",
-        "picture",
-    )
-    if (
-        moving
-        and (kind == "image" or obj in ("", "this", "everything", "all this", "all of this", "them all"))
-        and scene_in(tail)
-        and re.match(r"^(?:in|on|at|to|into|onto|inside)\b", tail)
-    ):
-        return Parse(
-            Category.BACKGROUND,
-            "move_scene",
-            comp=_place(tail),
-            verb=verb,
-            cues=cues + [f"scene:{scene_in(tail)}"],
-        )
-    if moving and not is_indefinite(np_raw) and kind == "thing" and backdrop_behind(tail):
-        return Parse(
-            Category.BACKGROUND,
-            "move_subject",
-            obj=obj,
-            comp=_place(tail),
-            verb=verb,
-            cues=cues + ["backdrop"],
-        )
-    # "a brick wall behind the man": a new backdrop for a named subject
-    m = re.match(r"^behind\s+(?P<s>.+)$", tail)
-    if m and is_definite(m.group("s")) and (scene_in(obj) or find_phrase(obj, lex.BACKDROP_NOUNS)):
-        return Parse(
-            Category.BACKGROUND,
-            "backdrop_behind",
-            obj=clean_np(m.group("s")),
-            comp=np_raw,
-            verb=verb,
-            cues=cues + ["backdrop"],
-        )
-    if moving and not is_indefinite(np_raw) and scene_in(tail) and kind == "thing":
-        return Parse(
-            Category.BACKGROUND,
-            "move_subject",
-            obj=obj,
-            comp=_place(tail),
-            verb=verb,
-            cues=cues + [f"scene:{scene_in(tail)}"],
-        )
-    if verb in ("move", "relocate", "shift") and not is_indefinite(np_raw):
-        return Parse(Category.LOCAL, "move_object", obj=obj, comp=tail, verb=verb, cues=cues)
-    comp = np_raw
-    m = re.match(r"^(?P<v>\w+ing)\b", tail)
-    if m and m.group("v") not in ING_NOUNS:  # "a kite flying above the beach"
-        loc = _locative_tail(tail[len(m.group("v")) :])
-        action = tail[: len(tail) - len(loc)].strip() if loc else tail
-        comp, tail = f"{np_raw} {action}".strip(), loc
-    return Parse(
-        Category.ADDITION,
-        "add",
-        obj=obj,
-        comp=comp,
-        location=tail,
-        anchor=anchor,
-        verb=verb,
-        cues=cues,
-    )
+    """An addition's category from its slots: the rows of
+    :data:`~.rules_tables_add.ADD_DECISIONS`."""
+    return decide(ADD_DECISIONS, AddSlots(verb, np_raw, tail, anchor))
 
 
 def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:

@@ -251,6 +251,38 @@ def run_table(
     return actions[row.action](row, m)
 
 
+@dataclass(frozen=True)
+class Decision:
+    """One row of a decision table: when the filled slots satisfy ``when``, the clause is
+    the edit ``build`` makes of them (a :class:`Parse` of ``category`` and ``frame``).
+
+    A frame's surface rows only bind slots; its decision rows say what the slots' meaning
+    makes of them ("put the dog on a beach": a named subject moved into a scene is a
+    background edit), tried in order, the first whose ``when`` holds wins. ``examples``
+    (sentence, planner object) are checked row by row in ``tests/test_rules_table.py``.
+    """
+
+    name: str
+    category: Category
+    frame: str
+    when: Callable[[Any], bool]
+    build: Callable[[Any], dict[str, Any]]  # the Parse's other fields
+    #: (sentence, planner object) or (sentence, object, a cue only this row emits)
+    examples: tuple[tuple[str, str] | tuple[str, str, str], ...]
+
+    def __post_init__(self) -> None:
+        if not self.examples:
+            raise ValueError(f"decision {self.name!r} has no examples")
+
+
+def decide(table: tuple[Decision, ...], filled: Any) -> Parse:
+    """The Parse of the first row of ``table`` whose ``when`` accepts the slots ``filled``."""
+    for row in table:
+        if row.when(filled):
+            return Parse(row.category, row.frame, **row.build(filled))
+    raise ValueError(f"no row of the decision table accepts {filled!r}")
+
+
 def slots(row: Pattern, m: re.Match, clause: str) -> tuple[str, str, str]:
     """(object, location, verb cue) of a matched row."""
     obj = m.group(row.object_slot)
