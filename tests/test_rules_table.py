@@ -12,7 +12,12 @@ import pytest
 from iiie.planners.rules import parse_instruction
 from iiie.planners.rules_table import DECLINE, REMOVE_PATTERNS, Decision, Pattern, first_match
 from iiie.planners.rules_tables_add import ADD_DECISIONS, ADD_PATTERNS, FILL_PATTERNS
-from iiie.planners.rules_tables_change import BARE_PATTERNS, CHANGE_PATTERNS, SEE_PATTERNS
+from iiie.planners.rules_tables_change import (
+    BARE_PATTERNS,
+    CHANGE_DECISIONS,
+    CHANGE_PATTERNS,
+    SEE_PATTERNS,
+)
 from iiie.planners.rules_tables_global import (
     ADJUST_PATTERNS,
     GLOBAL_PHRASE_PATTERNS,
@@ -67,7 +72,7 @@ def test_row_is_the_first_to_match_its_example_and_fills_its_slots(
 
 
 #: decision tables -> their rows' examples
-DECISIONS = {"add": ADD_DECISIONS}
+DECISIONS = {"add": ADD_DECISIONS, "change": CHANGE_DECISIONS}
 DECIDED = [
     (name, row, ex[0], ex[1], ex[2] if len(ex) > 2 else None)
     for name, table in DECISIONS.items()

@@ -13,7 +13,6 @@ import re
 from iiie.planners import rules_lexicon as lex
 from iiie.planners.rules_table import (
     _BE,
-    EXCEPT,
     REMOVE_PATTERNS,
     Parse,
     Pattern,
@@ -25,10 +24,14 @@ from iiie.planners.rules_table import (
 from iiie.planners.rules_tables_add import ADD_DECISIONS, ADD_PATTERNS, FILL_PATTERNS, AddSlots
 from iiie.planners.rules_tables_change import (
     BARE_PATTERNS,
+    CHANGE_DECISIONS,
     CHANGE_PATTERNS,
     SEE_PATTERNS,
     VERB_RESULT,
+    ChangeSlots,
 )
+from iiie.planners.rules_tables_change import bg_subject as _bg_subject
+from iiie.planners.rules_tables_change import scenery_change as _scenery_change
 from iiie.planners.rules_tables_global import (
     ADJUST_PATTERNS,
     GLOBAL_PHRASE_PATTERNS,
@@ -44,7 +47,6 @@ from iiie.planners.rules_text import (
     is_adjectival,
     is_definite,
     is_indefinite,
-    is_place,
     np_head,
     np_kind,
     property_of,
@@ -61,44 +63,9 @@ from iiie.types import Category
 __all__ = ["Parse", "fallback_parse", "parse_clause"]  # Parse lives in rules_table
 
 # --------------------------------------------------------------------------------------------
-# deciding the category from the filled slots
+# deciding the category from the filled slots (additions and changes: decision tables in
+# rules_tables_add / rules_tables_change)
 # --------------------------------------------------------------------------------------------
-
-
-_NOT_SUBJECT = frozenset(
-    "entire whole new current old existing plain boring bland ugly busy "
-    "empty dull original real".split()
-)
-
-
-def _bg_subject(obj: str, tail: str) -> str:
-    """Subject to keep named around a background noun.
-
-    "behind the woman" (in the tail) or a modifier noun: "the garage surroundings".
-    """
-    anchor = _anchor_from(tail)
-    if anchor:
-        return anchor
-    if " of " in obj:  # "the background of the dog"
-        right = clean_np(obj.split(" of ", 1)[1])
-        if np_kind(right) == "thing":
-            return right
-    words = obj.split(" of ")[0].split()
-    mods = [
-        w
-        for w in words[:-1]
-        if w not in lex.COLORS
-        and w not in lex.ADJECTIVES
-        and w not in lex.MATERIALS
-        and w not in lex.TIME_WEATHER
-        and w not in _NOT_SUBJECT
-        and w not in lex.BACKGROUND_NOUNS
-        and not w.endswith(("y", "ed", "ful"))
-    ]
-    return " ".join(mods)
-
-
-_EXCEPT = EXCEPT
 
 
 def _decide_remove(obj_raw: str, verb: str = "remove") -> Parse:
@@ -143,175 +110,10 @@ def _decide_remove(obj_raw: str, verb: str = "remove") -> Parse:
     return Parse(Category.REMOVE, "remove", obj=obj, location=tail, verb=verb)
 
 
-def _scenery_change(obj: str, tail: str, comp: str) -> bool:
-    """Is changing ``obj`` into ``comp`` really a new backdrop?
-
-    True for scenery "in the background" ("the mountains in the background -> a city") and
-    for a scene-sized region turned into a place ("the room -> a forest").
-    """
-    if re.match(r"^in the (?:background|distance|back)\b", tail) and (
-        scene_in(obj) or find_phrase(obj, lex.BACKDROP_NOUNS)
-    ):
-        return True
-    if find_phrase(comp, lex.STYLE_WORDS):
-        return False
-    if np_head(obj) in lex.SCENERY_REGIONS and scene_in(comp):
-        return True
-    # a place turned into another place ("the warehouse -> a beach"): the setting changes
-    return is_place(obj) and is_place(split_np(comp)[0])
-
-
-def _time_is_head(comp: str) -> bool:
-    """Does a time/weather word carry ``comp`` ("a snowy night"), rather than only modify
-    the place in it ("a snowy mountain", a place: background)?"""
-    tw = find_phrase(comp, lex.TIME_WEATHER)
-    if not tw:
-        return False
-    place = scene_in(comp)
-    if not tw.endswith("y"):  # "a winter wonderland", "a night city": a season/time look
-        return True
-    return not re.search(rf"\b{re.escape(tw)}\s+(?:\w+\s+)?{re.escape(place)}\b", comp)
-
-
 def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
-    np_text, tail = split_np(obj_raw)
-    tail = re.sub(r"^(?:is|are)\s+", "", tail)
-    if not np_text.strip():
-        np_text = "it"
-    obj = clean_np(np_text)
-    prop, obj = property_of(obj)
-    kind = np_kind(obj)
-    mp = re.search(r"\b(?P<o>[a-z]+)'s\s+\w+", np_text)
-    if kind in ("image", "global") and mp and np_kind(mp.group("o")) == "thing":
-        # "the bike's frame", "the dog's filter": a part of an object, not of the picture
-        obj, kind = mp.group("o"), "thing"
-    m = re.match(r"^(?:on|of|shown on)\s+(?P<t>.+)$", tail)
-    if kind == "time" and m and np_kind(clean_np(split_np(m.group("t"))[0])) == "thing":
-        # "the time on the clock": a reading of an object, not the time of day
-        obj, kind = clean_np(split_np(m.group("t"))[0]), "thing"
-    comp = strip_complement(comp)
-    cues = [f"verb:{verb}"] + ([f"property:{prop}"] if prop else [])
-    m = re.match(_EXCEPT + r"\s*(?P<r>.+)$", comp)
-    if m and np_head(obj) in ("everything", "all", "rest", "image", "picture", "scene", "photo"):
-        # "make everything except the dog black and white": the dog is kept, the rest changes
-        kept, new = split_np(m.group("r"))
-        if not new:  # "except the dog black and white"
-            kept, new = split_object_complement(m.group("r"))
-        return Parse(
-            Category.BACKGROUND,
-            "change_background",
-            obj=clean_np(kept),
-            comp=strip_complement(new),
-            verb=verb,
-            cues=cues + ["except-subject"],
-            anchor="background",
-        )
-    # "make it look like the man is in tokyo": a subject placed in a scene
-    m = re.match(
-        r"^(?:like |as if |as though )?(?P<s>.+?) (?:is|are|was|were|be) "
-        r"(?:\w+ )?(?:in|on|at|inside|under|through|across|along|over|into|near|by) "
-        r"(?P<p>.+)$",
-        comp,
-    )
-    if m and scene_in(m.group("p")) and np_kind(clean_np(m.group("s"))) in ("thing", "image"):
-        subj = clean_np(m.group("s"))
-        return Parse(
-            Category.BACKGROUND,
-            "subject_in_scene",
-            obj=subj if np_kind(subj) == "thing" else "",
-            comp=m.group("p"),
-            verb=verb,
-            cues=cues + ["scene"],
-        )
-    if kind == "background" or (
-        tail
-        and (
-            re.match(r"^(?:behind|around)\b", tail)
-            or re.match(_EXCEPT, tail)
-            and np_head(obj) in ("everything", "all", "rest", "scene", "image", "picture")
-        )
-        and np_head(obj)
-        in (
-            "wall",
-            "walls",
-            "room",
-            "area",
-            "everything",
-            "what",
-            "stuff",
-            "space",
-            "scene",
-            "all",
-            "rest",
-            "image",
-            "picture",
-        )
-    ):
-        anchor = _bg_subject(obj, tail) if kind == "background" else _anchor_from(tail)
-        return Parse(
-            Category.BACKGROUND,
-            "change_background",
-            obj=anchor,
-            comp=comp,
-            verb=verb,
-            cues=cues + ["background-noun"],
-            anchor=np_head(obj) if kind == "background" else "background",
-        )
-    if (
-        kind == "thing"
-        and re.match(r"^behind\s", tail)
-        and is_definite(tail[len("behind ") :])
-        and (scene_in(obj) or find_phrase(obj, lex.BACKDROP_NOUNS))
-    ):  # "replace the city behind the man with mountains": the man is kept
-        return Parse(
-            Category.BACKGROUND,
-            "change_background",
-            obj=_anchor_from(tail),
-            comp=comp,
-            verb=verb,
-            cues=cues + [f"scenery:{obj}"],
-            anchor="background",
-        )
-    if kind == "thing" and _scenery_change(obj, tail, comp):
-        # "replace the ocean in the background with a desert", "the room should be a forest"
-        return Parse(
-            Category.BACKGROUND,
-            "change_scenery",
-            obj="",
-            comp=comp,
-            verb=verb,
-            cues=cues + [f"scenery:{obj}"],
-        )
-    if comp in ("nothing", "empty", "empty space", "nothing at all") or comp.startswith("nothing"):
-        return Parse(Category.REMOVE, "replace_with_nothing", obj=obj, verb=verb)
-    if (
-        kind == "image"
-        and scene_in(comp)
-        and not scene_in(comp) == "underwater"
-        and not find_phrase(comp, lex.STYLE_WORDS)
-        and not _time_is_head(comp)
-    ):
-        # "change the scene to a desert": a new place around whatever is in the picture
-        return Parse(
-            Category.BACKGROUND,
-            "image_to_place",
-            obj="",
-            comp=comp,
-            verb=verb,
-            cues=cues + [f"scene:{scene_in(comp)}"],
-        )
-    if kind in ("image", "global", "time"):
-        return Parse(
-            Category.GLOBAL,
-            "change_image",
-            obj="",
-            comp=comp or obj,
-            verb=verb,
-            cues=cues + [f"whole-image:{obj}"],
-        )
-    if kind == "none":
-        return Parse(Category.GLOBAL, "change_image", comp=comp, verb=verb, confidence="low")
-    return Parse(Category.LOCAL, "change", obj=obj, comp=comp, verb=verb, cues=cues)
+    """A change's category from its slots: the rows of
+    :data:`~.rules_tables_change.CHANGE_DECISIONS`."""
+    return decide(CHANGE_DECISIONS, ChangeSlots(verb, obj_raw, comp))
 
 
 def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Parse:
