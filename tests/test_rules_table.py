@@ -23,6 +23,7 @@ from iiie.planners.rules_tables_global import (
     GLOBAL_PHRASE_PATTERNS,
     adjust_reading,
 )
+from iiie.planners.rules_tables_remove import REMOVE_DECISIONS
 from iiie.planners.rules_text import normalise
 from iiie.types import Category
 
@@ -72,7 +73,7 @@ def test_row_is_the_first_to_match_its_example_and_fills_its_slots(
 
 
 #: decision tables -> their rows' examples
-DECISIONS = {"add": ADD_DECISIONS, "change": CHANGE_DECISIONS}
+DECISIONS = {"remove": REMOVE_DECISIONS, "add": ADD_DECISIONS, "change": CHANGE_DECISIONS}
 DECIDED = [
     (name, row, ex[0], ex[1], ex[2] if len(ex) > 2 else None)
     for name, table in DECISIONS.items()

@@ -30,13 +30,13 @@ from iiie.planners.rules_tables_change import (
     VERB_RESULT,
     ChangeSlots,
 )
-from iiie.planners.rules_tables_change import bg_subject as _bg_subject
 from iiie.planners.rules_tables_change import scenery_change as _scenery_change
 from iiie.planners.rules_tables_global import (
     ADJUST_PATTERNS,
     GLOBAL_PHRASE_PATTERNS,
     adjust_reading,
 )
+from iiie.planners.rules_tables_remove import REMOVE_DECISIONS, RemoveSlots
 from iiie.planners.rules_text import (
     NUMBER_WORDS,
     PREPOSITIONS,
@@ -69,45 +69,9 @@ __all__ = ["Parse", "fallback_parse", "parse_clause"]  # Parse lives in rules_ta
 
 
 def _decide_remove(obj_raw: str, verb: str = "remove") -> Parse:
-    np_text, tail = split_np(obj_raw)
-    obj = clean_np(np_text)
-    kind = np_kind(obj)
-    head = np_head(obj)
-    artifact = (
-        kind == "global" or obj in lex.ARTIFACTS or head in ("cast", "tint", "noise", "grain")
-    )
-    m = re.match(r"^(?:from|on|of|off)\s+(?P<t>.+)$", tail)
-    if artifact and m and np_kind(clean_np(split_np(m.group("t"))[0])) == "thing":
-        # "remove the color from the car": an edit of the car, not of the picture
-        return Parse(
-            Category.LOCAL,
-            "remove_attribute",
-            obj=clean_np(split_np(m.group("t"))[0]),
-            comp=f"without {obj}",
-            verb=verb,
-            cues=[f"attribute:{obj}"],
-        )
-    if artifact:
-        return Parse(
-            Category.GLOBAL, "remove_artifact", comp=obj, verb=verb, cues=[f"artifact:{obj}"]
-        )
-    if kind == "background":
-        return Parse(
-            Category.BACKGROUND,
-            "remove_background",
-            obj=_bg_subject(obj, tail),
-            comp="",
-            verb=verb,
-            cues=["background-noun"],
-        )
-    if kind == "image" and re.match(r"^(?:on|in|from|off|inside|under|near)\s", tail):
-        where = clean_np(split_np(re.sub(r"^\w+\s+", "", tail))[0])
-        return Parse(
-            Category.REMOVE, "remove_contents", obj=f"objects on {where}", location=tail, verb=verb
-        )
-    if kind == "image":
-        return Parse(Category.GLOBAL, "remove_image", comp=obj, confidence="low")
-    return Parse(Category.REMOVE, "remove", obj=obj, location=tail, verb=verb)
+    """A removal's category from its slots: the rows of
+    :data:`~.rules_tables_remove.REMOVE_DECISIONS`."""
+    return decide(REMOVE_DECISIONS, RemoveSlots(verb, obj_raw))
 
 
 def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
