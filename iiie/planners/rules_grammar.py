@@ -4,6 +4,10 @@ A frame matches a sentence shape and binds slots (object, complement, location);
 ``_decide_*`` functions then choose the category from what fills the slots, so one frame can
 yield several categories ("remove the yellow cast" is global, "remove the lamp" is remove).
 See :mod:`iiie.planners.rules` for the conventions on ambiguous phrasings.
+
+Most frames and decisions are declarative tables (:mod:`iiie.planners.rules_table` and the
+``rules_tables_*`` modules); what stays here is each table's action map (how a matched
+row's slots become a :class:`Parse`) and the frames not yet converted.
 """
 
 from __future__ import annotations

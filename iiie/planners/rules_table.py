@@ -15,11 +15,16 @@ and name the ``action`` its frame takes with the match (a key of the frame's act
 later frames read the clause ("paint the wall yellow" is not an addition). Such rows have
 no category; their examples name the later frame that answers instead.
 
-Tables: the removal frame (here), the addition frames (:mod:`.rules_tables_add`), the
-change and seeing frames (:mod:`.rules_tables_change`), the global frames: style phrases
-and adjustments (:mod:`.rules_tables_global`); the other frames (giving, dressing,
-causatives, desires, statements, verbless requests) still live in
-:mod:`iiie.planners.rules_grammar`.
+A frame's surface rows only bind slots; a :class:`Decision` table then says what the
+slots' meaning makes of them (``when`` -> category and Parse frame), so a category fix is
+a row too.
+
+Surface tables: the removal frame (here), the addition frames (:mod:`.rules_tables_add`),
+the change, seeing and verbless frames (:mod:`.rules_tables_change`), the global frames:
+style phrases and adjustments (:mod:`.rules_tables_global`). Decision tables: removals
+(:mod:`.rules_tables_remove`), additions, changes (in their frames' modules). The giving,
+dressing, causative, desire and statement frames and the statement/existential decisions
+still live in :mod:`iiie.planners.rules_grammar`.
 """
 
 from __future__ import annotations
