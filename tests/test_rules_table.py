@@ -24,6 +24,7 @@ from iiie.planners.rules_tables_global import (
     adjust_reading,
 )
 from iiie.planners.rules_tables_remove import REMOVE_DECISIONS
+from iiie.planners.rules_tables_statement import ACTION_DECISIONS, BE_DECISIONS, HAVE_DECISIONS
 from iiie.planners.rules_text import normalise
 from iiie.types import Category
 
@@ -73,7 +74,14 @@ def test_row_is_the_first_to_match_its_example_and_fills_its_slots(
 
 
 #: decision tables -> their rows' examples
-DECISIONS = {"remove": REMOVE_DECISIONS, "add": ADD_DECISIONS, "change": CHANGE_DECISIONS}
+DECISIONS = {
+    "remove": REMOVE_DECISIONS,
+    "add": ADD_DECISIONS,
+    "change": CHANGE_DECISIONS,
+    "be": BE_DECISIONS,
+    "have": HAVE_DECISIONS,
+    "action": ACTION_DECISIONS,
+}
 DECIDED = [
     (name, row, ex[0], ex[1], ex[2] if len(ex) > 2 else None)
     for name, table in DECISIONS.items()

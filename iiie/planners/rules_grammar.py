@@ -34,17 +34,22 @@ from iiie.planners.rules_tables_change import (
     VERB_RESULT,
     ChangeSlots,
 )
-from iiie.planners.rules_tables_change import scenery_change as _scenery_change
 from iiie.planners.rules_tables_global import (
     ADJUST_PATTERNS,
     GLOBAL_PHRASE_PATTERNS,
     adjust_reading,
 )
 from iiie.planners.rules_tables_remove import REMOVE_DECISIONS, RemoveSlots
+from iiie.planners.rules_tables_statement import (
+    ACTION_DECISIONS,
+    BE_DECISIONS,
+    BE_VERBS,
+    HAVE_DECISIONS,
+    StatementSlots,
+)
 from iiie.planners.rules_text import (
     NUMBER_WORDS,
     PREPOSITIONS,
-    backdrop_behind,
     clean_np,
     find_phrase,
     gerund,
@@ -57,7 +62,6 @@ from iiie.planners.rules_text import (
     scene_in,
     split_np,
     split_object_complement,
-    strip_complement,
 )
 from iiie.planners.rules_text import anchor_from as _anchor_from
 from iiie.planners.rules_text import locative_tail as _locative_tail
@@ -118,37 +122,7 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
             action = rest[: len(rest) - len(tail)].strip() if tail and rest.endswith(tail) else ""
             p.comp = " ".join(w for w in (subj_raw, gerund(verb), action) if w)
         return p
-    subj = clean_np(subj_raw)
-    if np_kind(subj) != "background" and not re.search(r"\b(?:behind|around)\b", subj_raw):
-        subj = clean_np(split_np(subj_raw)[0])  # "the flowers in the vase" -> "flowers"
-    prop, subj = property_of(subj)
-    kind = np_kind(subj)
-    rest = rest.strip()
-    cues = [f"statement:{verb}"]
-    be = verb in (
-        "be",
-        "is",
-        "are",
-        "was",
-        "were",
-        "been",
-        "become",
-        "becomes",
-        "became",
-        "being",
-        "get",
-        "gets",
-        "got",
-        "turn",
-        "turns",
-        "look",
-        "looks",
-        "seem",
-        "seems",
-        "appear",
-        "appears",
-    )
-    if be:
+    if verb in BE_VERBS:
         # "standing in a field", "holding a balloon", "made of brick"
         m = re.match(r"^(?P<v>\w+ing)\b\s*(?P<r>.*)$", rest)
         located = bool(m) and bool(
@@ -170,150 +144,13 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
             "",
             rest,
         )
-        if re.match(r"^(?:gone|removed|deleted|erased|missing|absent|invisible)\b", rest):
-            return Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
-        if (
-            re.match(
-                r"^(?:in|on|at|inside|into|under|in front of|among|by|near|surrounded "
-                r"by|located in|placed in|set in|through|across|along|around|over|against)\b",
-                rest,
-            )
-            and (scene_in(rest) or backdrop_behind(rest))
-            and kind == "thing"
-        ):
-            return Parse(
-                Category.BACKGROUND,
-                "subject_in_scene",
-                obj=subj,
-                comp=_place(rest),
-                cues=cues + [f"scene:{scene_in(rest)}"],
-            )
-        if kind == "background" or (
-            kind == "thing" and _scenery_change(subj, "", strip_complement(rest))
-        ):
-            return Parse(
-                Category.BACKGROUND,
-                "background_is",
-                obj="",
-                comp=strip_complement(rest),
-                anchor=np_head(subj),
-                cues=cues + ["background-noun"],
-            )
-        if kind in ("image", "global", "time", "none"):
-            return Parse(Category.GLOBAL, "image_is", comp=strip_complement(rest), cues=cues)
-        return Parse(
-            Category.LOCAL,
-            "thing_is",
-            obj=subj,
-            comp=strip_complement(rest),
-            cues=cues + ([f"property:{prop}"] if prop else []),
-        )
+        return decide(BE_DECISIONS, StatementSlots(verb, subj_raw, rest))
     if verb in lex.POSSESSION_VERBS:
-        thing_raw, tail = split_np(rest)
-        thing = clean_np(thing_raw)
-        twords = thing.split()
-        m = re.search(r"\binstead of\s+(?P<y>.+)$", rest)
-        if m:  # "wear a suit instead of a t-shirt": the t-shirt is changed
-            old = clean_np(split_np(m.group("y"))[0])
-            return Parse(Category.LOCAL, "replace_item", obj=old, comp=thing_raw, cues=cues)
-        if np_kind(thing) == "background":
-            return Parse(
-                Category.BACKGROUND,
-                "has_background",
-                comp=thing_raw,
-                obj=subj if kind == "thing" else "",
-                anchor=np_head(thing),
-                cues=cues + ["background-noun"],
-            )
-        if kind == "background":
-            return Parse(
-                Category.BACKGROUND,
-                "background_has",
-                comp=rest,
-                anchor=np_head(subj),
-                cues=cues + ["background-noun"],
-            )
-        if kind in ("image", "none") and (
-            np_head(thing) in lex.GLOBAL_ADDABLES or find_phrase(thing, lex.STYLE_WORDS)
-        ):
-            return Parse(Category.GLOBAL, "image_has", comp=thing_raw, cues=cues)
-        if (
-            thing in lex.CHANGE_ITEMS
-            or np_head(thing) in lex.CHANGE_ITEMS
-            or re.match(r"^(?:\w+\s+)?(?:coat|coats|layer|lick|shade) of\b", thing)
-        ):  # "a haircut", "a new coat of paint": the object changes
-            return Parse(Category.LOCAL, "given_change", obj=subj, comp=thing_raw, cues=cues)
-        if (
-            len(twords) > 1
-            and twords[-1] in lex.PART_NOUNS
-            and all(w in lex.TIME_WEATHER or is_adjectival([w]) for w in twords[:-1])
-        ):  # "give the house a red roof", "the trees should have autumn leaves"
-            part = twords[-1]
-            spread = part in (
-                "stripes",
-                "spots",
-                "scales",
-                "leaves",
-                "blossoms",
-                "petals",
-                "feathers",
-                "mane",
-            )  # all over the object: ground the object
-            target = subj if spread or kind != "thing" else part
-            return Parse(Category.LOCAL, "has_attribute", obj=target, comp=thing, cues=cues)
-        if (
-            twords
-            and twords[-1] in lex.BODY_PARTS
-            and len(twords) > 1
-            and not is_indefinite(thing_raw)
-            and is_adjectival(twords[:-1])
-        ):
-            part = twords[-1]
-            target = part if part in ("hair", "eyes", "skin", "fur", "lips", "beard") else subj
-            return Parse(Category.LOCAL, "has_attribute", obj=target, comp=thing, cues=cues)
-        return Parse(
-            Category.ADDITION,
-            "has_item",
-            obj=thing,
-            comp=thing_raw,
-            location=tail,
-            anchor=subj if kind == "thing" else "",
-            verb=verb,
-            cues=cues,
-        )
-    if verb in lex.VANISH_VERBS:
-        return Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
-    located = re.match(r"^(?:in|on|at|inside|through|across|along|around|among)\b", rest)
-    if (
-        (verb in lex.POSTURE_VERBS or located)
-        and kind == "thing"
-        and (scene_in(rest) or backdrop_behind(rest))
-    ):  # "let the cow graze in the alps": any verb that places the subject in a scene
-        return Parse(
-            Category.BACKGROUND,
-            "subject_in_scene",
-            obj=subj,
-            comp=_place(rest),
-            cues=cues + [f"scene:{scene_in(rest)}"],
-        )
-    if kind in ("image", "none", "time") or subj in ("it", "everything"):
-        return Parse(Category.GLOBAL, "image_action", comp=f"{verb} {rest}".strip(), cues=cues)
-    if kind == "background":
-        return Parse(
-            Category.BACKGROUND,
-            "background_action",
-            comp=f"{verb} {rest}".strip(),
-            anchor=np_head(subj),
-            cues=cues,
-        )
-    return Parse(
-        Category.LOCAL,
-        "action",
-        obj=subj,
-        comp=f"{gerund(verb)} {rest}".strip(),
-        verb=verb,
-        cues=cues,
-    )
+        return decide(HAVE_DECISIONS, StatementSlots(verb, subj_raw, rest))
+    if verb in lex.VANISH_VERBS:  # the removal frame reads nearly all of these first
+        slots_ = StatementSlots(verb, subj_raw, rest)
+        return Parse(Category.REMOVE, "statement_gone", obj=slots_.subj, cues=slots_.cues())
+    return decide(ACTION_DECISIONS, StatementSlots(verb, subj_raw, rest))
 
 
 def _decide_existential(np_text: str) -> Parse:

@@ -22,9 +22,9 @@ a row too.
 Surface tables: the removal frame (here), the addition frames (:mod:`.rules_tables_add`),
 the change, seeing and verbless frames (:mod:`.rules_tables_change`), the global frames:
 style phrases and adjustments (:mod:`.rules_tables_global`). Decision tables: removals
-(:mod:`.rules_tables_remove`), additions, changes (in their frames' modules). The giving,
-dressing, causative, desire and statement frames and the statement/existential decisions
-still live in :mod:`iiie.planners.rules_grammar`.
+(:mod:`.rules_tables_remove`), additions, changes (in their frames' modules), statements
+(:mod:`.rules_tables_statement`). The giving, dressing, causative, desire and statement
+frames' surface shapes still live in :mod:`iiie.planners.rules_grammar`.
 """
 
 from __future__ import annotations
