@@ -41,6 +41,8 @@ Instructions that match no frame still get a best guess from word meaning, marke
 
 Modules: :mod:`~iiie.planners.rules_text` (reading: normalisation, clauses, noun phrases),
 :mod:`~iiie.planners.rules_grammar` (frames and category decisions),
+:mod:`~iiie.planners.rules_table` and ``rules_tables_*`` (frames and decisions as
+declarative tables, one tested row per pattern),
 :mod:`~iiie.planners.rules_prompts` (target prompts, captions),
 :mod:`~iiie.planners.rules_boxes` (addition boxes), :mod:`~iiie.planners.rules_lexicon`
 (word lists). Accuracy on the labelled sets in ``tests/data`` is measured by

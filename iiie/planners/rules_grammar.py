@@ -4,477 +4,94 @@ A frame matches a sentence shape and binds slots (object, complement, location);
 ``_decide_*`` functions then choose the category from what fills the slots, so one frame can
 yield several categories ("remove the yellow cast" is global, "remove the lamp" is remove).
 See :mod:`iiie.planners.rules` for the conventions on ambiguous phrasings.
+
+Most frames and decisions are declarative tables (:mod:`iiie.planners.rules_table` and the
+``rules_tables_*`` modules); what stays here is each table's action map (how a matched
+row's slots become a :class:`Parse`) and the frames not yet converted.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from iiie.planners import rules_lexicon as lex
-from iiie.planners.rules_table import _BE, REMOVE_PATTERNS, first_match, slots
+from iiie.planners.rules_table import (
+    _BE,
+    REMOVE_PATTERNS,
+    Parse,
+    Pattern,
+    decide,
+    first_match,
+    run_table,
+    slots,
+)
+from iiie.planners.rules_tables_add import ADD_DECISIONS, ADD_PATTERNS, FILL_PATTERNS, AddSlots
+from iiie.planners.rules_tables_change import (
+    BARE_PATTERNS,
+    CHANGE_DECISIONS,
+    CHANGE_PATTERNS,
+    SEE_PATTERNS,
+    VERB_RESULT,
+    ChangeSlots,
+)
+from iiie.planners.rules_tables_global import (
+    ADJUST_PATTERNS,
+    GLOBAL_PHRASE_PATTERNS,
+    adjust_reading,
+)
+from iiie.planners.rules_tables_remove import REMOVE_DECISIONS, RemoveSlots
+from iiie.planners.rules_tables_statement import (
+    ACTION_DECISIONS,
+    BE_DECISIONS,
+    BE_VERBS,
+    HAVE_DECISIONS,
+    StatementSlots,
+)
 from iiie.planners.rules_text import (
-    ING_NOUNS,
     NUMBER_WORDS,
     PREPOSITIONS,
-    backdrop_behind,
     clean_np,
     find_phrase,
     gerund,
     is_adjectival,
     is_definite,
     is_indefinite,
-    is_place,
     np_head,
     np_kind,
     property_of,
     scene_in,
     split_np,
-    strip_complement,
+    split_object_complement,
 )
+from iiie.planners.rules_text import anchor_from as _anchor_from
+from iiie.planners.rules_text import locative_tail as _locative_tail
+from iiie.planners.rules_text import place_of as _place
 from iiie.types import Category
 
-# --------------------------------------------------------------------------------------------
-# parse result
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Parse:
-    """What one clause says, before prompts and boxes are built."""
-
-    category: Category
-    frame: str
-    obj: str = ""
-    comp: str = ""
-    location: str = ""
-    anchor: str = ""
-    verb: str = ""
-    confidence: str = "high"
-    cues: list[str] = field(default_factory=list)
-
+__all__ = ["Parse", "fallback_parse", "parse_clause"]  # Parse lives in rules_table
 
 # --------------------------------------------------------------------------------------------
-# deciding the category from the filled slots
+# deciding the category from the filled slots (additions and changes: decision tables in
+# rules_tables_add / rules_tables_change)
 # --------------------------------------------------------------------------------------------
-
-
-_NOT_SUBJECT = frozenset(
-    "entire whole new current old existing plain boring bland ugly busy "
-    "empty dull original real".split()
-)
-
-
-def _bg_subject(obj: str, tail: str) -> str:
-    """Subject to keep named around a background noun.
-
-    "behind the woman" (in the tail) or a modifier noun: "the garage surroundings".
-    """
-    anchor = _anchor_from(tail)
-    if anchor:
-        return anchor
-    if " of " in obj:  # "the background of the dog"
-        right = clean_np(obj.split(" of ", 1)[1])
-        if np_kind(right) == "thing":
-            return right
-    words = obj.split(" of ")[0].split()
-    mods = [
-        w
-        for w in words[:-1]
-        if w not in lex.COLORS
-        and w not in lex.ADJECTIVES
-        and w not in lex.MATERIALS
-        and w not in lex.TIME_WEATHER
-        and w not in _NOT_SUBJECT
-        and w not in lex.BACKGROUND_NOUNS
-        and not w.endswith(("y", "ed", "ful"))
-    ]
-    return " ".join(mods)
-
-
-#: "everything except the woman": the rest of the picture around a kept subject.
-_EXCEPT = r"^(?:except(?: for)?|but|apart from|other than|besides|aside from)\b"
-
-
-def _anchor_from(tail: str) -> str:
-    """Subject named in "behind the woman", "around the dog", "of the cat"."""
-    m = re.search(
-        r"\b(?:behind|around|of|from|surrounding|near|except(?: for)?|apart from|other than|"
-        r"but)\s+(?P<s>.+)$",
-        tail,
-    )
-    if not m:
-        return ""
-    s = clean_np(split_np(m.group("s"))[0])
-    return "" if np_kind(s) in ("image", "background", "none") else s
 
 
 def _decide_remove(obj_raw: str, verb: str = "remove") -> Parse:
-    np_text, tail = split_np(obj_raw)
-    obj = clean_np(np_text)
-    kind = np_kind(obj)
-    head = np_head(obj)
-    artifact = (
-        kind == "global" or obj in lex.ARTIFACTS or head in ("cast", "tint", "noise", "grain")
-    )
-    m = re.match(r"^(?:from|on|of|off)\s+(?P<t>.+)$", tail)
-    if artifact and m and np_kind(clean_np(split_np(m.group("t"))[0])) == "thing":
-        # "remove the color from the car": an edit of the car, not of the picture
-        return Parse(
-            Category.LOCAL,
-            "remove_attribute",
-            obj=clean_np(split_np(m.group("t"))[0]),
-            comp=f"without {obj}",
-            verb=verb,
-            cues=[f"attribute:{obj}"],
-        )
-    if artifact:
-        return Parse(
-            Category.GLOBAL, "remove_artifact", comp=obj, verb=verb, cues=[f"artifact:{obj}"]
-        )
-    if kind == "background":
-        return Parse(
-            Category.BACKGROUND,
-            "remove_background",
-            obj=_bg_subject(obj, tail),
-            comp="",
-            verb=verb,
-            cues=["background-noun"],
-        )
-    if kind == "image" and re.match(r"^(?:on|in|from|off|inside|under|near)\s", tail):
-        where = clean_np(split_np(re.sub(r"^\w+\s+", "", tail))[0])
-        return Parse(
-            Category.REMOVE, "remove_contents", obj=f"objects on {where}", location=tail, verb=verb
-        )
-    if kind == "image":
-        return Parse(Category.GLOBAL, "remove_image", comp=obj, confidence="low")
-    return Parse(Category.REMOVE, "remove", obj=obj, location=tail, verb=verb)
-
-
-def _scenery_change(obj: str, tail: str, comp: str) -> bool:
-    """Is changing ``obj`` into ``comp`` really a new backdrop?
-
-    True for scenery "in the background" ("the mountains in the background -> a city") and
-    for a scene-sized region turned into a place ("the room -> a forest").
-    """
-    if re.match(r"^in the (?:background|distance|back)\b", tail) and (
-        scene_in(obj) or find_phrase(obj, lex.BACKDROP_NOUNS)
-    ):
-        return True
-    if find_phrase(comp, lex.STYLE_WORDS):
-        return False
-    if np_head(obj) in lex.SCENERY_REGIONS and scene_in(comp):
-        return True
-    # a place turned into another place ("the warehouse -> a beach"): the setting changes
-    return is_place(obj) and is_place(split_np(comp)[0])
-
-
-def _time_is_head(comp: str) -> bool:
-    """Does a time/weather word carry ``comp`` ("a snowy night"), rather than only modify
-    the place in it ("a snowy mountain", a place: background)?"""
-    tw = find_phrase(comp, lex.TIME_WEATHER)
-    if not tw:
-        return False
-    place = scene_in(comp)
-    if not tw.endswith("y"):  # "a winter wonderland", "a night city": a season/time look
-        return True
-    return not re.search(rf"\b{re.escape(tw)}\s+(?:\w+\s+)?{re.escape(place)}\b", comp)
+    """A removal's category from its slots: the rows of
+    :data:`~.rules_tables_remove.REMOVE_DECISIONS`."""
+    return decide(REMOVE_DECISIONS, RemoveSlots(verb, obj_raw))
 
 
 def _decide_change(obj_raw: str, comp: str, verb: str = "change") -> Parse:
-    np_text, tail = split_np(obj_raw)
-    tail = re.sub(r"^(?:is|are)\s+", "", tail)
-    if not np_text.strip():
-        np_text = "it"
-    obj = clean_np(np_text)
-    prop, obj = property_of(obj)
-    kind = np_kind(obj)
-    mp = re.search(r"\b(?P<o>[a-z]+)'s\s+\w+", np_text)
-    if kind in ("image", "global") and mp and np_kind(mp.group("o")) == "thing":
-        # "the bike's frame", "the dog's filter": a part of an object, not of the picture
-        obj, kind = mp.group("o"), "thing"
-    m = re.match(r"^(?:on|of|shown on)\s+(?P<t>.+)$", tail)
-    if kind == "time" and m and np_kind(clean_np(split_np(m.group("t"))[0])) == "thing":
-        # "the time on the clock": a reading of an object, not the time of day
-        obj, kind = clean_np(split_np(m.group("t"))[0]), "thing"
-    comp = strip_complement(comp)
-    cues = [f"verb:{verb}"] + ([f"property:{prop}"] if prop else [])
-    m = re.match(_EXCEPT + r"\s*(?P<r>.+)$", comp)
-    if m and np_head(obj) in ("everything", "all", "rest", "image", "picture", "scene", "photo"):
-        # "make everything except the dog black and white": the dog is kept, the rest changes
-        kept, new = split_np(m.group("r"))
-        if not new:  # "except the dog black and white"
-            kept, new = _split_object_complement(m.group("r"))
-        return Parse(
-            Category.BACKGROUND,
-            "change_background",
-            obj=clean_np(kept),
-            comp=strip_complement(new),
-            verb=verb,
-            cues=cues + ["except-subject"],
-            anchor="background",
-        )
-    # "make it look like the man is in tokyo": a subject placed in a scene
-    m = re.match(
-        r"^(?:like |as if |as though )?(?P<s>.+?) (?:is|are|was|were|be) "
-        r"(?:\w+ )?(?:in|on|at|inside|under|through|across|along|over|into|near|by) "
-        r"(?P<p>.+)$",
-        comp,
-    )
-    if m and scene_in(m.group("p")) and np_kind(clean_np(m.group("s"))) in ("thing", "image"):
-        subj = clean_np(m.group("s"))
-        return Parse(
-            Category.BACKGROUND,
-            "subject_in_scene",
-            obj=subj if np_kind(subj) == "thing" else "",
-            comp=m.group("p"),
-            verb=verb,
-            cues=cues + ["scene"],
-        )
-    if kind == "background" or (
-        tail
-        and (
-            re.match(r"^(?:behind|around)\b", tail)
-            or re.match(_EXCEPT, tail)
-            and np_head(obj) in ("everything", "all", "rest", "scene", "image", "picture")
-        )
-        and np_head(obj)
-        in (
-            "wall",
-            "walls",
-            "room",
-            "area",
-            "everything",
-            "what",
-            "stuff",
-            "space",
-            "scene",
-            "all",
-            "rest",
-            "image",
-            "picture",
-        )
-    ):
-        anchor = _bg_subject(obj, tail) if kind == "background" else _anchor_from(tail)
-        return Parse(
-            Category.BACKGROUND,
-            "change_background",
-            obj=anchor,
-            comp=comp,
-            verb=verb,
-            cues=cues + ["background-noun"],
-            anchor=np_head(obj) if kind == "background" else "background",
-        )
-    if (
-        kind == "thing"
-        and re.match(r"^behind\s", tail)
-        and is_definite(tail[len("behind ") :])
-        and (scene_in(obj) or find_phrase(obj, lex.BACKDROP_NOUNS))
-    ):  # "replace the city behind the man with mountains": the man is kept
-        return Parse(
-            Category.BACKGROUND,
-            "change_background",
-            obj=_anchor_from(tail),
-            comp=comp,
-            verb=verb,
-            cues=cues + [f"scenery:{obj}"],
-            anchor="background",
-        )
-    if kind == "thing" and _scenery_change(obj, tail, comp):
-        # "replace the ocean in the background with a desert", "the room should be a forest"
-        return Parse(
-            Category.BACKGROUND,
-            "change_scenery",
-            obj="",
-            comp=comp,
-            verb=verb,
-            cues=cues + [f"scenery:{obj}"],
-        )
-    if comp in ("nothing", "empty", "empty space", "nothing at all") or comp.startswith("nothing"):
-        return Parse(Category.REMOVE, "replace_with_nothing", obj=obj, verb=verb)
-    if (
-        kind == "image"
-        and scene_in(comp)
-        and not scene_in(comp) == "underwater"
-        and not find_phrase(comp, lex.STYLE_WORDS)
-        and not _time_is_head(comp)
-    ):
-        # "change the scene to a desert": a new place around whatever is in the picture
-        return Parse(
-            Category.BACKGROUND,
-            "image_to_place",
-            obj="",
-            comp=comp,
-            verb=verb,
-            cues=cues + [f"scene:{scene_in(comp)}"],
-        )
-    if kind in ("image", "global", "time"):
-        return Parse(
-            Category.GLOBAL,
-            "change_image",
-            obj="",
-            comp=comp or obj,
-            verb=verb,
-            cues=cues + [f"whole-image:{obj}"],
-        )
-    if kind == "none":
-        return Parse(Category.GLOBAL, "change_image", comp=comp, verb=verb, confidence="low")
-    return Parse(Category.LOCAL, "change", obj=obj, comp=comp, verb=verb, cues=cues)
+    """A change's category from its slots: the rows of
+    :data:`~.rules_tables_change.CHANGE_DECISIONS`."""
+    return decide(CHANGE_DECISIONS, ChangeSlots(verb, obj_raw, comp))
 
 
 def _decide_add(verb: str, np_raw: str, tail: str = "", anchor: str = "") -> Parse:
-    if not tail:
-        np_raw, tail = split_np(np_raw)
-    m = re.search(r"\binstead of\s+(?P<y>.+)$", tail)
-    if m and is_place(clean_np(split_np(m.group("y"))[0])) and scene_in(tail[: m.start()]):
-        # "put them in a library instead of the office": the subject gets a new setting
-        return Parse(
-            Category.BACKGROUND,
-            "move_subject",
-            obj="" if np_kind(clean_np(np_raw)) != "thing" else clean_np(np_raw),
-            comp=_place(tail[: m.start()].strip()),
-            verb=verb,
-            cues=[f"verb:{verb}", "instead-of-place"],
-        )
-    if m:  # "put a dog instead of the cat": the cat is changed into a dog
-        old = clean_np(split_np(m.group("y"))[0])
-        if old and np_kind(old) == "thing":
-            return Parse(
-                Category.LOCAL,
-                "replace_item",
-                obj=old,
-                comp=np_raw,
-                verb=verb,
-                cues=[f"verb:{verb}", "instead-of"],
-            )
-    obj = clean_np(np_raw)
-    kind = np_kind(obj)
-    head = np_head(obj)
-    cues = [f"verb:{verb}"]
-    if kind == "background":
-        return Parse(
-            Category.BACKGROUND,
-            "add_background",
-            obj=_anchor_from(tail),
-            comp=np_raw,
-            verb=verb,
-            cues=cues + ["background-noun"],
-            anchor=head,
-        )
-    if re.search(r"\bin the (?:background|distance|back)\b", tail) and (
-        scene_in(obj) or head in ("scenery", "landscape", "view", "skyline")
-    ):
-        return Parse(
-            Category.BACKGROUND,
-            "scene_in_background",
-            comp=np_raw,
-            verb=verb,
-            cues=cues + ["scene"],
-        )
-    if head in lex.GLOBAL_ADDABLES or kind == "global" or obj in lex.GLOBAL_ADJECTIVES:
-        return Parse(
-            Category.GLOBAL, "add_filter", comp=np_raw, verb=verb, cues=cues + [f"filter:{obj}"]
-        )
-    weather = re.sub(r"^(?:a|an|some)\s+", "", obj)
-    weather = re.sub(r"^(?:bit of|little|light|heavy|thick|gentle|soft|steady|torrential|"
-                     r"falling|fresh|dense|violent|raging|big|huge|massive)\s+", "", weather)
-    if weather in lex.WEATHER_EVENTS and (
-        not tail
-        or re.match(r"^(?:to|in|on|over|across|onto|into|throughout|all over) (?:the )?(?:whole |entire )?"
-                    r"(?:image|photo|picture|scene|it|everything|landscape|city|town|street)$", tail)
-    ):
-        return Parse(Category.GLOBAL, "add_weather", comp=obj, verb=verb, cues=cues + ["weather"])
-    moving = verb in (
-        "put",
-        "place",
-        "set",
-        "move",
-        "transport",
-        "teleport",
-        "send",
-        "relocate",
-        "bring",
-        "seat",
-        "position",
-        "drop",
-        "take",
-        "show",
-        "depict",
-        "portray",
-        "picture",
-    )
-    if (
-        moving
-        and (kind == "image" or obj in ("", "this", "everything", "all this", "all of this", "them all"))
-        and scene_in(tail)
-        and re.match(r"^(?:in|on|at|to|into|onto|inside)\b", tail)
-    ):
-        return Parse(
-            Category.BACKGROUND,
-            "move_scene",
-            comp=_place(tail),
-            verb=verb,
-            cues=cues + [f"scene:{scene_in(tail)}"],
-        )
-    if moving and not is_indefinite(np_raw) and kind == "thing" and backdrop_behind(tail):
-        return Parse(
-            Category.BACKGROUND,
-            "move_subject",
-            obj=obj,
-            comp=_place(tail),
-            verb=verb,
-            cues=cues + ["backdrop"],
-        )
-    # "a brick wall behind the man": a new backdrop for a named subject
-    m = re.match(r"^behind\s+(?P<s>.+)$", tail)
-    if m and is_definite(m.group("s")) and (scene_in(obj) or find_phrase(obj, lex.BACKDROP_NOUNS)):
-        return Parse(
-            Category.BACKGROUND,
-            "backdrop_behind",
-            obj=clean_np(m.group("s")),
-            comp=np_raw,
-            verb=verb,
-            cues=cues + ["backdrop"],
-        )
-    if moving and not is_indefinite(np_raw) and scene_in(tail) and kind == "thing":
-        return Parse(
-            Category.BACKGROUND,
-            "move_subject",
-            obj=obj,
-            comp=_place(tail),
-            verb=verb,
-            cues=cues + [f"scene:{scene_in(tail)}"],
-        )
-    if verb in ("move", "relocate", "shift") and not is_indefinite(np_raw):
-        return Parse(Category.LOCAL, "move_object", obj=obj, comp=tail, verb=verb, cues=cues)
-    comp = np_raw
-    m = re.match(r"^(?P<v>\w+ing)\b", tail)
-    if m and m.group("v") not in ING_NOUNS:  # "a kite flying above the beach"
-        loc = _locative_tail(tail[len(m.group("v")) :])
-        action = tail[: len(tail) - len(loc)].strip() if loc else tail
-        comp, tail = f"{np_raw} {action}".strip(), loc
-    return Parse(
-        Category.ADDITION,
-        "add",
-        obj=obj,
-        comp=comp,
-        location=tail,
-        anchor=anchor,
-        verb=verb,
-        cues=cues,
-    )
-
-
-def _place(tail: str) -> str:
-    """The scene in "on a beach", "in front of the eiffel tower" -> "a beach"."""
-    t = re.sub(
-        r"^(?:\w+ing )?(?:in front of|on top of|next to|inside|in|on|at|into|to|against|"
-        r"under|near|by|among|onto|through|across|along|over|around)\s+",
-        "",
-        tail.strip(),
-    )
-    t = re.sub(r"\s+(?:instead|now)$", "", t)
-    return t
+    """An addition's category from its slots: the rows of
+    :data:`~.rules_tables_add.ADD_DECISIONS`."""
+    return decide(ADD_DECISIONS, AddSlots(verb, np_raw, tail, anchor))
 
 
 def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
@@ -505,37 +122,7 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
             action = rest[: len(rest) - len(tail)].strip() if tail and rest.endswith(tail) else ""
             p.comp = " ".join(w for w in (subj_raw, gerund(verb), action) if w)
         return p
-    subj = clean_np(subj_raw)
-    if np_kind(subj) != "background" and not re.search(r"\b(?:behind|around)\b", subj_raw):
-        subj = clean_np(split_np(subj_raw)[0])  # "the flowers in the vase" -> "flowers"
-    prop, subj = property_of(subj)
-    kind = np_kind(subj)
-    rest = rest.strip()
-    cues = [f"statement:{verb}"]
-    be = verb in (
-        "be",
-        "is",
-        "are",
-        "was",
-        "were",
-        "been",
-        "become",
-        "becomes",
-        "became",
-        "being",
-        "get",
-        "gets",
-        "got",
-        "turn",
-        "turns",
-        "look",
-        "looks",
-        "seem",
-        "seems",
-        "appear",
-        "appears",
-    )
-    if be:
+    if verb in BE_VERBS:
         # "standing in a field", "holding a balloon", "made of brick"
         m = re.match(r"^(?P<v>\w+ing)\b\s*(?P<r>.*)$", rest)
         located = bool(m) and bool(
@@ -557,160 +144,13 @@ def _decide_statement(subj_raw: str, verb: str, rest: str) -> Parse:
             "",
             rest,
         )
-        if re.match(r"^(?:gone|removed|deleted|erased|missing|absent|invisible)\b", rest):
-            return Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
-        if (
-            re.match(
-                r"^(?:in|on|at|inside|into|under|in front of|among|by|near|surrounded "
-                r"by|located in|placed in|set in|through|across|along|around|over|against)\b",
-                rest,
-            )
-            and (scene_in(rest) or backdrop_behind(rest))
-            and kind == "thing"
-        ):
-            return Parse(
-                Category.BACKGROUND,
-                "subject_in_scene",
-                obj=subj,
-                comp=_place(rest),
-                cues=cues + [f"scene:{scene_in(rest)}"],
-            )
-        if kind == "background" or (
-            kind == "thing" and _scenery_change(subj, "", strip_complement(rest))
-        ):
-            return Parse(
-                Category.BACKGROUND,
-                "background_is",
-                obj="",
-                comp=strip_complement(rest),
-                anchor=np_head(subj),
-                cues=cues + ["background-noun"],
-            )
-        if kind in ("image", "global", "time", "none"):
-            return Parse(Category.GLOBAL, "image_is", comp=strip_complement(rest), cues=cues)
-        return Parse(
-            Category.LOCAL,
-            "thing_is",
-            obj=subj,
-            comp=strip_complement(rest),
-            cues=cues + ([f"property:{prop}"] if prop else []),
-        )
+        return decide(BE_DECISIONS, StatementSlots(verb, subj_raw, rest))
     if verb in lex.POSSESSION_VERBS:
-        thing_raw, tail = split_np(rest)
-        thing = clean_np(thing_raw)
-        twords = thing.split()
-        m = re.search(r"\binstead of\s+(?P<y>.+)$", rest)
-        if m:  # "wear a suit instead of a t-shirt": the t-shirt is changed
-            old = clean_np(split_np(m.group("y"))[0])
-            return Parse(Category.LOCAL, "replace_item", obj=old, comp=thing_raw, cues=cues)
-        if np_kind(thing) == "background":
-            return Parse(
-                Category.BACKGROUND,
-                "has_background",
-                comp=thing_raw,
-                obj=subj if kind == "thing" else "",
-                anchor=np_head(thing),
-                cues=cues + ["background-noun"],
-            )
-        if kind == "background":
-            return Parse(
-                Category.BACKGROUND,
-                "background_has",
-                comp=rest,
-                anchor=np_head(subj),
-                cues=cues + ["background-noun"],
-            )
-        if kind in ("image", "none") and (
-            np_head(thing) in lex.GLOBAL_ADDABLES or find_phrase(thing, lex.STYLE_WORDS)
-        ):
-            return Parse(Category.GLOBAL, "image_has", comp=thing_raw, cues=cues)
-        if (
-            thing in lex.CHANGE_ITEMS
-            or np_head(thing) in lex.CHANGE_ITEMS
-            or re.match(r"^(?:\w+\s+)?(?:coat|coats|layer|lick|shade) of\b", thing)
-        ):  # "a haircut", "a new coat of paint": the object changes
-            return Parse(Category.LOCAL, "given_change", obj=subj, comp=thing_raw, cues=cues)
-        if (
-            len(twords) > 1
-            and twords[-1] in lex.PART_NOUNS
-            and all(w in lex.TIME_WEATHER or is_adjectival([w]) for w in twords[:-1])
-        ):  # "give the house a red roof", "the trees should have autumn leaves"
-            part = twords[-1]
-            spread = part in (
-                "stripes",
-                "spots",
-                "scales",
-                "leaves",
-                "blossoms",
-                "petals",
-                "feathers",
-                "mane",
-            )  # all over the object: ground the object
-            target = subj if spread or kind != "thing" else part
-            return Parse(Category.LOCAL, "has_attribute", obj=target, comp=thing, cues=cues)
-        if (
-            twords
-            and twords[-1] in lex.BODY_PARTS
-            and len(twords) > 1
-            and not is_indefinite(thing_raw)
-            and is_adjectival(twords[:-1])
-        ):
-            part = twords[-1]
-            target = part if part in ("hair", "eyes", "skin", "fur", "lips", "beard") else subj
-            return Parse(Category.LOCAL, "has_attribute", obj=target, comp=thing, cues=cues)
-        return Parse(
-            Category.ADDITION,
-            "has_item",
-            obj=thing,
-            comp=thing_raw,
-            location=tail,
-            anchor=subj if kind == "thing" else "",
-            verb=verb,
-            cues=cues,
-        )
-    if verb in lex.VANISH_VERBS:
-        return Parse(Category.REMOVE, "statement_gone", obj=subj, cues=cues)
-    located = re.match(r"^(?:in|on|at|inside|through|across|along|around|among)\b", rest)
-    if (
-        (verb in lex.POSTURE_VERBS or located)
-        and kind == "thing"
-        and (scene_in(rest) or backdrop_behind(rest))
-    ):  # "let the cow graze in the alps": any verb that places the subject in a scene
-        return Parse(
-            Category.BACKGROUND,
-            "subject_in_scene",
-            obj=subj,
-            comp=_place(rest),
-            cues=cues + [f"scene:{scene_in(rest)}"],
-        )
-    if kind in ("image", "none", "time") or subj in ("it", "everything"):
-        return Parse(Category.GLOBAL, "image_action", comp=f"{verb} {rest}".strip(), cues=cues)
-    if kind == "background":
-        return Parse(
-            Category.BACKGROUND,
-            "background_action",
-            comp=f"{verb} {rest}".strip(),
-            anchor=np_head(subj),
-            cues=cues,
-        )
-    return Parse(
-        Category.LOCAL,
-        "action",
-        obj=subj,
-        comp=f"{gerund(verb)} {rest}".strip(),
-        verb=verb,
-        cues=cues,
-    )
-
-
-def _locative_tail(text: str) -> str:
-    """The first locative phrase inside ``text`` ("fly in the sky" -> "in the sky")."""
-    m = re.search(
-        r"\b(?:in|on|at|next to|beside|near|above|under|below|behind|over|inside)"
-        r"\b.*$",
-        text,
-    )
-    return m.group(0) if m else ""
+        return decide(HAVE_DECISIONS, StatementSlots(verb, subj_raw, rest))
+    if verb in lex.VANISH_VERBS:  # the removal frame reads nearly all of these first
+        slots_ = StatementSlots(verb, subj_raw, rest)
+        return Parse(Category.REMOVE, "statement_gone", obj=slots_.subj, cues=slots_.cues())
+    return decide(ACTION_DECISIONS, StatementSlots(verb, subj_raw, rest))
 
 
 def _decide_existential(np_text: str) -> Parse:
@@ -729,20 +169,6 @@ def _decide_existential(np_text: str) -> Parse:
 # the grammar: ordered frames over a normalised clause
 # --------------------------------------------------------------------------------------------
 
-_CHANGE_VERBS = (
-    r"change|turn|transform|convert|switch|swap|replace|morph|alter|modify|recolor|"
-    r"color|paint|dye|render|edit|update|set|upgrade|exchange|substitute|redo|restyle|"
-    r"reshape|resize|shrink|enlarge|make|recreate|redraw|reimagine|rework|re-color|"
-    r"tint|stain|fill|cover|dress up|age|evolve|mutate|adjust|fix|give|transfer|"
-    r"reinterpret|repaint|stylize|stylise"
-)
-_ADD_VERBS = (
-    r"add|insert|include|draw|put|place|stick|hang|put up|build|attach|plant|sketch|"
-    r"create|introduce|generate|spawn|position|install|mount|sprinkle|scatter|stack|park|"
-    r"paste|overlay|superimpose|drop|lay|seat|bring|move|transport|teleport|send|"
-    r"relocate|pop|throw in|carve|write|get|set|paint|grow|station|land|release|toss|"
-    r"float|fly|shift|show|depict|portray"
-)
 def _match_remove(c: str) -> Parse | None:
     """The removal frame: the first row of :data:`~iiie.planners.rules_table.REMOVE_PATTERNS`."""
     hit = first_match(c, REMOVE_PATTERNS)
@@ -989,7 +415,7 @@ def _match_desire(c: str) -> Parse | None:
         return _decide_change(m3.group("o"), m3.group("c"), "want")
     if m3:  # "i want the dog in a park": the subject in a new scene
         return _decide_statement(m3.group("o"), "be", f"in {m3.group('c')}")
-    o, c2 = _split_object_complement(m.group("np"))
+    o, c2 = split_object_complement(m.group("np"))
     if o and c2 and is_adjectival([w for w in c2.split() if w not in ("and", "or")]):
         return _decide_change(o, c2, "want")  # "i want the tulips purple"
     return None
@@ -1006,385 +432,166 @@ def _quoted(words: str) -> str:
     return w.strip()
 
 
-_FILL_VERBS = r"fill|surround|decorate|top|garnish|adorn|cover|line|dot|stuff|load|deck"
-
-
-def _match_fill(c: str) -> Parse | None:
-    """ "fill the sky with balloons", "decorate the tree with lights": countable things are
-    added around or onto the named object; a substance ("cover the car with snow") is a
-    change of the object, left to the change frame."""
-    m = re.match(rf"^(?P<v>{_FILL_VERBS})\s+(?P<o>.+?)\s+(?:with|in)\s+(?P<y>.+)$", c)
-    if not m:
-        return None
-    np_raw, tail = split_np(m.group("y"))
-    thing = clean_np(np_raw)
-    head = np_head(thing)
-    if m.group("v") == "surround" and is_definite(m.group("o")) and (
-        is_place(thing.split(" of ")[0])
-        or np_head(thing.split(" of ")[0]) in ("field", "fields", "landscape", "scenery", "sea", "meadow")
-    ):  # "surround the boy with a field of sunflowers": a new setting around the subject
-        return Parse(
-            Category.BACKGROUND,
-            "surround_with_scene",
-            obj=clean_np(m.group("o")),
-            comp=m.group("y"),
-            verb="surround",
-            cues=["verb:surround", "scene"],
-        )
-    countable = is_indefinite(np_raw) or (
-        head.endswith("s") and not head.endswith("ss") and np_kind(thing) == "thing"
-    )
-    if not countable or head in lex.GLOBAL_ADDABLES or head in lex.WEATHER_EVENTS:
-        return None
-    p = _decide_add(m.group("v"), np_raw, f"on {m.group('o')}", anchor=clean_np(m.group("o")))
+def _fill_things(row: Pattern, m: re.Match) -> Parse | None:
+    """Countable things added onto or around the named object."""
+    where = m.group(row.location_slot)
+    p = _decide_add(m.group("v"), split_np(m.group(row.object_slot))[0], f"on {where}",
+                    anchor=clean_np(where))
     return p if p.category == Category.ADDITION else None
 
 
+_FILL_ACTIONS = {
+    "": _fill_things,
+    # "surround the boy with a field of sunflowers": a new setting around the subject
+    "surround": lambda row, m: Parse(
+        Category.BACKGROUND, "surround_with_scene", obj=clean_np(m.group(row.object_slot)),
+        comp=m.group(row.comp_slot), verb="surround", cues=["verb:surround", "scene"]),
+}
+
+
+def _match_fill(c: str) -> Parse | None:
+    """ "fill the sky with balloons", "decorate the tree with lights": the rows of
+    :data:`~iiie.planners.rules_tables_add.FILL_PATTERNS` (a substance, "cover the car with
+    snow", is a change of the object, left to the change frame)."""
+    return run_table(c, FILL_PATTERNS, _FILL_ACTIONS)
+
+
+def _write_on(row: Pattern, m: re.Match) -> Parse:
+    """Text on a named surface repaints that surface (Emu Edit's "text" task is local)."""
+    surface = clean_np(split_np(m.group(row.object_slot))[0])
+    return Parse(Category.LOCAL, "write_on", obj=surface,
+                 comp=f"{surface} with the text {_quoted(m.group('words'))}",
+                 verb=m.group("v"), cues=["text"])
+
+
+_ADD_ACTIONS = {
+    "": lambda row, m: _decide_add(m.group("v"), *split_np(m.group(row.object_slot))),
+    "change": lambda row, m: _decide_change(m.group(row.object_slot), m.group(row.comp_slot),
+                                            m.group("v")),
+    "write_on": _write_on,
+    # free-standing text needs a region, like any addition
+    "add_text": lambda row, m: Parse(
+        Category.ADDITION, "add_text", obj="text",
+        comp=f"the text {_quoted(m.group(row.object_slot))}",
+        location=(m.group(row.location_slot) or "").strip(), verb=m.group("v"), cues=["text"]),
+}
+
+
 def _match_add(c: str) -> Parse | None:
-    m = re.match(rf"^(?P<v>{_ADD_VERBS})\s+(?:in\s+|up\s+|down\s+)?(?P<rest>.+)$", c)
-    if not m:
-        return None
-    verb, rest = m.group("v"), m.group("rest")
-    np_raw, tail = split_np(rest)
-    # verbs that also mean "change" or "show": "paint the wall yellow", "set the background
-    # to x", "get the bus out" are left to the other frames unless they add a new thing
-    scene_move = verb == "set" and (
-        (scene_in(tail) and re.match(r"^(?:in|on|at)\b", tail)) or backdrop_behind(tail)
-    )
-    if verb in ("show", "depict", "portray") and not (scene_in(tail) or is_indefinite(np_raw)):
-        return None
-    if (
-        verb in ("paint", "set", "get", "fly", "float", "shift", "grow", "land")
-        and not is_indefinite(np_raw)
-        and not scene_move
-    ):
-        if verb in ("paint", "set", "grow", "get") or np_kind(clean_np(np_raw)) != "thing":
-            return None
-    if verb in ("put", "place", "set") and np_kind(clean_np(np_raw)) == "background":
-        m2 = re.match(r"^(?P<o>.+?)\s+(?:to|as)\s+(?P<c>.+)$", rest)
-        if m2:
-            return _decide_change(m2.group("o"), m2.group("c"), verb)
-    if verb == "write" or (
-        verb in ("add", "put", "place", "insert")
-        and re.match(
-            r"^(?:the\s+|some\s+)?(?:text|words?|caption|writing|title|label|letters)\b", rest
-        )
-    ):
-        # text on a named surface repaints that surface (Emu Edit's "text" task is local);
-        # free-standing text needs a region, like any addition
-        m2 = re.search(r"\b(?:on|onto|across)\s+(?P<s>(?:the|his|her|their|its)\s+.+)$", rest)
-        if m2 and not re.search(
-            r"\b(?:top|bottom|left|right|corner|center|centre|middle)\b", m2.group("s")
-        ):
-            surface = clean_np(split_np(m2.group("s"))[0])
-            return Parse(
-                Category.LOCAL,
-                "write_on",
-                obj=surface,
-                comp=f"{surface} with the text {_quoted(rest[: m2.start()])}",
-                verb=verb,
-                cues=["text"],
-            )
-        m3 = re.search(r"\s(?:at|on|in|to|near|across|along|above|below|under|over)\s+.*$", rest)
-        tail = m3.group(0).strip() if m3 else ""
-        words = rest[: m3.start()] if m3 else rest
-        return Parse(
-            Category.ADDITION,
-            "add_text",
-            obj="text",
-            comp=f"the text {_quoted(words)}",
-            location=tail,
-            verb=verb,
-            cues=["text"],
-        )
-    return _decide_add(verb, np_raw, tail)
+    """The addition frame: the rows of :data:`~iiie.planners.rules_tables_add.ADD_PATTERNS`."""
+    return run_table(c, ADD_PATTERNS, _ADD_ACTIONS)
+
+
+def _simile(row: Pattern, m: re.Match) -> Parse:
+    """ "make the sky orange and pink like a sunset": the simile joins the colour."""
+    obj, comp = split_object_complement(m.group(row.object_slot))
+    like = m.string[m.end(row.object_slot) :].strip()
+    return _decide_change(obj, f"{comp} {like}", m.group("v"))
+
+
+_CHANGE_ACTIONS = {
+    "": lambda row, m: _decide_change(m.group(row.object_slot), m.group(row.comp_slot),
+                                      m.group("v")),
+    "it": lambda row, m: _decide_change("it", m.group(row.comp_slot), m.group("v")),
+    "no_comp": lambda row, m: _decide_change(m.group(row.object_slot), "", m.group("v")),
+    "simile": _simile,
+    "result": lambda row, m: _decide_change(
+        m.group(row.object_slot), VERB_RESULT.get(m.group("v"), m.group("v")), m.group("v")),
+    "split": lambda row, m: _decide_change(
+        *split_object_complement(m.group(row.object_slot)), m.group("v")),
+}
 
 
 def _match_change(c: str) -> Parse | None:
-    m = re.match(rf"^(?P<v>{_CHANGE_VERBS})\s+(?P<rest>.+)$", c)
-    if not m:
-        m = re.match(r"^(?P<v>convert|change|turn|switch|transform|make)\s*(?P<rest>.*)$", c)
-        if not m:
-            return None
-    verb, rest = m.group("v"), m.group("rest").strip()
-    rest = re.sub(r"^(?:up|down)\s+", "", rest)
-    # "convert to sepia", "turn into a cartoon": no object named
-    m0 = re.match(r"^(?:to|into|in)\s+(?P<c>.+)$", rest)
-    if m0:
-        return _decide_change("it", m0.group("c"), verb)
-    if verb in ("replace", "swap", "switch", "exchange", "substitute"):
-        m1 = re.match(r"^(?P<o>.+?)\s+(?:with|for|by|to|into|and)\s+(?P<c>.+)$", rest)
-        if m1:
-            return _decide_change(m1.group("o"), m1.group("c"), verb)
-        return _decide_change(rest, "", verb)
-    if verb != "make":
-        m1 = re.match(
-            r"^(?P<o>.+?)\s+(?:into|to be|to look like|to|as|so that|so|with)\s+"
-            r"(?P<c>.+)$",
-            rest,
-        )
-        if m1:
-            return _decide_change(m1.group("o"), m1.group("c"), verb)
-    # "make X look like Y", "make X into Y"
-    m1 = re.match(
-        r"^(?P<o>.+?)\s+(?:look like|looks like|look|seem|appear|into|like|become|say|"
-        r"read|show|display)\s+(?P<c>.+)$",
-        rest,
-    )
-    if m1:
-        o2, c2 = _split_object_complement(m1.group("o"))
-        words = [w for w in c2.split() if w not in ("and", "or")]
-        if words and is_adjectival(words):
-            # "make the sky orange and pink like a sunset": the simile qualifies the colour
-            return _decide_change(o2, f"{c2} {rest[m1.end('o') :].strip()}", verb)
-        return _decide_change(m1.group("o"), m1.group("c"), verb)
-    obj, comp = _split_object_complement(rest)
-    if verb in _VERB_RESULT or (verb != "make" and (not obj.strip() or obj in lex.DETERMINERS)):
-        # "enlarge the dog", "recolor the car": the verb alone says what changes
-        return _decide_change(rest, _VERB_RESULT.get(verb, verb), verb)
-    return _decide_change(obj, comp, verb)
-
-
-_VERB_RESULT = {"enlarge": "larger", "shrink": "smaller", "age": "older", "resize": "resized"}
-
-
-def _split_object_complement(rest: str) -> tuple[str, str]:
-    """ "the blue square green" -> ("the blue square", "green"); "the dog a wolf"."""
-    words = rest.split()
-    if not words:
-        return "", ""
-    if (
-        words[0] in ("it", "this", "that", "him", "her", "them", "everything", "everyone")
-        and len(words) > 1
-        and not (words[0] == "her" and len(words) > 2 and words[1] not in lex.INDEFINITE)
-    ):
-        return words[0], " ".join(words[1:])
-    m = re.match(r"^(?P<o>.+?)\s+(?P<c>(?:made|built|carved) (?:of|from|out of)\s+.+)$", rest)
-    if m:  # "the table made of wood"
-        return m.group("o"), m.group("c")
-    # "the image high contrast", "the background plain white": a whole-image or background
-    # noun phrase in front fixes the split
-    for k in range(min(4, len(words) - 1), 0, -1):
-        if words[k] in PREPOSITIONS or words[k] == "of":
-            continue
-        if (
-            any(w in ("a", "an") for w in words[1:k])
-            or words[k - 1] in lex.DETERMINERS
-            or (words[k - 1] in PREPOSITIONS)
-        ):
-            continue
-        if np_kind(clean_np(" ".join(words[:k]))) in ("image", "background", "global", "time"):
-            return " ".join(words[:k]), " ".join(words[k:])
-    for i in range(1, len(words)):
-        if words[i] in ("a", "an") and i > 0:
-            return " ".join(words[:i]), " ".join(words[i:])
-    # longest contiguous adjectival suffix that leaves a noun phrase in front
-    start = len(words)
-    for i in range(len(words) - 1, 0, -1):
-        if not is_adjectival(words[i:]) or not clean_np(" ".join(words[:i])):
-            break
-        last = words[i - 1]
-        noun_material = (
-            words[i] in lex.MATERIALS
-            and words[i] not in lex.ADJECTIVES
-            and i < len(words) - 1
-            and words[i + 1] not in ("and", "or")
-        )
-        if noun_material:  # "the sheep's wool pink": wool is the object, not a complement
-            break
-        if (
-            last not in ("and", "or", "more", "less", "very")
-            and last not in lex.COLORS
-            and last not in lex.ADJECTIVES
-        ):
-            start = i
-    if start < len(words):
-        return " ".join(words[:start]), " ".join(words[start:])
-    if len(words) >= 4 and words[-2] in ("and", "or") and is_adjectival([words[-3]]):
-        # "the bananas green and unripe": an unknown word coordinated with an adjective
-        o, c2 = _split_object_complement(" ".join(words[:-2]))
-        if o and c2:
-            return o, f"{c2} {words[-2]} {words[-1]}"
-    if len(words) >= 2:
-        return " ".join(words[:-1]), words[-1]
-    return rest, ""
+    """The change frame: the rows of :data:`~.rules_tables_change.CHANGE_PATTERNS`."""
+    return run_table(c, CHANGE_PATTERNS, _CHANGE_ACTIONS)
 
 
 def _match_see(c: str) -> Parse | None:
-    m = re.match(
-        r"^(?:let (?:us|me) )?(?:see|show|view|show me|picture|imagine)\s+"
-        r"(?P<o>it|this|that|the (?:image|photo|picture|scene|view)|everything)"
-        r"\s+(?P<c>.+)$",
-        c,
-    )
-    if not m:
-        m = re.match(
-            r"^(?:what|how)\s+(?:would|will|does|might|could|should)\s+"
-            r"(?P<o>.+?)\s+look(?:\s+like)?\s*(?P<c>.*)$",
-            c,
-        )
-    if not m:
-        return None
-    return _decide_change(m.group("o"), m.group("c"), "see")
+    """ "let's see it in winter": the rows of :data:`~.rules_tables_change.SEE_PATTERNS`."""
+    return run_table(c, SEE_PATTERNS, {"": lambda row, m: _decide_change(
+        m.group(row.object_slot), m.group(row.comp_slot), "see")})
 
 
-_DEGREE = (
-    r"(?<=\w)\s+(?:a lot|a bit|a little|a little bit|a touch|a tad|slightly|considerably|"
-    r"significantly|dramatically|heavily|substantially|somewhat)(?=\s|$)(?! of)"
-)
+def _adjust_slots(row: Pattern, m: re.Match) -> tuple[str, str, str, str]:
+    """(verb, raw object, object, tail) of an adjustment row's match."""
+    np_raw, tail = split_np(m.group(row.object_slot))
+    return m.group("v"), np_raw, clean_np(np_raw), tail
+
+
+def _adjust_background(row: Pattern, m: re.Match) -> Parse:
+    verb, _, obj, tail = _adjust_slots(row, m)
+    return Parse(Category.BACKGROUND, "adjust_background", obj=_anchor_from(tail), comp=verb,
+                 anchor=np_head(obj), verb=verb, cues=[f"verb:{verb}"])
+
+
+def _adjust_image(row: Pattern, m: re.Match) -> Parse:
+    verb, _, obj, _ = _adjust_slots(row, m)
+    comp = "" if np_kind(obj) == "image" else obj.split(" of ")[0]
+    return Parse(Category.GLOBAL, "adjust", comp=comp, verb=verb, cues=[f"verb:{verb}"])
+
+
+def _adjust_object(row: Pattern, m: re.Match) -> Parse:
+    verb, _, obj, _ = _adjust_slots(row, m)
+    return Parse(Category.LOCAL, "adjust_object", obj=property_of(obj)[1], comp=verb, verb=verb,
+                 cues=[f"verb:{verb}"])
+
+
+_ADJUST_ACTIONS = {
+    "more": lambda row, m: _decide_add("more", *split_np(m.group(row.object_slot))),
+    "fewer": lambda row, m: _decide_remove(m.group(row.object_slot), m.group("v")),
+    "background": _adjust_background,
+    "image": _adjust_image,
+    "object": _adjust_object,
+}
 
 
 def _match_adjust(c: str) -> Parse | None:
-    """ "increase the contrast", "blur the background", "sharpen", "more saturation"."""
-    words = c.split()
-    if not words:
-        return None
-    verb = words[0]
-    if verb == "turn" and len(words) > 1 and words[1] in ("up", "down"):
-        verb = "increase" if words[1] == "up" else "decrease"
-    elif verb not in lex.GLOBAL_VERBS and verb not in lex.ADJUST_VERBS and verb != "apply":
-        return None
-    rest = " ".join(words[1:])
-    rest = re.sub(r"^(?:up|down|out|in)\s+", "", rest)
-    # degree adverbs are not part of the object: "brighten it a lot and ..."
-    rest = re.sub(_DEGREE, "", rest).strip()
-    rest = re.sub(r"^(it|this|everything|the (?:image|photo|picture|scene))\s+(?:up|down)\b", r"\1", rest)
-    np_raw, tail = split_np(rest)
-    obj = clean_np(np_raw)
-    prop, inner = property_of(obj)
-    kind = np_kind(obj)
-    if verb in ("more", "less", "fewer") and kind == "thing" and obj:
-        if verb == "more":  # "more clouds"
-            return _decide_add("more", np_raw, tail)
-        return _decide_remove(rest, verb)  # "fewer people"
-    if kind == "background" or (
-        re.match(rf"^(?:behind|around\b|{_EXCEPT[1:]})", tail)
-        and np_head(obj)
-        in ("everything", "area", "stuff", "space", "rest", "scene", "image", "picture", "all")
-    ):
-        return Parse(
-            Category.BACKGROUND,
-            "adjust_background",
-            obj=_anchor_from(tail),
-            comp=verb,
-            anchor=np_head(obj),
-            verb=verb,
-            cues=[f"verb:{verb}"],
-        )
-    if (
-        not obj
-        or kind in ("image", "global", "time")
-        or np_head(obj) in lex.GLOBAL_ADDABLES
-        or (obj in lex.TONAL_RANGES and not tail)  # "lighten the shadows"
-    ):
-        comp = "" if kind == "image" else obj.split(" of ")[0]
-        return Parse(Category.GLOBAL, "adjust", comp=comp, verb=verb, cues=[f"verb:{verb}"])
-    if verb in lex.GLOBAL_VERBS:
-        return Parse(
-            Category.LOCAL, "adjust_object", obj=inner, comp=verb, verb=verb, cues=[f"verb:{verb}"]
-        )
-    return None
+    """ "increase the contrast", "blur the background", "sharpen", "more saturation": the
+    rows of :data:`~.rules_tables_global.ADJUST_PATTERNS` over the head's reading."""
+    reading = adjust_reading(c)
+    return None if reading is None else run_table(reading, ADJUST_PATTERNS, _ADJUST_ACTIONS)
+
+
+_GLOBAL_PHRASE_ACTIONS = {
+    "style_phrase": lambda row, m: Parse(Category.GLOBAL, "style_phrase",
+                                         comp=m.group(row.comp_slot), cues=["style"]),
+    "style_words": lambda row, m: Parse(Category.GLOBAL, "style_words",
+                                        comp=m.group(row.comp_slot), cues=["style"]),
+}
 
 
 def _match_global_phrase(c: str) -> Parse | None:
-    """Bare style/adjustment requests: "in the style of monet", "grayscale", "sepia tone"."""
-    if re.match(r"^(?:in|as|into|like|with)\s+", c) and (
-        find_phrase(c, lex.STYLE_WORDS) or find_phrase(c, lex.TIME_WEATHER)
-    ):
-        return Parse(Category.GLOBAL, "style_phrase", comp=c, cues=["style"])
-    words = c.split()
-    if words and (words[0] in lex.GLOBAL_VERBS or words[0] in lex.ADJUST_VERBS):
-        return None  # an adjustment verb: the adjust frame reads it
-    vocab = (
-        lex.STYLE_WORDS
-        | lex.GLOBAL_ADJECTIVES
-        | lex.TIME_WEATHER
-        | lex.GLOBAL_VERBS
-        | lex.GLOBAL_PROPERTIES
-        | {
-            "more",
-            "less",
-            "and",
-            "a",
-            "an",
-            "the",
-            "style",
-            "effect",
-            "version",
-            "filter",
-            "look",
-            "mode",
-            "tone",
-            "toned",
-            "please",
-            "very",
-            "much",
-            "of",
-            "in",
-            "image",
-            "photo",
-            "picture",
-            # intensifiers: "a bit brighter", "slightly warmer", "way more vivid"
-            "bit",
-            "little",
-            "tad",
-            "touch",
-            "slightly",
-            "somewhat",
-            "way",
-            "lot",
-            "even",
-            "too",
-            "really",
-            "super",
-            "extra",
-            "so",
-        }
-    )
-    if words and all(w in vocab for w in words) and len(words) <= 6:
-        return Parse(Category.GLOBAL, "style_words", comp=c, cues=["style"])
-    return None
+    """Bare style/adjustment requests: "in the style of monet", "grayscale", "sepia tone":
+    the rows of :data:`~.rules_tables_global.GLOBAL_PHRASE_PATTERNS`."""
+    return run_table(c, GLOBAL_PHRASE_PATTERNS, _GLOBAL_PHRASE_ACTIONS)
+
+
+def _bare_background(row: Pattern, m: re.Match) -> Parse:
+    np_raw, tail = split_np(m.group(row.object_slot))
+    obj = clean_np(np_raw)
+    return Parse(Category.BACKGROUND, "bare_background", comp=m.group(row.object_slot),
+                 anchor=np_head(obj), obj=_anchor_from(tail), cues=["background-noun"])
+
+
+def _bare_in_scene(row: Pattern, m: re.Match) -> Parse:
+    np_raw, tail = split_np(m.group(row.object_slot))
+    return Parse(Category.BACKGROUND, "subject_in_scene", obj=clean_np(np_raw),
+                 comp=_place(tail), cues=[f"scene:{scene_in(tail)}"])
+
+
+_BARE_ACTIONS = {
+    "": lambda row, m: _decide_change(m.group(row.object_slot), m.group(row.comp_slot), "bare"),
+    "background": _bare_background,
+    "add": lambda row, m: _decide_add("bare", *split_np(m.group(row.object_slot))),
+    "scene": _bare_in_scene,
+}
 
 
 def _match_bare(c: str) -> Parse | None:
-    """Verbless requests: "a bird on the branch", "dog on a beach", "background to a city"."""
-    m = re.match(r"^(?P<o>.+?)\s+(?:to|into|as|should be|:)\s+(?P<c>.+)$", c)
-    if m and np_kind(clean_np(m.group("o"))) in ("background", "image", "time"):
-        return _decide_change(m.group("o"), m.group("c"), "bare")
-    m = re.match(
-        r"^(?P<o>(?:the\s+)?[a-z'\-]+(?:\s+[a-z'\-]+)?)\s+(?:to|into|->|:)\s+"
-        r"(?P<c>(?:a\s+|an\s+)?[a-z'\-]+(?:\s+[a-z'\-]+)?)$",
-        c,
-    )
-    if m and not scene_in(m.group("c")):  # "cat to dog", "horse into a unicorn"
-        return _decide_change(m.group("o"), m.group("c"), "bare")
-    np_raw, tail = split_np(c)
-    obj = clean_np(np_raw)
-    if not obj:
-        return None
-    kind = np_kind(obj)
-    if kind == "background":
-        return Parse(
-            Category.BACKGROUND,
-            "bare_background",
-            comp=c,
-            anchor=np_head(obj),
-            obj=_anchor_from(tail),
-            cues=["background-noun"],
-        )
-    if is_indefinite(np_raw):
-        return _decide_add("bare", np_raw, tail)
-    if re.match(r"^(?:\w+ing\s+)?(?:in|on|at|inside|in front of)\b", tail) and scene_in(tail):
-        return Parse(
-            Category.BACKGROUND,
-            "subject_in_scene",
-            obj=obj,
-            comp=_place(tail),
-            cues=[f"scene:{scene_in(tail)}"],
-        )
-    if tail:
-        return _decide_add("bare", np_raw, tail)
-    return None
+    """Verbless requests: "a bird on the branch", "dog on a beach", "background to a city":
+    the rows of :data:`~.rules_tables_change.BARE_PATTERNS`."""
+    return run_table(c, BARE_PATTERNS, _BARE_ACTIONS)
 
 
 def fallback_parse(c: str) -> Parse:

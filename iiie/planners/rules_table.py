@@ -7,15 +7,32 @@ an optional guard (a small predicate on the match) and ``examples`` (sentence, e
 object) that ``tests/test_rules_table.py`` checks row by row. Rows are tried in order and
 the first whose regex and guard pass wins, so the next fix is a row, not a branch.
 
-The removal frame is the first table (it was the longest chain of ``if m:`` branches);
-the other frames still live in :mod:`iiie.planners.rules_grammar`.
+A row may also restrict its verb (``verbs``: the words group ``v`` may hold, so rows can
+share one verb regex and still split by verb), name the complement group (``comp_slot``)
+and name the ``action`` its frame takes with the match (a key of the frame's action map in
+:mod:`iiie.planners.rules_grammar`; ``""`` is the frame's default). The action
+:data:`DECLINE` says "this shape is not this frame's": the frame answers nothing and the
+later frames read the clause ("paint the wall yellow" is not an addition). Such rows have
+no category; their examples name the later frame that answers instead.
+
+A frame's surface rows only bind slots; a :class:`Decision` table then says what the
+slots' meaning makes of them (``when`` -> category and Parse frame), so a category fix is
+a row too.
+
+Surface tables: the removal frame (here), the addition frames (:mod:`.rules_tables_add`),
+the change, seeing and verbless frames (:mod:`.rules_tables_change`), the global frames:
+style phrases and adjustments (:mod:`.rules_tables_global`). Decision tables: removals
+(:mod:`.rules_tables_remove`), additions, changes (in their frames' modules), statements
+(:mod:`.rules_tables_statement`). The giving, dressing, causative, desire and statement
+frames' surface shapes still live in :mod:`iiie.planners.rules_grammar`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from iiie.planners import rules_lexicon as lex
 from iiie.planners.rules_text import (
@@ -42,11 +59,32 @@ _BE = (
     r"(?:(?:should|must|would|could|can|will|shall|might|may|needs? to|has to|have to|"
     r"ought to|to|is going to|are going to)\s+)?(?:(?:not|never)\s+)?"
 )
+#: "everything except the woman": the rest of the picture around a kept subject.
+EXCEPT = r"^(?:except(?: for)?|but|apart from|other than|besides|aside from)\b"
 #: Lead-ins stripped before the rows marked ``after_wish`` ("i want the dog gone").
 WISH = re.compile(
     r"^(?:what if|imagine if|imagine|suppose|i want|i would like|i need|i wish|"
     r"we want|i would prefer|i prefer)\s+"
 )
+
+
+@dataclass
+class Parse:
+    """What one clause says, before prompts and boxes are built."""
+
+    category: Category
+    frame: str
+    obj: str = ""
+    comp: str = ""
+    location: str = ""
+    anchor: str = ""
+    verb: str = ""
+    confidence: str = "high"
+    cues: list[str] = field(default_factory=list)
+
+
+#: The action of a row that hands the clause on to the later frames.
+DECLINE = "decline"
 
 
 @dataclass(frozen=True)
@@ -55,19 +93,38 @@ class Pattern:
 
     name: str
     regex: str
-    category: Category
-    examples: tuple[tuple[str, str], ...]
-    object_slot: str = "obj"
+    category: Category | None  # None only for DECLINE rows
+    #: (sentence, object) or (sentence, object, category) where the slots' meaning gives
+    #: another category than the row's ("change the background to a beach": background)
+    examples: tuple[tuple[str, str] | tuple[str, str, Category], ...]
+    object_slot: str | None = "obj"  # None: the object is the whole picture ("it")
     location_slot: str | None = None
     guard: Callable[[re.Match, str], bool] | None = None
     verb: Callable[[re.Match, str], str] | None = None  # the cue's verb; default: ``name``
     clean: Callable[[str], str] | None = None  # tidy the object text
     after_wish: bool = False
+    verbs: frozenset[str] | None = None  # the row applies only when group "v" is one of these
+    comp_slot: str | None = None
+    action: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.category is None) != (self.action == DECLINE):
+            raise ValueError(f"row {self.name!r}: a category is required unless it declines")
+        if not self.examples:
+            raise ValueError(f"row {self.name!r} has no examples")
+        groups = re.compile(self.regex).groupindex
+        for slot in (self.object_slot, self.location_slot, self.comp_slot):
+            if slot is not None and slot not in groups:
+                raise ValueError(f"row {self.name!r}: its regex has no group {slot!r}")
+        if self.verbs is not None and "v" not in groups:
+            raise ValueError(f"row {self.name!r} restricts verbs but has no group 'v'")
 
     def match(self, clause: str) -> re.Match | None:
         text = WISH.sub("", clause) if self.after_wish else clause
         m = re.match(self.regex, text)
-        return m if m and (self.guard is None or self.guard(m, text)) else None
+        if not m or (self.verbs is not None and m.group("v") not in self.verbs):
+            return None
+        return m if self.guard is None or self.guard(m, text) else None
 
 
 def _not_image(group: str) -> Callable[[re.Match, str], bool]:
@@ -183,6 +240,52 @@ def first_match(clause: str, table: tuple[Pattern, ...]) -> tuple[Pattern, re.Ma
         if m:
             return row, m
     return None
+
+
+def run_table(
+    clause: str,
+    table: tuple[Pattern, ...],
+    actions: Mapping[str, Callable[[Pattern, re.Match], Any]],
+) -> Any:
+    """The generic matcher of a frame: the first matching row's action on its match, or
+    None when no row matches or the row declines. ``m.string`` is the text matched."""
+    hit = first_match(clause, table)
+    if hit is None or hit[0].action == DECLINE:
+        return None
+    row, m = hit
+    return actions[row.action](row, m)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One row of a decision table: when the filled slots satisfy ``when``, the clause is
+    the edit ``build`` makes of them (a :class:`Parse` of ``category`` and ``frame``).
+
+    A frame's surface rows only bind slots; its decision rows say what the slots' meaning
+    makes of them ("put the dog on a beach": a named subject moved into a scene is a
+    background edit), tried in order, the first whose ``when`` holds wins. ``examples``
+    (sentence, planner object) are checked row by row in ``tests/test_rules_table.py``.
+    """
+
+    name: str
+    category: Category
+    frame: str
+    when: Callable[[Any], bool]
+    build: Callable[[Any], dict[str, Any]]  # the Parse's other fields
+    #: (sentence, planner object) or (sentence, object, a cue only this row emits)
+    examples: tuple[tuple[str, str] | tuple[str, str, str], ...]
+
+    def __post_init__(self) -> None:
+        if not self.examples:
+            raise ValueError(f"decision {self.name!r} has no examples")
+
+
+def decide(table: tuple[Decision, ...], filled: Any) -> Parse:
+    """The Parse of the first row of ``table`` whose ``when`` accepts the slots ``filled``."""
+    for row in table:
+        if row.when(filled):
+            return Parse(row.category, row.frame, **row.build(filled))
+    raise ValueError(f"no row of the decision table accepts {filled!r}")
 
 
 def slots(row: Pattern, m: re.Match, clause: str) -> tuple[str, str, str]:

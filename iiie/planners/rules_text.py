@@ -438,3 +438,100 @@ def strip_complement(comp: str) -> str:
     c = re.sub(r"^(?:instead of \w+ )", "", c)
     c = re.sub(r"^(?:all|totally|completely|entirely)\s+", "", c)
     return c.strip()
+
+
+def split_object_complement(rest: str) -> tuple[str, str]:
+    """ "the blue square green" -> ("the blue square", "green"); "the dog a wolf"."""
+    words = rest.split()
+    if not words:
+        return "", ""
+    if (
+        words[0] in ("it", "this", "that", "him", "her", "them", "everything", "everyone")
+        and len(words) > 1
+        and not (words[0] == "her" and len(words) > 2 and words[1] not in lex.INDEFINITE)
+    ):
+        return words[0], " ".join(words[1:])
+    m = re.match(r"^(?P<o>.+?)\s+(?P<c>(?:made|built|carved) (?:of|from|out of)\s+.+)$", rest)
+    if m:  # "the table made of wood"
+        return m.group("o"), m.group("c")
+    # "the image high contrast", "the background plain white": a whole-image or background
+    # noun phrase in front fixes the split
+    for k in range(min(4, len(words) - 1), 0, -1):
+        if words[k] in PREPOSITIONS or words[k] == "of":
+            continue
+        if (
+            any(w in ("a", "an") for w in words[1:k])
+            or words[k - 1] in lex.DETERMINERS
+            or (words[k - 1] in PREPOSITIONS)
+        ):
+            continue
+        if np_kind(clean_np(" ".join(words[:k]))) in ("image", "background", "global", "time"):
+            return " ".join(words[:k]), " ".join(words[k:])
+    for i in range(1, len(words)):
+        if words[i] in ("a", "an") and i > 0:
+            return " ".join(words[:i]), " ".join(words[i:])
+    # longest contiguous adjectival suffix that leaves a noun phrase in front
+    start = len(words)
+    for i in range(len(words) - 1, 0, -1):
+        if not is_adjectival(words[i:]) or not clean_np(" ".join(words[:i])):
+            break
+        last = words[i - 1]
+        noun_material = (
+            words[i] in lex.MATERIALS
+            and words[i] not in lex.ADJECTIVES
+            and i < len(words) - 1
+            and words[i + 1] not in ("and", "or")
+        )
+        if noun_material:  # "the sheep's wool pink": wool is the object, not a complement
+            break
+        if (
+            last not in ("and", "or", "more", "less", "very")
+            and last not in lex.COLORS
+            and last not in lex.ADJECTIVES
+        ):
+            start = i
+    if start < len(words):
+        return " ".join(words[:start]), " ".join(words[start:])
+    if len(words) >= 4 and words[-2] in ("and", "or") and is_adjectival([words[-3]]):
+        # "the bananas green and unripe": an unknown word coordinated with an adjective
+        o, c2 = split_object_complement(" ".join(words[:-2]))
+        if o and c2:
+            return o, f"{c2} {words[-2]} {words[-1]}"
+    if len(words) >= 2:
+        return " ".join(words[:-1]), words[-1]
+    return rest, ""
+
+
+def anchor_from(tail: str) -> str:
+    """Subject named in "behind the woman", "around the dog", "of the cat"."""
+    m = re.search(
+        r"\b(?:behind|around|of|from|surrounding|near|except(?: for)?|apart from|other than|"
+        r"but)\s+(?P<s>.+)$",
+        tail,
+    )
+    if not m:
+        return ""
+    s = clean_np(split_np(m.group("s"))[0])
+    return "" if np_kind(s) in ("image", "background", "none") else s
+
+
+def place_of(tail: str) -> str:
+    """The scene in "on a beach", "in front of the eiffel tower" -> "a beach"."""
+    t = re.sub(
+        r"^(?:\w+ing )?(?:in front of|on top of|next to|inside|in|on|at|into|to|against|"
+        r"under|near|by|among|onto|through|across|along|over|around)\s+",
+        "",
+        tail.strip(),
+    )
+    t = re.sub(r"\s+(?:instead|now)$", "", t)
+    return t
+
+
+def locative_tail(text: str) -> str:
+    """The first locative phrase inside ``text`` ("fly in the sky" -> "in the sky")."""
+    m = re.search(
+        r"\b(?:in|on|at|next to|beside|near|above|under|below|behind|over|inside)"
+        r"\b.*$",
+        text,
+    )
+    return m.group(0) if m else ""
