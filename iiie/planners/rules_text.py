@@ -312,12 +312,12 @@ def property_of(np_clean: str) -> tuple[str, str]:
 
 
 def find_phrase(text: str, vocab: frozenset[str]) -> str:
-    """The first vocabulary entry (word or phrase) that occurs in ``text``."""
+    """The vocabulary entry (word or phrase) that occurs first in ``text``, the longest one
+    where several start at the same place. Chosen by position, never by set order, so the
+    answer does not depend on Python's hash seed."""
     padded = f" {text} "
-    for entry in vocab:
-        if f" {entry} " in padded:
-            return entry
-    return ""
+    found = [(padded.find(f" {entry} "), -len(entry), entry) for entry in vocab if f" {entry} " in padded]
+    return min(found)[2] if found else ""
 
 
 #: Weather words that are also stuff in the picture ("make the snow melt" edits the snow).
