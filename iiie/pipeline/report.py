@@ -32,8 +32,8 @@ COLUMN_ORDER = [
 COLUMN_DOCS = {
     "method": "the editing system (conf/method/)",
     "source": "\"this run\": measured here; otherwise where a reference row comes from",
-    "plan_calls": "samples sent to the planner's model (0: planner=none)",
-    "mask_calls": "samples sent to the masker (0: masker=none)",
+    "plan_calls": "samples sent to the planner's model in this run (0: planner=none, or every plan cached, e.g. shared with an earlier method of the sweep)",
+    "mask_calls": "samples sent to the masker in this run (0: masker=none, or every mask cached)",
     "edit_calls": "samples sent to the editors",
     "n": "samples in the row",
     "failed": "samples that stopped with an error before scoring",

@@ -435,13 +435,17 @@ class Runner:
         return {**row, **self._plan_columns(sample_id, plan), "failed_stage": st.name, **_failure(err)}
 
     def _provenance(self, sample_id: str, reached: int, route: Category | None) -> dict[str, str]:
-        """Which planner, masker and editor made a sample's records (those it reached)."""
-        fields = {"plan": "planner", "mask": "masker", "edit": "editor"}
+        """Which method, planner (and its VLM engine), masker and editor made a sample's
+        records (those it reached)."""
+        fields = {"plan": ("planner", "planner_engine"), "mask": ("masker",), "edit": ("editor",)}
         out: dict[str, str] = {}
         for st in self.order[:reached + 1]:
             d = self.stage_dir(st.name, route if st.per_route else None)
             if st.name in fields and d.is_done(sample_id):
-                out[fields[st.name]] = str(R.read_json(d.record(sample_id)).get(fields[st.name], ""))
+                record = R.read_json(d.record(sample_id))
+                main, *extra = fields[st.name]
+                out[main] = str(record.get(main, ""))
+                out.update({f: str(record[f]) for f in extra if f in record})
         return out
 
     def _plan_columns(self, sample_id: str, plan) -> dict[str, float]:

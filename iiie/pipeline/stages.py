@@ -114,6 +114,8 @@ class PlanStage(Stage):
         info = {"planner": _name(backend), "instruction": item.request.instruction, **info}
         if out.raw.get("provisional"):
             info["provisional"] = True  # bridged an outage: recomputed by the next run
+        if out.raw.get("engine"):
+            info["planner_engine"] = str(out.raw["engine"])  # server | vllm | transformers
         R.save_plan(d, sample_id, out, info)
 
     def error_info(self, item):
