@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from iiie.editors.instruction_pipeline import InstructionPipelineEditor
+from iiie.editors.base import DiffusionEditor
 
 _HINT = ("FLUX.1 Kontext needs the black-forest-labs/FLUX.1-Kontext-dev folder in diffusers layout "
          "(gated; see README 'Weights'). For a CPU smoke run use method=tiny/flux_kontext, "
          "whose folder iiie.tiny_weights.flux_kontext.ensure(<paths.cache>/tiny) writes.")
 
 
-class FluxKontextEditor(InstructionPipelineEditor):
+class FluxKontextEditor(DiffusionEditor):
     """Edit with the instruction text through FLUX.1 Kontext."""
 
     name = "flux_kontext"
@@ -29,13 +29,14 @@ class FluxKontextEditor(InstructionPipelineEditor):
                    "vae/config.json", "text_encoder/config.json", "text_encoder_2/config.json",
                    "tokenizer/tokenizer_config.json", "tokenizer_2/tokenizer_config.json")
     hint = _HINT
+    multiple = 16  # 2x2 latent patches over an 8x VAE
 
     def __init__(self, model_path: str, steps: int = 28, guidance_scale: float = 2.5, resolution: int = 1024,
                  auto_resize: bool = True, blur: int = 0, max_sequence_length: int = 512,
                  device: str = "auto", dtype: str = "float32", config_key: str = "editor.<route>",
                  offload: str = "none") -> None:
-        super().__init__(model_path, steps, resolution, blur, max_sequence_length, device, dtype, config_key,
-                         offload=offload)
+        super().__init__(model_path, steps, resolution, blur, max_sequence_length=max_sequence_length,
+                         device=device, dtype=dtype, config_key=config_key, offload=offload)
         self.guidance_scale, self.auto_resize = float(guidance_scale), bool(auto_resize)
 
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:

@@ -15,14 +15,14 @@ from typing import Any
 
 from PIL import Image
 
-from iiie.editors.instruction_pipeline import InstructionPipelineEditor
+from iiie.editors.base import DiffusionEditor
 
 _HINT = ("Qwen-Image-Edit needs the Qwen/Qwen-Image-Edit folder in diffusers layout; see README "
          "'Weights'. For a CPU smoke run use method=tiny/qwen_image_edit, "
          "whose folder iiie.tiny_weights.qwen_image_edit.ensure(<paths.cache>/tiny) writes.")
 
 
-class QwenImageEditEditor(InstructionPipelineEditor):
+class QwenImageEditEditor(DiffusionEditor):
     """Edit with the instruction text through Qwen-Image-Edit."""
 
     name = "qwen_image_edit"
@@ -31,12 +31,14 @@ class QwenImageEditEditor(InstructionPipelineEditor):
                    "vae/config.json", "text_encoder/config.json", "tokenizer/tokenizer_config.json",
                    ("processor/preprocessor_config.json", "processor/processor_config.json"))
     hint = _HINT
+    multiple = 16  # 2x2 latent patches over an 8x VAE
 
     def __init__(self, model_path: str, steps: int = 50, true_cfg_scale: float = 4.0, negative_prompt: str = " ",
                  resolution: int = 1024, blur: int = 0, max_sequence_length: int = 512, device: str = "auto",
-                 dtype: str = "float32", config_key: str = "editor.<route>", offload: str = "none") -> None:
-        super().__init__(model_path, steps, resolution, blur, max_sequence_length, device, dtype, config_key,
-                         offload=offload)
+                 dtype: str = "float32", config_key: str = "editor.<route>",
+                 offload: str = "none") -> None:
+        super().__init__(model_path, steps, resolution, blur, max_sequence_length=max_sequence_length,
+                         device=device, dtype=dtype, config_key=config_key, offload=offload)
         if float(true_cfg_scale) > 1 and not negative_prompt:
             raise ValueError(f"{config_key}.negative_prompt must be non-empty when true_cfg_scale > 1 "
                              f"(the pipeline silently skips guidance without one); the model card uses ' '")

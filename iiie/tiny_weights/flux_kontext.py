@@ -32,20 +32,24 @@ def tiny_t5_tokenizer():
     return T5TokenizerFast(vocab=pieces, extra_ids=0)
 
 
-def write_tiny_flux_kontext(folder: Path, seed: int = 0) -> None:
-    """Build the tiny pipeline from the real classes and save it in the diffusers layout."""
+def tiny_flux_parts(scratch: Path, seed: int = 0, mask_channels: int = 0) -> dict:
+    """The components of a tiny FLUX.1 [dev]-family pipeline from the real classes.
+
+    Shared by every Flux-family tiny writer (Kontext, Fill). ``mask_channels`` widens the
+    transformer's input for pipelines that concatenate packed masked-image latents and the
+    mask to the noisy latents (FLUX.1 Fill: ``latent*4 + latent*4 + 8*8*4``); its output
+    stays ``latent*4`` as in the real checkpoints. ``scratch`` holds the CLIP tokenizer files
+    while they are read and is removed afterwards.
+    """
+    import shutil
+
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        FlowMatchEulerDiscreteScheduler,
-        FluxKontextPipeline,
-        FluxTransformer2DModel,
-    )
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
 
-    scratch = folder / ".tok"
     clip_vocab = write_tiny_clip_tokenizer(scratch)
     tokenizer = CLIPTokenizer.from_pretrained(scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
     tokenizer_2 = tiny_t5_tokenizer()
     torch.manual_seed(seed)
     clip_cfg = text_config(clip_vocab)
@@ -61,18 +65,23 @@ def write_tiny_flux_kontext(folder: Path, seed: int = 0) -> None:
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
         use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611)
     transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=latent * 4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        patch_size=1, in_channels=latent * 4 + mask_channels, out_channels=latent * 4 if mask_channels else None,
+        num_layers=1, num_single_layers=1, attention_head_dim=16,
         num_attention_heads=2, joint_attention_dim=T5_WIDTH, pooled_projection_dim=clip_cfg.hidden_size,
         guidance_embeds=True, axes_dims_rope=(4, 6, 6))
     scheduler = FlowMatchEulerDiscreteScheduler(
         base_image_seq_len=256, base_shift=0.5, max_image_seq_len=4096, max_shift=1.15, shift=3.0,
         use_dynamic_shifting=True)
-    pipe = FluxKontextPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                               text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, transformer=transformer)
+    return {"scheduler": scheduler, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
+            "text_encoder_2": text_encoder_2, "tokenizer_2": tokenizer_2, "transformer": transformer}
+
+
+def write_tiny_flux_kontext(folder: Path, seed: int = 0) -> None:
+    """Build the tiny pipeline from the real classes and save it in the diffusers layout."""
+    from diffusers import FluxKontextPipeline
+
+    pipe = FluxKontextPipeline(**tiny_flux_parts(folder / ".tok", seed))
     pipe.save_pretrained(folder, safe_serialization=True)
-    for f in scratch.iterdir():
-        f.unlink()
-    scratch.rmdir()
     (folder / "README.md").write_text(f"Tiny random-weight FLUX.1 Kontext ({__name__}); not a real model.\n")
 
 

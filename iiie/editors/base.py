@@ -1,0 +1,191 @@
+"""One base for the editors that wrap a single diffusers pipeline folder.
+
+Why: before this base a new diffusion editor copied a hundred lines of conventions (the
+``config_key`` in errors, ``load_once``, batching by size, seeded generators, paste-back,
+provenance, ``stats()``). :class:`DiffusionEditor` owns all of them, so a new editor is one
+module that states *what differs*:
+
+* class attributes: ``name``, ``pipeline_class`` (a ``diffusers`` class name),
+  ``model_files`` (what the folder must hold; a tuple inside = any one of them), ``hint``
+  (how to get the weights, shown in the missing-folder error), ``multiple`` (16 for
+  pipelines that pack 2x2 latent patches over an 8x VAE) and ``inpaint`` (True: the mask is
+  given to the pipeline as ``mask_image`` and the prompt comes from the plan);
+* :meth:`call_kwargs` (its own pipeline arguments) and :meth:`settings` (what to record).
+
+The base then does the rest the same way for every editor: check the folder and settings at
+construction (errors name ``<config_key>.model_path``; the runner fills in the route),
+resolve device/dtype once, load the pipeline once per process per (class, folder, device,
+dtype), bring each sample to the model resolution (long side ``resolution``, aspect kept),
+run equal-size samples together (at most ``batch_size`` per call), one seeded CPU generator
+per sample, map the result back to the input size and paste it into the source with the
+feathered mask (:func:`iiie.masks.paste_back`: pixels farther than ``blur`` from the mask
+are the input, bit for bit), and record provenance params and counters.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from iiie import masks as M
+from iiie.devices import resolve_device, resolve_dtype
+from iiie.editors import diffusion_common as dc
+from iiie.planners.rules_prompts import REMOVE_PROMPT
+from iiie.types import Category, EditRequest, EditResult, MaskResult, Plan
+from iiie.weights import load_once, require_files
+
+
+def _mentions(text: str, phrase: str) -> bool:
+    from iiie.editors.powerpaint import mentions
+
+    return mentions(text, phrase)
+
+
+class DiffusionEditor(dc.SingleFromBatch):
+    """Base class: one diffusers pipeline folder behind the step-4 ``Editor`` protocol."""
+
+    name = "diffusion"
+    #: ``diffusers`` class name of the pipeline (``getattr(diffusers, pipeline_class)``).
+    pipeline_class = ""
+    #: Files the model folder must hold (a tuple = any one of them).
+    model_files: tuple = ("model_index.json",)
+    #: Appended to the missing-folder error: where the weights come from, which tiny writer.
+    hint = ""
+    #: Model sizes are multiples of this (8: SD VAEs; 16: Flux/Qwen 2x2 latent packing).
+    multiple = 8
+    #: Inpainting editor: the mask goes to the pipeline and the prompt is the plan's.
+    inpaint = False
+
+    def __init__(self, model_path: str, steps: int, resolution: int, blur: int = 0, batch_size: int | None = None,
+                 max_sequence_length: int | None = None, device: str = "auto", dtype: str = "float32",
+                 config_key: str = "editor.<route>", offload: str = "none") -> None:
+        self.config_key = config_key
+        self.model_path = require_files(model_path, self.model_files, f"{config_key}.model_path", self.hint)
+        if int(steps) < 1:
+            raise ValueError(f"{config_key}.steps must be >= 1, got {steps}")
+        if int(resolution) < self.multiple:
+            raise ValueError(f"{config_key}.resolution must be >= {self.multiple}, got {resolution}")
+        if int(blur) < 0:
+            raise ValueError(f"{config_key}.blur must be >= 0, got {blur}")
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"{config_key}.batch_size must be >= 1 or null, got {batch_size}")
+        if max_sequence_length is not None and int(max_sequence_length) < 1:
+            raise ValueError(f"{config_key}.max_sequence_length must be >= 1, got {max_sequence_length}")
+        self.steps, self.resolution, self.blur = int(steps), int(resolution), int(blur)
+        #: Text-token cap of T5/Qwen encoders (None: the pipeline takes no such argument).
+        self.max_sequence_length = None if max_sequence_length is None else int(max_sequence_length)
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        #: runtime.offload: none | model | sequential (diffusers' offload hooks; GPU only)
+        self.offload = dc.check_placement(self.device, offload, config_key)
+        self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0}
+        if self.inpaint:
+            self._counts["prompt_fallbacks"] = 0
+
+    # -- what a subclass states -------------------------------------------------------
+    def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:
+        """Pipeline arguments besides prompt/image/mask/generator/steps/size for ``n``
+        samples at model size ``size`` (w, h); they override the base's."""
+        return {}
+
+    def settings(self) -> dict[str, Any]:
+        """The editor's own settings recorded in every result's params."""
+        return {}
+
+    def condition_image(self, source: Image.Image, model_image: Image.Image) -> Image.Image:
+        """The image given to the pipeline (default: the one at model resolution)."""
+        return model_image
+
+    def prompt(self, request: EditRequest, plan: Plan) -> str:
+        """The text the pipeline gets. Instruction editors: the instruction as given.
+        Inpainting editors: what the masked region should show, ``plan.target_prompt``
+        (as BrushNet), falling back to the object, then the instruction; a removal never
+        falls back to the object's name (that would paint it back): it gets the planner's
+        neutral background prompt instead."""
+        if not self.inpaint:
+            return request.instruction
+        target = (plan.target_prompt or "").strip()
+        if plan.category is Category.REMOVE:
+            if target and not _mentions(target, plan.object):
+                return target
+            self._counts["prompt_fallbacks"] += 1
+            return REMOVE_PROMPT
+        if target:
+            return target
+        self._counts["prompt_fallbacks"] += 1
+        for text in (plan.object, request.instruction):
+            if text and text.strip():
+                return text.strip()
+        return ""
+
+    def build_pipeline(self):
+        """Load the pipeline from the folder (called once per process per key)."""
+        cls = getattr(importlib.import_module("diffusers"), self.pipeline_class)
+        pipe = cls.from_pretrained(str(self.model_path), dtype=self.dtype,
+                                   variant=dc.weight_variant(self.model_path))  # fp16-only folders
+        pipe.set_progress_bar_config(disable=True)
+        return dc.place(pipe, self.device, self.offload, self.config_key)
+
+    # -- shared -----------------------------------------------------------------------
+    def pipeline(self):
+        """The diffusers pipeline for (class, folder, device, dtype), built once per process."""
+        key = (self.name, self.pipeline_class, str(self.model_path), str(self.device), str(self.dtype), self.offload)
+        return load_once(key, self.build_pipeline, label=self.name)
+
+    def edit_batch(self, requests: Sequence[EditRequest], plans: Sequence[Plan], masks: Sequence[MaskResult],
+                   seeds: Sequence[int]) -> list[EditResult]:
+        batch = dc.start_batch(self.name, requests, plans, masks, seeds, self.resolution, self._counts,
+                               empty_params=lambda: self._params("", None, note=dc.EMPTY_NOTE),
+                               multiple=self.multiple)
+        if not batch.todo:
+            return batch.done()
+        prompts = [self.prompt(requests[i], plans[i]) for i in batch.todo]
+        pipe = self.pipeline()
+        for size, members in batch.groups(self.batch_size):
+            idx = [batch.todo[k] for k in members]
+            kwargs: dict[str, Any] = {
+                "prompt": [prompts[k] for k in members],
+                "image": [self.condition_image(requests[i].image.convert("RGB"), batch.inputs[k].image)
+                          for i, k in zip(idx, members, strict=True)],
+                "generator": batch.generators(seeds, members),
+                "num_inference_steps": self.steps,
+                "height": size[1], "width": size[0],
+                "output_type": "pil",
+            }
+            if self.max_sequence_length is not None:
+                kwargs["max_sequence_length"] = self.max_sequence_length
+            if self.inpaint:
+                kwargs["mask_image"] = [M.mask_to_image(batch.inputs[k].mask) for k in members]
+            kwargs.update(self.call_kwargs(size, len(members)))
+            out = pipe(**kwargs).images
+            self._counts["model_batches"] += 1
+            for i, k, edited in zip(idx, members, out, strict=True):
+                image = dc.finish(requests[i].image, edited, masks[i].mask, self.blur)
+                batch.results[i] = EditResult(image, self.name, self._params(prompts[k], size), int(seeds[i]))
+        return batch.done()
+
+    def _params(self, prompt: str, size: tuple[int, int] | None, note: str | None = None) -> dict[str, Any]:
+        params = {"prompt": prompt, "steps": self.steps, **self.settings(),
+                  "resolution": list(size) if size else None, "blur": self.blur,
+                  "model": Path(self.model_path).name, "pipeline": self.pipeline_class,
+                  "dtype": dc.dtype_name(self.dtype)}
+        if self.max_sequence_length is not None:
+            params["max_sequence_length"] = self.max_sequence_length
+        if note:
+            params["note"] = note
+        return params
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the run manifest (samples, model batches, empty masks, loads)."""
+        from iiie.weights import LOAD_COUNTS
+
+        # Exact label: ``flux_kontext`` must not count ``flux_kontext_inpaint``'s loads.
+        return {**self._counts, "loads": {k: v for k, v in LOAD_COUNTS.items() if k == self.name}}
+
+
+__all__ = ["DiffusionEditor"]
