@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = {"iiie", "instructpix2pix", "magicbrush", "ledits_pp", "flux_kontext", "qwen_image_edit"}
+METHODS = {"iiie", "instructpix2pix", "magicbrush", "ledits_pp", "flux_kontext", "qwen_image_edit", "iiie_2026"}
 PUBLISHED = {"IIIE", "LEdits++", "Tasvir"}
 
 
@@ -37,7 +37,7 @@ def test_paper_tiny_writes_a_filled_row_per_method(tmp_path):
             assert isinstance(row[col], float) and 0.0 <= row[col] <= 1.0, (method, col, row[col])
     # end-to-end methods run neither planner nor masker; iiie plans (through the
     # transformers engine, every reply parsed) and masks with Grounded-SAM
-    for method in METHODS - {"iiie", "ledits_pp"}:
+    for method in METHODS - {"iiie", "ledits_pp", "iiie_2026"}:
         assert ours[method]["plan_calls"] == 0 and ours[method]["mask_calls"] == 0, method
     (iiie_dir,) = out.glob("*method=tiny_iiie")  # variant folders are named by their overrides
     man = json.loads((iiie_dir / "manifest.json").read_text())
@@ -52,5 +52,8 @@ def test_paper_tiny_writes_a_filled_row_per_method(tmp_path):
         ("iiie", "vlm", "transformers", "grounded_sam")}
     # LEdits++ takes its edit concepts from the same planner: plans shared, not recomputed
     assert ours["ledits_pp"]["plan_calls"] == 0 and ours["iiie"]["plan_calls"] == 5
+    # iiie_2026: SAM 3 masks, FLUX.1 Fill, and the verify stage judged every sample
+    new = ours["iiie_2026"]
+    assert new["mask_calls"] == 5 and new["verified"] is not None and new["rounds"] >= 1.0
     md = (out / "table.md").read_text()
     assert "published, MAGIC, human raters" in md and md.count(": per category") == len(METHODS)
