@@ -203,11 +203,14 @@ def peak_memory(device: str) -> Iterator[dict]:
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+        base = int(torch.cuda.memory_allocated())
         yield out
         torch.cuda.synchronize()
-        out.update(peak_bytes=int(torch.cuda.max_memory_allocated()), method="torch.cuda.max_memory_allocated")
+        peak = int(torch.cuda.max_memory_allocated())
+        out.update(peak_bytes=peak, baseline_bytes=base, method="torch.cuda.max_memory_allocated")
         return
-    stop, peak = threading.Event(), [_rss_bytes()]
+    base = _rss_bytes()
+    stop, peak = threading.Event(), [base]
 
     def sample() -> None:
         while not stop.wait(0.002):
@@ -220,7 +223,7 @@ def peak_memory(device: str) -> Iterator[dict]:
     finally:
         stop.set()
         thread.join()
-        out.update(peak_bytes=max(peak[0], _rss_bytes()), method="peak RSS (sampled, CPU)")
+        out.update(peak_bytes=max(peak[0], _rss_bytes()), baseline_bytes=base, method="peak RSS (sampled, CPU)")
 
 
 # ---------------------------------------------------------------------- inputs and editors
@@ -243,7 +246,7 @@ def edit_batch(editor, size: int, batch: int) -> list:
                              list(range(batch)))
 
 
-def make_editor(kind: str, weights: Path, p: Profile, device: str, dtype: str):
+def make_editor(kind: str, weights: Path, p: Profile, device: str, dtype: str, **options):
     if kind == "brushnet":
         from iiie.editors.brushnet import BrushNetEditor
 
@@ -257,8 +260,9 @@ def make_editor(kind: str, weights: Path, p: Profile, device: str, dtype: str):
     if kind == "infedit":
         from iiie.editors.infedit import InfEditEditor
 
-        return InfEditEditor(weights / LCM, settings={"num_inference_steps": p.lcm_steps}, resolution=p.size,
-                             batch_size=1, device=device, dtype=dtype)
+        settings = {"num_inference_steps": p.lcm_steps, **options.pop("settings", {})}
+        return InfEditEditor(weights / LCM, settings=settings, resolution=p.size, device=device, dtype=dtype,
+                             **{"batch_size": 1, **options})
     raise ValueError(f"unknown editor {kind!r}")
 
 
@@ -292,25 +296,60 @@ def capture_inputs(pipe, run: Callable[[], object]) -> dict:
 
 
 def forward_cost(module, args, kwargs, device: str, repeats: int, flops: bool) -> dict:
-    """Seconds (median) and FLOPs of one forward of ``module`` on captured inputs."""
+    """Seconds (median) and FLOPs of one forward of ``module`` on captured inputs.
+
+    FLOPs are counted with attention on the math backend: torch's counter has no formula
+    for some fused attention kernels (the CPU flash kernel counts 0), the math path's
+    matmuls are always counted, and the count does not depend on the kernel."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.no_grad():
         out = summary(timed(lambda: module(*args, **kwargs), device, max(3, repeats * 3)))
         if flops:
             counter = FlopCounterMode(display=False)
-            with counter:
+            with sdpa_kernel(SDPBackend.MATH), counter:
                 module(*args, **kwargs)
             out["flops"] = int(counter.get_total_flops())
     return out
 
 
 # ---------------------------------------------------------------------- sections
-def section_a(weights: Path, p: Profile, device: str, dtype: str) -> dict:
+def brushnet_editor(weights: Path, p: Profile, device: str, dtype: str, speed: dict):
+    """The BrushNet editor with its (shared) pipeline built and ``speed`` options applied."""
+    from iiie.editors.diffusion_common import speed_options
+
+    editor = make_editor("brushnet", weights, p, device, dtype)
+    return editor, speed_options(editor.pipeline(), **speed)
+
+
+def branch_share(pipe, p: Profile, device: str, request, mres, negative_prompt: str) -> dict:
+    """The work the BrushNet branch adds per denoising step: one branch forward against one
+    UNet forward on the inputs of a real step (parameters, FLOPs, seconds)."""
+    seen = capture_inputs(pipe, lambda: pipe(prompt="a red cat", image=request.image, mask_image=mres.mask,
+                                             num_inference_steps=1, negative_prompt=negative_prompt,
+                                             output_type="latent"))
+    unet = forward_cost(pipe.unet, *seen["unet"], device, p.repeats, p.flop_count)
+    branch = forward_cost(pipe.brushnet, *seen["brushnet"], device, p.repeats, p.flop_count)
+    out = {"unet_forward": unet, "branch_forward": branch,
+           "parameters": {k: sum(x.numel() for x in getattr(pipe, k).parameters()) for k in ("unet", "brushnet")},
+           "branch_time_fraction": round(branch["median_s"] / unet["median_s"], 3)}
+    if "flops" in unet:
+        out["branch_flop_fraction"] = round(branch["flops"] / unet["flops"], 3)
+        out["expected_ratio_from_flops"] = round(1 + out["branch_flop_fraction"], 3)
+    return out
+
+
+def section_a(weights: Path, p: Profile, device: str, dtype: str, speed: dict) -> dict:
+    from iiie.editors.diffusion_common import speed_options
+
     editor = make_editor("brushnet", weights, p, device, dtype)
     ours = editor.pipeline()
-    ref = diffusers_inpaint(ours)
     request, plan, mres = sample(p.size)
+    # Counted before the speed options: FLOPs of a compiled module cannot be counted.
+    share = branch_share(ours, p, device, request, mres, editor.negative_prompt)
+    applied = speed_options(ours, **speed)
+    ref = diffusers_inpaint(ours)
     mask_image = Image.fromarray(mres.mask.astype(np.uint8) * 255)
 
     def run_ours():
@@ -322,35 +361,25 @@ def section_a(weights: Path, p: Profile, device: str, dtype: str) -> dict:
                    negative_prompt=editor.negative_prompt, generator=torch.Generator("cpu").manual_seed(0)).images
 
     t_ours, t_ref = summary(timed(run_ours, device, p.repeats)), summary(timed(run_ref, device, p.repeats))
-    seen = capture_inputs(ours, lambda: ours(prompt=plan.target_prompt, image=request.image, mask_image=mres.mask,
-                                             num_inference_steps=1, negative_prompt=editor.negative_prompt,
-                                             output_type="latent"))
-    unet = forward_cost(ours.unet, *seen["unet"], device, p.repeats, p.flop_count)
-    branch = forward_cost(ours.brushnet, *seen["brushnet"], device, p.repeats, p.flop_count)
-    params = {k: sum(x.numel() for x in getattr(ours, k).parameters()) for k in ("unet", "brushnet")}
-    out = {
+    return {
         "steps": p.steps, "size": p.size, "guidance_scale": editor.guidance_scale,
-        "scheduler": type(ours.scheduler).__name__, "ours_edit": t_ours, "diffusers_inpaint": t_ref,
-        "ratio_ours_over_diffusers": round(t_ours["median_s"] / t_ref["median_s"], 3),
-        "unet_forward": unet, "branch_forward": branch, "parameters": params,
-        "branch_time_fraction": round(branch["median_s"] / unet["median_s"], 3),
+        "scheduler": type(ours.scheduler).__name__, "speed_options": applied,
+        "ours_edit": t_ours, "diffusers_inpaint": t_ref,
+        "ratio_ours_over_diffusers": round(t_ours["median_s"] / t_ref["median_s"], 3), **share,
         "what": "ours = BrushNetEditor.edit (resize, branch + UNet per step, paste-back); diffusers = "
-                "StableDiffusionInpaintPipeline (UNet only, 4-channel latent blending) on the same modules",
+                "StableDiffusionInpaintPipeline (UNet only, 4-channel latent blending) on the same modules; "
+                "branch/UNet forwards timed and counted without the speed options",
     }
-    if "flops" in unet:
-        out["branch_flop_fraction"] = round(branch["flops"] / unet["flops"], 3)
-        out["expected_ratio_from_flops"] = round(1 + out["branch_flop_fraction"], 3)
-    return out
 
 
-def section_b(weights: Path, p: Profile, device: str, dtype: str) -> dict:
-    editor = make_editor("brushnet", weights, p, device, dtype)
+def section_b(weights: Path, p: Profile, device: str, dtype: str, speed: dict) -> dict:
+    editor, applied = brushnet_editor(weights, p, device, dtype, speed)
     rows = []
     for b in p.batches:
         t = summary(timed(lambda b=b: edit_batch(editor, p.size, b), device, p.repeats))
         rate = b / t["median_s"]
         rows.append({"batch": b, **t, "edits_per_s": round(rate, 3), "edits_per_hour": round(rate * 3600, 1)})
-    return {"editor": "brushnet", "steps": p.steps, "size": p.size, "rows": rows}
+    return {"editor": "brushnet", "steps": p.steps, "size": p.size, "speed_options": applied, "rows": rows}
 
 
 def release(device: str) -> None:
@@ -362,18 +391,31 @@ def release(device: str) -> None:
         torch.cuda.empty_cache()
 
 
+#: (label, editor, samples in the call, editor options) of the memory rows. InfEdit's
+#: config default is batch 4 with explicit self-attention probabilities: the costly case.
+MEMORY_ROWS = (
+    ("brushnet", "brushnet", 1, {}),
+    ("powerpaint", "powerpaint", 1, {}),
+    ("infedit (batch 1)", "infedit", 1, {}),
+    ("infedit (batch 4)", "infedit", 4, {"batch_size": 4}),
+    ("infedit (batch 4, fast_self_attention)", "infedit", 4,
+     {"batch_size": 4, "settings": {"fast_self_attention": True}}),
+)
+
+
 def section_c(weights: Path, p: Profile, device: str, dtype: str) -> dict:
     rows = []
-    for kind in ("brushnet", "powerpaint", "infedit"):
+    for label, kind, n, options in MEMORY_ROWS:
         release(device)
         with peak_memory(device) as mem:
-            editor = make_editor(kind, weights, p, device, dtype)
+            editor = make_editor(kind, weights, p, device, dtype, **options)
             t0 = time.perf_counter()
-            edit_batch(editor, p.size, 1)
+            edit_batch(editor, p.size, n)
             sync(device)
             seconds = time.perf_counter() - t0
-        rows.append({"editor": kind, "peak_bytes": mem["peak_bytes"], "peak_gib": round(mem["peak_bytes"] / 2**30, 3),
-                     "method": mem["method"], "first_edit_s_with_load": round(seconds, 3)})
+        rows.append({"editor": label, "samples": n, "peak_bytes": mem["peak_bytes"],
+                     "baseline_bytes": mem["baseline_bytes"], "peak_gib": round(mem["peak_bytes"] / 2**30, 3),
+                     "method": mem["method"], "first_call_s_with_load": round(seconds, 3)})
     release(device)
     return {"rows": rows, "note": "models loaded from nothing and one edit per editor; models dropped and "
                                   "statistics reset between editors"}
@@ -424,9 +466,10 @@ def markdown(res: dict) -> str:
               f"## (b) step-4 throughput (BrushNet, {b['steps']} steps)", "",
               "| batch | median s | edits/s | edits/hour |", "|---|---|---|---|"]
     lines += [f"| {r['batch']} | {r['median_s']} | {r['edits_per_s']} | {r['edits_per_hour']} |" for r in b["rows"]]
-    lines += ["", "## (c) peak memory per editor", "", "| editor | peak GiB | method | first edit s (with load) |",
-              "|---|---|---|---|"]
-    lines += [f"| {r['editor']} | {r['peak_gib']} | {r['method']} | {r['first_edit_s_with_load']} |" for r in c["rows"]]
+    lines += ["", "## (c) peak memory per editor", "",
+              "| editor | samples | peak GiB | method | first call s (with load) |", "|---|---|---|---|---|"]
+    lines += [f"| {r['editor']} | {r['samples']} | {r['peak_gib']} | {r['method']} | {r['first_call_s_with_load']} |"
+              for r in c["rows"]]
     lines += ["", f"## (d) experiment=tiny ({d['samples']} samples)", "",
               f"wall {d['wall_s']} s, edit stage {d['edit_stage_s']} s, overhead {d['overhead_s']} s; stages: "
               + ", ".join(f"{k} {v} s" for k, v in d["stage_s"].items()), ""]
@@ -450,6 +493,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="default: float16 (full), float32 (--smoke)")
     ap.add_argument("--weights", type=Path, default=Path(tempfile.gettempdir()) / "iiie_gpu_bench",
                     help="where the random weights are written once (and the tiny run's folders)")
+    ap.add_argument("--channels-last", action="store_true", help="(a), (b): UNet/branch/VAE in channels_last")
+    ap.add_argument("--compile", action="store_true", help="(a), (b): torch.compile the UNet and branch")
     ap.add_argument("--sections", default="abcd", help="which sections to run (subset of 'abcd')")
     args = ap.parse_args(argv)
     p = SMOKE if args.smoke else FULL
@@ -461,12 +506,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--sections takes letters of 'abcd', got {args.sections!r}")
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    res: dict = {"profile": p.name, "dtype": dtype, "config": asdict(p), "environment": environment(device)}
+    speed = {"channels_last": args.channels_last, "compile": args.compile}
+    res: dict = {"profile": p.name, "dtype": dtype, "speed": speed, "config": asdict(p),
+                 "environment": environment(device)}
     t0 = time.perf_counter()
     weights = write_weights(args.weights, p, device, getattr(torch, dtype))
     res["weights"] = {"folder": str(weights), "seconds": round(time.perf_counter() - t0, 3)}
-    sections = {"a": ("a_brushnet_vs_diffusers", lambda: section_a(weights, p, device, dtype)),
-                "b": ("b_throughput", lambda: section_b(weights, p, device, dtype)),
+    sections = {"a": ("a_brushnet_vs_diffusers", lambda: section_a(weights, p, device, dtype, speed)),
+                "b": ("b_throughput", lambda: section_b(weights, p, device, dtype, speed)),
                 "c": ("c_peak_memory", lambda: section_c(weights, p, device, dtype)),
                 "d": ("d_tiny_pipeline", lambda: section_d(p, args.weights / "tiny_run"))}
     for letter in args.sections:
