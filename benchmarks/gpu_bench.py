@@ -315,6 +315,43 @@ def forward_cost(module, args, kwargs, device: str, repeats: int, flops: bool) -
 
 
 # ---------------------------------------------------------------------- sections
+def meta_flops(p: Profile) -> dict:
+    """FLOPs of one classifier-free-guidance step (2 rows) of the UNet and of each branch
+    kind, counted on the meta device: no weights, no memory, seconds on any CPU.
+
+    ``brushnet`` is the plain BrushNet branch (no cross-attention), ``brushnet_ca`` the
+    PowerPaint v2 one (BrushNet with cross-attention); the fraction is the branch's share
+    of the UNet's work, so a step costs ``1 + fraction`` UNet steps.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from iiie.models.brushnet import BrushNetModel, BrushNetUNet2DConditionModel
+
+    def count(module, *args, **kwargs) -> tuple[int, object]:
+        counter = FlopCounterMode(display=False)
+        with sdpa_kernel(SDPBackend.MATH), counter, torch.no_grad():
+            result = module(*args, **kwargs)
+        return int(counter.get_total_flops()), result
+
+    lat = p.size // 8
+    out: dict = {"rows": 2, "latent": [lat, lat]}
+    with torch.device("meta"):
+        unet = BrushNetUNet2DConditionModel(**p.unet)
+        x, cond = torch.empty(2, 4, lat, lat), torch.empty(2, 5, lat, lat)
+        text, t = torch.empty(2, 77, p.unet["cross_attention_dim"]), torch.tensor([500, 500])
+        for name, ca in (("brushnet", False), ("brushnet_ca", True)):
+            branch = BrushNetModel.from_unet(unet, use_cross_attention=ca)
+            fb, (down, mid, up) = count(branch, x, t, text, cond, return_dict=False)
+            fu, _ = count(unet, x, t, encoder_hidden_states=text, down_block_add_samples=down,
+                          mid_block_add_sample=mid, up_block_add_samples=up, return_dict=False)
+            out["unet_flops"] = fu
+            out[name] = {"flops": fb, "fraction": round(fb / fu, 3),
+                         "parameters": sum(q.numel() for q in branch.parameters())}
+        out["unet_parameters"] = sum(q.numel() for q in unet.parameters())
+    return out
+
+
 def brushnet_editor(weights: Path, p: Profile, device: str, dtype: str, speed: dict):
     """The BrushNet editor with its (shared) pipeline built and ``speed`` options applied."""
     from iiie.editors.diffusion_common import speed_options
@@ -366,6 +403,7 @@ def section_a(weights: Path, p: Profile, device: str, dtype: str, speed: dict) -
         "scheduler": type(ours.scheduler).__name__, "speed_options": applied,
         "ours_edit": t_ours, "diffusers_inpaint": t_ref,
         "ratio_ours_over_diffusers": round(t_ours["median_s"] / t_ref["median_s"], 3), **share,
+        "flops_per_step_meta": meta_flops(p),
         "what": "ours = BrushNetEditor.edit (resize, branch + UNet per step, paste-back); diffusers = "
                 "StableDiffusionInpaintPipeline (UNet only, 4-channel latent blending) on the same modules; "
                 "branch/UNet forwards timed and counted without the speed options",
@@ -462,7 +500,10 @@ def markdown(res: dict) -> str:
     lines += ["", f"ratio ours / diffusers: **{a['ratio_ours_over_diffusers']}**; branch forward / UNet forward: "
               f"time {a['branch_time_fraction']}"
               + (f", FLOPs {a['branch_flop_fraction']} (expected ratio ≈ {a['expected_ratio_from_flops']})"
-                 if "branch_flop_fraction" in a else ""), "",
+                 if "branch_flop_fraction" in a else ""),
+              f"; FLOPs per step at these shapes (meta device): UNet {a['flops_per_step_meta']['unet_flops'] / 1e12:.3f} T, "
+              f"BrushNet branch +{a['flops_per_step_meta']['brushnet']['fraction']}, "
+              f"PowerPaint BrushNet-CA branch +{a['flops_per_step_meta']['brushnet_ca']['fraction']}", "",
               f"## (b) step-4 throughput (BrushNet, {b['steps']} steps)", "",
               "| batch | median s | edits/s | edits/hour |", "|---|---|---|---|"]
     lines += [f"| {r['batch']} | {r['median_s']} | {r['edits_per_s']} | {r['edits_per_hour']} |" for r in b["rows"]]
@@ -486,7 +527,7 @@ def environment(device: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, required=True, help="results folder (gpu_bench.json, gpu_bench.md)")
+    ap.add_argument("--out", type=Path, help="results folder (gpu_bench.json, gpu_bench.md); required")
     ap.add_argument("--smoke", action="store_true", help="tiny shapes, 64 px, 2 steps, batch 1/2, on CPU")
     ap.add_argument("--device", default=None, help="default: cuda (full), cpu (--smoke)")
     ap.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"],
@@ -495,9 +536,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the random weights are written once (and the tiny run's folders)")
     ap.add_argument("--channels-last", action="store_true", help="(a), (b): UNet/branch/VAE in channels_last")
     ap.add_argument("--compile", action="store_true", help="(a), (b): torch.compile the UNet and branch")
+    ap.add_argument("--flops-only", action="store_true",
+                    help="print the per-step FLOPs of UNet and branches (meta device, no weights) and stop")
     ap.add_argument("--sections", default="abcd", help="which sections to run (subset of 'abcd')")
     args = ap.parse_args(argv)
     p = SMOKE if args.smoke else FULL
+    if args.flops_only:
+        print(json.dumps(meta_flops(p), indent=2))
+        return 0
+    if args.out is None:
+        ap.error("--out RESULTS_FOLDER is required")
     device = args.device or ("cpu" if args.smoke else "cuda")
     dtype = args.dtype or ("float32" if args.smoke else "float16")
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -36,6 +36,9 @@ def test_gpu_bench_smoke_writes_every_section(tmp_path):
     assert 0 < a["branch_flop_fraction"] < 1
     assert a["unet_forward"]["flops"] > a["branch_forward"]["flops"] > 0
     assert a["parameters"]["brushnet"] > 0
+    meta = a["flops_per_step_meta"]  # the same count on the meta device: equal to the real one
+    assert meta["unet_flops"] == a["unet_forward"]["flops"] and meta["brushnet"]["flops"] == a["branch_forward"]["flops"]
+    assert meta["brushnet_ca"]["fraction"] > meta["brushnet"]["fraction"] > 0
 
     b = res["b_throughput"]
     assert [r["batch"] for r in b["rows"]] == [1, 2]
