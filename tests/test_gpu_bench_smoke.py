@@ -51,7 +51,8 @@ def test_gpu_bench_smoke_writes_every_section(tmp_path):
     assert all(r["peak_bytes"] > 0 and r["first_call_s_with_load"] > 0 for r in c["rows"])
 
     d = res["d_tiny_pipeline"]
-    assert d["samples"] == 5 and d["wall_s"] > d["overhead_s"] > 0 and d["edit_stage_s"] > 0
+    assert d["samples"] == 5 and d["wall_s"] > d["overhead_s"] > 0
+    assert d["edit_stage_s"] >= d["editor_call_s"] > 0
 
     md = (out / "gpu_bench.md").read_text()
     for heading in ("## (a)", "## (b)", "## (c)", "## (d)"):
