@@ -224,3 +224,26 @@ def weight_variant(folder: str | Path) -> str | None:
     from iiie.offload import detect_variant
 
     return detect_variant(folder)
+
+
+def speed_options(pipe: Any, channels_last: bool = False, compile: bool = False) -> list[str]:
+    """Opt-in speed switches on a loaded pipeline's modules, in place; returns what changed.
+
+    ``channels_last``: the convolution-heavy modules (UNet, BrushNet branch, VAE) in NHWC
+    memory format, which cuDNN's fp16 convolutions prefer (results equal to float rounding).
+    ``compile``: ``torch.compile`` of the modules called every step (UNet, branch); the first
+    call pays the compilation. Modules are shared by every editor on the same weights, so
+    the switches apply to all of them.
+    """
+    changed = []
+    for name in ("unet", "brushnet", "vae"):
+        module = getattr(pipe, name, None)
+        if not isinstance(module, torch.nn.Module):
+            continue
+        if channels_last:
+            module.to(memory_format=torch.channels_last)
+            changed.append(f"{name}:channels_last")
+        if compile and name != "vae":
+            module.compile()
+            changed.append(f"{name}:compile")
+    return changed
