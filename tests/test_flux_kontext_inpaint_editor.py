@@ -1,33 +1,15 @@
-"""editor=flux_kontext_inpaint on tiny random weights of the real FLUX.1 Kontext classes (the folder editor=flux_kontext reads) (official layout,
-built here): a 2-image batch keeps the input sizes, pixels outside the feathered mask are the
-source, a seed fixes the pixels, the plan's prompt reaches the model, a missing folder names
-the config key."""
+"""editor=flux_kontext_inpaint on tiny random weights of the real FLUX.1 Kontext inpainting classes (official layout,
+built here): the layout and config facts of this editor, then the checks every inpainting
+editor passes (tests/inpaint_editor_checks.py)."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
+from inpaint_editor_checks import check_inpainting, check_missing_folder
 
-from iiie import masks as M
-from iiie import weights
-from iiie.types import Category, EditRequest, MaskResult, Plan
-from iiie.weights import MissingWeightsError
-
-
-def _inputs():
-    reqs, masks = [], []
-    for seed, (w, h) in enumerate([(50, 34), (52, 36)]):
-        rng = np.random.default_rng(seed)
-        reqs.append(EditRequest(f"s{seed}", Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)), "x"))
-        m = np.zeros((h, w), bool)
-        m[6:22, 10 + seed:34] = True
-        masks.append(MaskResult(m))
-    plans = [Plan(Category.LOCAL, object="cat", target_prompt="a red cat"),
-             Plan(Category.REMOVE, object="dog", target_prompt="")]
-    return reqs, plans, masks
+from iiie.editors.flux_kontext_inpaint import FluxKontextInpaintEditor
 
 
 @pytest.fixture(scope="module")
@@ -35,42 +17,20 @@ def folder(tmp_path_factory):
     from iiie.tiny_weights import flux_kontext
 
     root = tmp_path_factory.mktemp("tiny_fki")
-    f = flux_kontext.ensure(root)
-    assert flux_kontext.ensure(root) == f  # idempotent
-    return f
+    built = flux_kontext.ensure(root)
+    assert flux_kontext.ensure(root) == built  # idempotent
+    return built
 
 
 def test_flux_kontext_inpaint_batch_paste_back_and_seed(folder, make_cfg):
-    from iiie.editors.flux_kontext_inpaint import FluxKontextInpaintEditor
-    from iiie.planners.rules_prompts import REMOVE_PROMPT
-
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == "FluxKontextPipeline"  # one folder for both Kontext editors
     node = make_cfg("editor@editor.local=tiny/flux_kontext_inpaint").editor["local"]
     assert node.model_path.endswith("tiny/FLUX.1-Kontext-dev") and node.steps == 2 and node.resolution == 64
     assert make_cfg("editor@editor.local=flux_kontext_inpaint").editor["local"].guidance_scale == 2.5
-    weights.clear_loaded()
-    editor = FluxKontextInpaintEditor(str(folder), steps=2, resolution=64, auto_resize=False, blur=2, max_sequence_length=64, device="cpu")
-    reqs, plans, masks = _inputs()
-    first = editor.edit_batch(reqs, plans, masks, [0, 1])
-    assert [r.image.size for r in first] == [(50, 34), (52, 36)]
-    assert [r.params["prompt"] for r in first] == ["a red cat", REMOVE_PROMPT]  # never "dog"
-    assert first[0].params["resolution"] == [64, 48] and first[0].params["pipeline"] == "FluxKontextInpaintPipeline"
-    for req, m, res in zip(reqs, masks, first, strict=True):
-        src, got = np.asarray(req.image), np.asarray(res.image)
-        outside = M.feather(m.mask, 2) == 0
-        np.testing.assert_array_equal(got[outside], src[outside])
-        assert not np.array_equal(got[m.mask], src[m.mask])  # it did inpaint
-    again = editor.edit_batch(reqs, plans, masks, [0, 1])
-    for a, b in zip(first, again, strict=True):
-        assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
-    other = editor.edit(reqs[0], plans[0], masks[0], 7)
-    assert not np.array_equal(np.asarray(other.image), np.asarray(first[0].image))
-    assert editor.stats()["loads"] == {"flux_kontext_inpaint": 1} and editor.stats()["model_batches"] == 3  # both sizes map to 64x48: one call per batch
+    check_inpainting(lambda: FluxKontextInpaintEditor(str(folder), steps=2, resolution=64, auto_resize=False, blur=2, max_sequence_length=64, device="cpu"),
+                     "flux_kontext_inpaint", "FluxKontextInpaintPipeline", [64, 48], 3)  # both sizes map to 64x48: one call per batch
 
 
 def test_flux_kontext_inpaint_missing_folder_names_the_config_key(tmp_path):
-    from iiie.editors.flux_kontext_inpaint import FluxKontextInpaintEditor
-
-    with pytest.raises(MissingWeightsError, match=r"editor\.remove\.model_path.*FLUX.1-Kontext-dev"):
-        FluxKontextInpaintEditor(str(tmp_path / "FLUX.1-Kontext-dev"), config_key="editor.remove")
+    check_missing_folder(FluxKontextInpaintEditor, tmp_path / "FLUX.1-Kontext-dev", "FLUX.1-Kontext-dev")

@@ -1,33 +1,15 @@
-"""editor=qwen_image_edit_inpaint on tiny random weights of the real Qwen-Image-Edit classes (the folder editor=qwen_image_edit reads) (official layout,
-built here): a 2-image batch keeps the input sizes, pixels outside the feathered mask are the
-source, a seed fixes the pixels, the plan's prompt reaches the model, a missing folder names
-the config key."""
+"""editor=qwen_image_edit_inpaint on tiny random weights of the real Qwen-Image-Edit inpainting classes (official layout,
+built here): the layout and config facts of this editor, then the checks every inpainting
+editor passes (tests/inpaint_editor_checks.py)."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
+from inpaint_editor_checks import check_inpainting, check_missing_folder
 
-from iiie import masks as M
-from iiie import weights
-from iiie.types import Category, EditRequest, MaskResult, Plan
-from iiie.weights import MissingWeightsError
-
-
-def _inputs():
-    reqs, masks = [], []
-    for seed, (w, h) in enumerate([(50, 34), (52, 36)]):
-        rng = np.random.default_rng(seed)
-        reqs.append(EditRequest(f"s{seed}", Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)), "x"))
-        m = np.zeros((h, w), bool)
-        m[6:22, 10 + seed:34] = True
-        masks.append(MaskResult(m))
-    plans = [Plan(Category.LOCAL, object="cat", target_prompt="a red cat"),
-             Plan(Category.REMOVE, object="dog", target_prompt="")]
-    return reqs, plans, masks
+from iiie.editors.qwen_image_edit_inpaint import QwenImageEditInpaintEditor
 
 
 @pytest.fixture(scope="module")
@@ -35,42 +17,20 @@ def folder(tmp_path_factory):
     from iiie.tiny_weights import qwen_image_edit
 
     root = tmp_path_factory.mktemp("tiny_qei")
-    f = qwen_image_edit.ensure(root)
-    assert qwen_image_edit.ensure(root) == f  # idempotent
-    return f
+    built = qwen_image_edit.ensure(root)
+    assert qwen_image_edit.ensure(root) == built  # idempotent
+    return built
 
 
 def test_qwen_image_edit_inpaint_batch_paste_back_and_seed(folder, make_cfg):
-    from iiie.editors.qwen_image_edit_inpaint import QwenImageEditInpaintEditor
-    from iiie.planners.rules_prompts import REMOVE_PROMPT
-
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == "QwenImageEditPipeline"  # one folder for both Qwen-Image-Edit editors
     node = make_cfg("editor@editor.local=tiny/qwen_image_edit_inpaint").editor["local"]
     assert node.model_path.endswith("tiny/Qwen-Image-Edit") and node.steps == 2 and node.resolution == 64
     assert make_cfg("editor@editor.local=qwen_image_edit_inpaint").editor["local"].true_cfg_scale == 4.0
-    weights.clear_loaded()
-    editor = QwenImageEditInpaintEditor(str(folder), steps=2, resolution=64, blur=2, max_sequence_length=64, device="cpu")
-    reqs, plans, masks = _inputs()
-    first = editor.edit_batch(reqs, plans, masks, [0, 1])
-    assert [r.image.size for r in first] == [(50, 34), (52, 36)]
-    assert [r.params["prompt"] for r in first] == ["a red cat", REMOVE_PROMPT]  # never "dog"
-    assert first[0].params["resolution"] == [64, 48] and first[0].params["pipeline"] == "QwenImageEditInpaintPipeline"
-    for req, m, res in zip(reqs, masks, first, strict=True):
-        src, got = np.asarray(req.image), np.asarray(res.image)
-        outside = M.feather(m.mask, 2) == 0
-        np.testing.assert_array_equal(got[outside], src[outside])
-        assert not np.array_equal(got[m.mask], src[m.mask])  # it did inpaint
-    again = editor.edit_batch(reqs, plans, masks, [0, 1])
-    for a, b in zip(first, again, strict=True):
-        assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
-    other = editor.edit(reqs[0], plans[0], masks[0], 7)
-    assert not np.array_equal(np.asarray(other.image), np.asarray(first[0].image))
-    assert editor.stats()["loads"] == {"qwen_image_edit_inpaint": 1} and editor.stats()["model_batches"] == 3  # both sizes map to 64x48: one call per batch
+    check_inpainting(lambda: QwenImageEditInpaintEditor(str(folder), steps=2, resolution=64, blur=2, max_sequence_length=64, device="cpu"),
+                     "qwen_image_edit_inpaint", "QwenImageEditInpaintPipeline", [64, 48], 3)  # both sizes map to 64x48: one call per batch
 
 
 def test_qwen_image_edit_inpaint_missing_folder_names_the_config_key(tmp_path):
-    from iiie.editors.qwen_image_edit_inpaint import QwenImageEditInpaintEditor
-
-    with pytest.raises(MissingWeightsError, match=r"editor\.remove\.model_path.*Qwen-Image-Edit"):
-        QwenImageEditInpaintEditor(str(tmp_path / "Qwen-Image-Edit"), config_key="editor.remove")
+    check_missing_folder(QwenImageEditInpaintEditor, tmp_path / "Qwen-Image-Edit", "Qwen-Image-Edit")
