@@ -27,9 +27,13 @@ log = logging.getLogger("iiie")
 
 
 def run_prepare(cfg: DictConfig) -> None:
-    """Call each ``prepare:`` entry (e.g. tiny-weight generators) before the stages."""
+    """Before the stages: call each ``prepare:`` entry, then write the tiny random-weight
+    folders the config names (:func:`iiie.tiny_weights.ensure_referenced`)."""
+    from iiie.tiny_weights import ensure_referenced
+
     for node in cfg.get("prepare") or []:
         instantiate(node, _convert_="all")
+    ensure_referenced(cfg)
 
 
 def results_dir(cfg: DictConfig) -> Path:

@@ -192,7 +192,9 @@ def test_preflight_lists_every_missing_folder_in_one_message(tmp_path):
 def test_preflight_passes_for_the_cpu_default_and_tiny_weights(tmp_path):
     preflight(compose_config([f"paths.weights={tmp_path}"]))
     tiny = compose_config([f"paths.weights={tmp_path}", "experiment=tiny"])
-    assert tiny.prepare and weight_needs(tiny) == {}  # tiny weights live under paths.cache
+    from iiie.tiny_weights import referenced
+
+    assert referenced(tiny) and weight_needs(tiny) == {}  # tiny weights: written under paths.cache
 
 
 def test_sweep_preflight_covers_every_job(tmp_path):
