@@ -17,9 +17,10 @@ this engine turns it into what vLLM would feed the model:
   stop and pad tokens (as ``--generation-config vllm``);
 * structured output: the request's JSON schema compiled by xgrammar (vLLM's default
   structured-output backend) into a logits processor, so the reply follows the schema even
-  from random weights. Whitespace between JSON tokens is not allowed (compact JSON), as
-  with vLLM's ``disable_any_whitespace``: it keeps replies short, and a weak model cannot
-  spend its token budget on blanks.
+  from random weights. Free whitespace is not allowed, as with vLLM's
+  ``disable_any_whitespace``: a reply is one line with ``json.dumps``'s separators
+  (``", "`` and ``": "``), which keeps it short, and a weak model cannot spend its token
+  budget on blanks.
 
 Calls run one at a time (no padding, so a reply does not depend on its batch neighbours).
 The model and processor are loaded once per process (:func:`iiie.weights.load_once`), shared
