@@ -109,6 +109,7 @@ class TransformersEngine:
         self.sampling = sampling
         self.chat_kwargs = dict(chat.get("chat_template_kwargs") or {})
         self._bundle: dict[str, Any] | None = None
+        self._config: Any = None  # the GenerationConfig of every call, built at load
         self._grammars: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- loading
@@ -132,6 +133,7 @@ class TransformersEngine:
                 lambda: _load(path, device, dtype),
                 label="vlm_transformers",
             )
+            self._config = self._generation_config(self._bundle)
         return self._bundle
 
     # ----------------------------------------------------------------- chat
@@ -173,7 +175,7 @@ class TransformersEngine:
         processors = []
         if schema is not None:
             processors.append(xgrammar.contrib.hf.LogitsProcessor(self._grammar(bundle, schema)))
-        config = self._generation_config(bundle)
+        config = self._config
         with torch.random.fork_rng(devices=[] if model.device.type == "cpu" else [model.device]):
             if seed is not None:
                 torch.manual_seed(int(seed))
@@ -192,7 +194,9 @@ class TransformersEngine:
 
         ``generate`` fills every field left ``None`` from the folder's
         ``generation_config.json`` (Qwen2.5-VL's ``repetition_penalty: 1.05``, ``top_k``,
-        ``do_sample: true``...), so every field with a neutral default is set here."""
+        ``do_sample: true``...), so every field with a neutral default is set here. Built
+        once, at :meth:`load`: it depends only on the settings and the folder's stop and pad
+        tokens (``generate`` copies it before filling anything in)."""
         from transformers import GenerationConfig
 
         s = self.settings
