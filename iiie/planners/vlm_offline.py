@@ -22,7 +22,7 @@ from iiie.protocols import first_plan
 from iiie.types import EditRequest, Plan
 from iiie.vlm.client import ChatResult
 from iiie.vlm.dialogue import Call, Outcome, PlanDialogue
-from iiie.vlm.engines import build_engine
+from iiie.vlm.engines import build_engine, engine_name
 from iiie.vlm.sampling import sampling_params_kwargs, split_extra_body
 from iiie.vlm.settings import VLMSettings
 
@@ -144,7 +144,7 @@ class VLMOfflinePlanner(VLMPlannerBase):
 
     @property
     def engine_name(self) -> str:
-        return str(getattr(self.engine, "name", type(self.engine).__name__))
+        return engine_name(self.engine)
 
     def plan(self, request: EditRequest) -> Plan:
         return first_plan(self.plan_batch([request]))
