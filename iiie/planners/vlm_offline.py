@@ -56,6 +56,9 @@ class VLLMEngine:
     def __init__(self, settings: VLMSettings, serve: Mapping[str, Any]) -> None:
         self.settings = settings
         self.serve = dict(serve)
+        # the chat-template arguments of every call; a vlm.extra_body key that vllm.LLM
+        # cannot honour is refused here, at construction, as the transformers engine does
+        _, self.chat_kwargs = split_extra_body(settings)
         self._llm: Any = None
 
     def _build(self) -> Any:
@@ -106,8 +109,9 @@ class VLLMEngine:
 
     def chat(self, calls: Sequence[Call], seeds: Sequence[int | None]) -> list[ChatResult]:
         params = [self.sampling_params(c.schema, s) for c, s in zip(calls, seeds, strict=True)]
-        _, chat_kwargs = split_extra_body(self.settings)
-        outputs = self.llm.chat([c.messages for c in calls], params, use_tqdm=False, **chat_kwargs)
+        outputs = self.llm.chat(
+            [c.messages for c in calls], params, use_tqdm=False, **self.chat_kwargs
+        )
         results = []
         for out in outputs:
             first = out.outputs[0] if out.outputs else None
