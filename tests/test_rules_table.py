@@ -42,18 +42,29 @@ TABLES = {
 #: frames whose rows read the clause through a head reading first
 READINGS = {"adjust": adjust_reading}
 
-ROWS = [
-    (frame, row, ex[0], ex[1], ex[2] if len(ex) > 2 else row.category)
-    for frame, table in TABLES.items()
-    for row in table
-    for ex in row.examples
-]
+
+def _examples(tables, third):
+    """One case per example of every row: (table name, row, sentence, object, third), the
+    third field being the example's own or ``third(row)`` when it gives none."""
+    return [
+        (name, row, ex[0], ex[1], ex[2] if len(ex) > 2 else third(row))
+        for name, table in tables.items()
+        for row in table
+        for ex in row.examples
+    ]
+
+
+def _assert_unique_names(table):
+    names = [r.name for r in table]
+    assert len(names) == len(set(names)), names
+
+
+ROWS = _examples(TABLES, lambda row: row.category)
 
 
 @pytest.mark.parametrize("frame", TABLES)
 def test_rows_have_unique_names_and_examples(frame):
-    names = [r.name for r in TABLES[frame]]
-    assert len(names) == len(set(names))
+    _assert_unique_names(TABLES[frame])
     assert all(r.examples for r in TABLES[frame])
 
 
@@ -82,18 +93,12 @@ DECISIONS = {
     "have": HAVE_DECISIONS,
     "action": ACTION_DECISIONS,
 }
-DECIDED = [
-    (name, row, ex[0], ex[1], ex[2] if len(ex) > 2 else None)
-    for name, table in DECISIONS.items()
-    for row in table
-    for ex in row.examples
-]
+DECIDED = _examples(DECISIONS, lambda row: None)
 
 
 @pytest.mark.parametrize("name", DECISIONS)
 def test_decision_rows_have_unique_names_and_the_last_always_holds(name):
-    names = [r.name for r in DECISIONS[name]]
-    assert len(names) == len(set(names))
+    _assert_unique_names(DECISIONS[name])
     assert DECISIONS[name][-1].when(None)
 
 

@@ -42,6 +42,14 @@ def test_offline_refuses_extra_body_it_cannot_honour(fake_vllm):
         VLLMEngine(s, {}).sampling_params({}, 0)
 
 
+def test_offline_engine_refuses_bad_extra_body_before_any_model_load():
+    """As the transformers engine: at construction, with no vllm import and no call."""
+    with pytest.raises(ValueError, match="guided_whitespace_pattern"):
+        VLLMEngine(VLMSettings(extra_body={"guided_whitespace_pattern": " "}), {})
+    engine = VLLMEngine(VLMSettings(extra_body={"chat_template_kwargs": {"x": 1}}), {})
+    assert engine.chat_kwargs == {"chat_template_kwargs": {"x": 1}}
+
+
 def test_server_is_started_without_generation_config_defaults():
     vlm = {"model": "m", "serve": {"model_path": "/w/m"}}
     cmd = serve.build_command(vlm)

@@ -174,7 +174,7 @@ def _match_remove(c: str) -> Parse | None:
     hit = first_match(c, REMOVE_PATTERNS)
     if hit is None:
         return None
-    obj, _loc, verb = slots(*hit, c)
+    obj, _loc, verb = slots(*hit)
     return _decide_remove(obj, verb)
 
 

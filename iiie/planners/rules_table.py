@@ -140,7 +140,9 @@ def _particle_guard(m: re.Match, c: str) -> bool:
     return not (m.group("v") in ("move", "leave", "drop") and not re.search(particle, c))
 
 
-_WANT = r"^(?:show|i want|i would like|i need|give me|can i see|let me see|i prefer|i would prefer)\s"
+#: "show ...", "i want ...": asking to see the picture some way ("i want it without the bag")
+_WANT_WORDS = r"show|i want|i would like|i need|give me|can i see|let me see|i prefer|i would prefer"
+_WANT = rf"^(?:{_WANT_WORDS})\s"
 
 
 def _without_guard(m: re.Match, c: str) -> bool:
@@ -189,8 +191,7 @@ REMOVE_PATTERNS: tuple[Pattern, ...] = (
     Pattern("not-wear", r"^(?:make|have|let|get)\s+(?P<who>.+?)\s+(?:not|never|no longer|stop)\s+"
             r"(?:wear|wearing|have|having|hold|holding|carry|carrying)\s+(?:any\s+)?(?P<obj>.+)$", R,
             (("have the woman not wear glasses", "glasses"),)),
-    Pattern("without", r"^(?:(?:show|i want|i would like|i need|give me|can i see|let me see|i prefer|"
-            r"i would prefer|make)\s+)?(?P<x>.+?)\s+(?:would|will|could|might)?\s*"
+    Pattern("without", rf"^(?:(?:{_WANT_WORDS}|make)\s+)?(?P<x>.+?)\s+(?:would|will|could|might)?\s*"
             r"(?:look|looks|be|is)?\s*(?:better|nicer|cleaner|best|prettier)?\s*"
             r"without\s+(?:any\s+|all\s+)?(?P<obj>.+)$", R,
             (("it would look better without the bag", "bag"),), guard=_without_guard),
@@ -288,12 +289,12 @@ def decide(table: tuple[Decision, ...], filled: Any) -> Parse:
     raise ValueError(f"no row of the decision table accepts {filled!r}")
 
 
-def slots(row: Pattern, m: re.Match, clause: str) -> tuple[str, str, str]:
-    """(object, location, verb cue) of a matched row."""
+def slots(row: Pattern, m: re.Match) -> tuple[str, str, str]:
+    """(object, location, verb cue) of a match of ``row`` (:meth:`Pattern.match`'s: its
+    ``m.string`` is the text the row read, the wish lead-in already stripped)."""
     obj = m.group(row.object_slot)
     if row.clean:
         obj = row.clean(obj)
     loc = m.group(row.location_slot) or "" if row.location_slot else ""
-    text = WISH.sub("", clause) if row.after_wish else clause
-    verb = row.verb(m, text) if row.verb else row.name
+    verb = row.verb(m, m.string) if row.verb else row.name
     return obj, loc, verb

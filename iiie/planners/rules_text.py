@@ -462,13 +462,13 @@ def split_object_complement(rest: str) -> tuple[str, str]:
         if (
             any(w in ("a", "an") for w in words[1:k])
             or words[k - 1] in lex.DETERMINERS
-            or (words[k - 1] in PREPOSITIONS)
+            or words[k - 1] in PREPOSITIONS
         ):
             continue
         if np_kind(clean_np(" ".join(words[:k]))) in ("image", "background", "global", "time"):
             return " ".join(words[:k]), " ".join(words[k:])
     for i in range(1, len(words)):
-        if words[i] in ("a", "an") and i > 0:
+        if words[i] in ("a", "an"):  # "the dog a wolf": the article opens the complement
             return " ".join(words[:i]), " ".join(words[i:])
     # longest contiguous adjectival suffix that leaves a noun phrase in front
     start = len(words)

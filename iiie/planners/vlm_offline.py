@@ -22,7 +22,7 @@ from iiie.protocols import first_plan
 from iiie.types import EditRequest, Plan
 from iiie.vlm.client import ChatResult
 from iiie.vlm.dialogue import Call, Outcome, PlanDialogue
-from iiie.vlm.engines import build_engine
+from iiie.vlm.engines import build_engine, engine_name
 from iiie.vlm.sampling import sampling_params_kwargs, split_extra_body
 from iiie.vlm.settings import VLMSettings
 
@@ -56,6 +56,9 @@ class VLLMEngine:
     def __init__(self, settings: VLMSettings, serve: Mapping[str, Any]) -> None:
         self.settings = settings
         self.serve = dict(serve)
+        # the chat-template arguments of every call; a vlm.extra_body key that vllm.LLM
+        # cannot honour is refused here, at construction, as the transformers engine does
+        _, self.chat_kwargs = split_extra_body(settings)
         self._llm: Any = None
 
     def _build(self) -> Any:
@@ -106,8 +109,9 @@ class VLLMEngine:
 
     def chat(self, calls: Sequence[Call], seeds: Sequence[int | None]) -> list[ChatResult]:
         params = [self.sampling_params(c.schema, s) for c, s in zip(calls, seeds, strict=True)]
-        _, chat_kwargs = split_extra_body(self.settings)
-        outputs = self.llm.chat([c.messages for c in calls], params, use_tqdm=False, **chat_kwargs)
+        outputs = self.llm.chat(
+            [c.messages for c in calls], params, use_tqdm=False, **self.chat_kwargs
+        )
         results = []
         for out in outputs:
             first = out.outputs[0] if out.outputs else None
@@ -144,7 +148,7 @@ class VLMOfflinePlanner(VLMPlannerBase):
 
     @property
     def engine_name(self) -> str:
-        return str(getattr(self.engine, "name", type(self.engine).__name__))
+        return engine_name(self.engine)
 
     def plan(self, request: EditRequest) -> Plan:
         return first_plan(self.plan_batch([request]))

@@ -105,10 +105,15 @@ def write(folder: Path) -> None:
     (folder / "README.md").write_text("Tiny random-weight Qwen2.5-VL (iiie.tiny_weights.qwen2_5_vl); not a real model.\n")
 
 
-#: Next-token preferences by the class of the current token (higher wins; the grammar
-#: removes what it does not allow). After a quote: a letter ('r', then 'y' for yes/no
-#: enums); after any other character: close the value; after ": ", ", " or "[": open a
-#: string, then an array, then a number "1".
+#: Next-token preferences by the class of the current token (:func:`_token_class`; higher
+#: wins, and the grammar removes what it does not allow, so the best allowed one is taken).
+#: After a quote: a letter ('r'; 'y' or 'n' where an enum allows only those); after ":",
+#: "[", "{" or a blank: open a string, else an array, else the number "1", else "n" (null);
+#: after a digit: close the number; after anything else (a letter, "]", "}"): a quote
+#: (closing a free string after its first letter), else ",", "]", "}" (the blank after
+#: "," and ":" is the grammar's). So the tiny model's values are placeholders (free strings
+#: read "r", numbers 1), and a reply is JSON only under the grammar. Changing these scores
+#: changes what :func:`write` writes: bump :data:`VERSION`.
 _PREFER = {
     "quote": {"r": 9, "y": 8, "n": 7},
     "other": {'"': 9, ",": 8, "]": 7, "}": 6},

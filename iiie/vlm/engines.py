@@ -42,6 +42,11 @@ def serve_of(vlm: Any) -> dict[str, Any]:
     return dict(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
 
 
+def engine_name(engine: Any) -> str:
+    """The name an engine reports in the stats and provenance (its ``name``, else its class)."""
+    return str(getattr(engine, "name", type(engine).__name__))
+
+
 def build_engine(name: str, settings: VLMSettings, serve: Mapping[str, Any]) -> Any:
     """An in-process batch engine by name (``vllm`` or ``transformers``)."""
     if name == "transformers":
@@ -79,7 +84,7 @@ class EngineClient:
 
     @property
     def name(self) -> str:
-        return str(getattr(self.engine, "name", type(self.engine).__name__))
+        return engine_name(self.engine)
 
     async def health_check(self) -> list[str]:
         """Load the model now (a bad ``vlm.serve.model_path`` fails here, naming it)."""

@@ -17,9 +17,10 @@ this engine turns it into what vLLM would feed the model:
   stop and pad tokens (as ``--generation-config vllm``);
 * structured output: the request's JSON schema compiled by xgrammar (vLLM's default
   structured-output backend) into a logits processor, so the reply follows the schema even
-  from random weights. Whitespace between JSON tokens is not allowed (compact JSON), as
-  with vLLM's ``disable_any_whitespace``: it keeps replies short, and a weak model cannot
-  spend its token budget on blanks.
+  from random weights. Free whitespace is not allowed, as with vLLM's
+  ``disable_any_whitespace``: a reply is one line with ``json.dumps``'s separators
+  (``", "`` and ``": "``), which keeps it short, and a weak model cannot spend its token
+  budget on blanks.
 
 Calls run one at a time (no padding, so a reply does not depend on its batch neighbours).
 The model and processor are loaded once per process (:func:`iiie.weights.load_once`), shared
@@ -108,6 +109,7 @@ class TransformersEngine:
         self.sampling = sampling
         self.chat_kwargs = dict(chat.get("chat_template_kwargs") or {})
         self._bundle: dict[str, Any] | None = None
+        self._config: Any = None  # the GenerationConfig of every call, built at load
         self._grammars: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- loading
@@ -131,6 +133,7 @@ class TransformersEngine:
                 lambda: _load(path, device, dtype),
                 label="vlm_transformers",
             )
+            self._config = self._generation_config(self._bundle)
         return self._bundle
 
     # ----------------------------------------------------------------- chat
@@ -172,7 +175,7 @@ class TransformersEngine:
         processors = []
         if schema is not None:
             processors.append(xgrammar.contrib.hf.LogitsProcessor(self._grammar(bundle, schema)))
-        config = self._generation_config(bundle)
+        config = self._config
         with torch.random.fork_rng(devices=[] if model.device.type == "cpu" else [model.device]):
             if seed is not None:
                 torch.manual_seed(int(seed))
@@ -191,7 +194,9 @@ class TransformersEngine:
 
         ``generate`` fills every field left ``None`` from the folder's
         ``generation_config.json`` (Qwen2.5-VL's ``repetition_penalty: 1.05``, ``top_k``,
-        ``do_sample: true``...), so every field with a neutral default is set here."""
+        ``do_sample: true``...), so every field with a neutral default is set here. Built
+        once, at :meth:`load`: it depends only on the settings and the folder's stop and pad
+        tokens (``generate`` copies it before filling anything in)."""
         from transformers import GenerationConfig
 
         s = self.settings

@@ -39,13 +39,14 @@ def request_fields(s: VLMSettings, seed: int | None) -> dict[str, Any]:
 
 
 def split_extra_body(s: VLMSettings) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``vlm.extra_body`` as (sampling fields, chat-template arguments) for the offline
-    engine; a key it cannot honour is an error rather than a silent difference."""
+    """``vlm.extra_body`` as (sampling fields, chat-template arguments) for the in-process
+    engines (``vllm.LLM``, transformers); a key they cannot honour is an error rather than a
+    silent difference."""
     extra = dict(s.extra_body or {})
     unknown = sorted(k for k in extra if k not in SAMPLING_KEYS and k not in CHAT_KEYS)
     if unknown:
         raise ValueError(
-            f"vlm.extra_body keys {unknown} have no offline (vllm.LLM) equivalent here; "
+            f"vlm.extra_body keys {unknown} have no in-process (vllm.LLM) equivalent here; "
             f"supported: {', '.join(SAMPLING_KEYS + CHAT_KEYS)}"
         )
     sampling = {k: v for k, v in extra.items() if k in SAMPLING_KEYS}
