@@ -141,6 +141,22 @@ def test_sam3_missing_folder_and_bad_options_are_clear_errors(tmp_path):
         Sam3Masker(model_path="x", score_thresholds=[])
 
 
+def test_sam3_batches_named_phrases_and_never_sends_a_phrase_less_sample(monkeypatch):
+    """The shared find_boxes (BoxSamMasker) notes the phrase-less sample; the rest go to
+    SAM 3 in ``batch_size`` chunks, in order (no model is loaded: the forward is recorded)."""
+    from iiie.maskers.segmenting import BoxFinding
+
+    m = Sam3Masker(model_path="unused", device="cpu", batch_size=2, on_empty="full")
+    calls = []
+    monkeypatch.setattr(m, "_forward", lambda reqs, phrases: (calls.append(list(phrases)),
+                                                               [BoxFinding(note=f"saw {p}") for p in phrases])[1])
+    plans = [Plan(Category.LOCAL, "a"), Plan(Category.LOCAL, ""), Plan(Category.REMOVE, "b"), Plan(Category.LOCAL, "c")]
+    out = m.mask_batch(requests(4), plans)
+    assert calls == [["a", "b"], ["c"]]
+    assert [r.reason.split(";")[0] for r in out] == ["saw a", "the plan names no object to find for category 'local'",
+                                                     "saw b", "saw c"]
+
+
 # --- masker=grounded_sam2 -------------------------------------------------------------
 
 

@@ -37,7 +37,7 @@ from iiie.devices import resolve_device, resolve_dtype
 from iiie.maskers.detection import GroundingDinoDetector, apply_ladder, clamp_boxes, select
 from iiie.maskers.sam import build_segmenter
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
-from iiie.types import EditRequest, Plan
+from iiie.types import EditRequest
 
 DEFAULT_LADDER = (0.30, 0.25, 0.20, 0.15, 0.10, 0.05)
 
@@ -114,18 +114,10 @@ class GroundedSamMasker(BoxSamMasker):
             self._segmenter = build_segmenter(self.impl, self.sam_path, self.device, self.dtype, "masker.sam")
         return self._segmenter
 
-    def find_boxes(self, requests: Sequence[EditRequest], plans: Sequence[Plan], phrases: Sequence[str]) -> list[BoxFinding]:
-        out: list[BoxFinding | None] = [None] * len(requests)
-        todo = [i for i, p in enumerate(phrases) if p]
-        for i, p in enumerate(phrases):
-            if not p:
-                out[i] = BoxFinding(note=f"the plan names no object to find for category {plans[i].category.value!r}")
-        if todo:
-            scored = self.detector().score_batch([requests[i].image for i in todo], [phrases[i] for i in todo],
-                                                 min_score=min(self.ladder))
-            for i, q in zip(todo, scored, strict=True):
-                out[i] = self._policy(q, phrases[i], requests[i].size)
-        return out
+    def find_phrase_boxes(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:
+        """The detector scores every (image, phrase) once (it batches same-size images)."""
+        scored = self.detector().score_batch([r.image for r in requests], list(phrases), min_score=min(self.ladder))
+        return [self._policy(q, phrase, r.size) for q, phrase, r in zip(scored, phrases, requests, strict=True)]
 
     def _policy(self, q, phrase: str, size) -> BoxFinding:
         """Ladder -> keep policy -> clamped boxes, with the best query kept as a fallback."""

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from iiie import masks as M
+from iiie.batching import chunks
 from iiie.devices import resolve_device, resolve_dtype
 from iiie.maskers.detection import QueryScores, apply_ladder, select
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
-from iiie.types import EditRequest, Plan
+from iiie.types import EditRequest
 from iiie.weights import load_once, require_files
 
 DEFAULT_LADDER = (0.5, 0.4, 0.3, 0.2, 0.1)
@@ -93,17 +94,11 @@ class Sam3Masker(BoxSamMasker):
             )
         return self._model
 
-    def find_boxes(self, requests: Sequence[EditRequest], plans: Sequence[Plan], phrases: Sequence[str]) -> list[BoxFinding]:
-        out: list[BoxFinding | None] = [None] * len(requests)
-        todo = [i for i, p in enumerate(phrases) if p]
-        for i, p in enumerate(phrases):
-            if not p:
-                out[i] = BoxFinding(note=f"the plan names no object to find for category {plans[i].category.value!r}")
-        for s in range(0, len(todo), self.batch_size):
-            chunk = todo[s : s + self.batch_size]
-            for i, finding in zip(chunk, self._forward([requests[i] for i in chunk], [phrases[i] for i in chunk]), strict=True):
-                out[i] = finding
-        return out
+    def find_phrase_boxes(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:
+        """``batch_size`` (image, phrase) pairs per forward pass."""
+        pairs = list(zip(requests, phrases, strict=True))
+        return [f for chunk in chunks(pairs, self.batch_size)
+                for f in self._forward([r for r, _ in chunk], [p for _, p in chunk])]
 
     @torch.no_grad()
     def _forward(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:
