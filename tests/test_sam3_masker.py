@@ -190,6 +190,17 @@ def test_grounded_sam2_missing_folder_and_default_segmenter(root, tmp_path):
         masker("grounded_sam", "+masker.segmenter=sam3")
 
 
+def test_build_segmenter_is_the_one_place_sam2_is_chosen(root):
+    import torch
+
+    from iiie.maskers.sam import build_segmenter
+
+    seg = build_segmenter("original", str(root["sam2"]), "cpu", torch.float32, "masker.sam", kind="sam2")
+    assert isinstance(seg, HFSam2)  # SAM 2 is transformers-only, whatever impl the detector uses
+    with pytest.raises(ValueError, match="masker.segmenter must be 'sam' or 'sam2'"):
+        build_segmenter("transformers", str(root["sam2"]), "cpu", torch.float32, "masker.sam", kind="sam3")
+
+
 # --- a composed run -------------------------------------------------------------------
 
 

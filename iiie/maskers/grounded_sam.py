@@ -35,7 +35,7 @@ from collections.abc import Sequence
 
 from iiie.devices import resolve_device, resolve_dtype
 from iiie.maskers.detection import GroundingDinoDetector, apply_ladder, clamp_boxes, select
-from iiie.maskers.sam import build_segmenter
+from iiie.maskers.sam import SEGMENTERS, build_segmenter
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
 from iiie.types import EditRequest
 
@@ -78,7 +78,7 @@ class GroundedSamMasker(BoxSamMasker):
                          unnamed_subject=unnamed_subject)
         if impl not in ("transformers", "original"):
             raise ValueError(f"masker.impl must be 'transformers' or 'original', got {impl!r}")
-        if segmenter not in ("sam", "sam2"):
+        if segmenter not in SEGMENTERS:
             raise ValueError(f"masker.segmenter must be 'sam' or 'sam2', got {segmenter!r}")
         if keep not in ("best", "all", "phrase"):
             raise ValueError(f"masker.keep must be best, all or phrase, got {keep!r}")
@@ -106,12 +106,9 @@ class GroundedSamMasker(BoxSamMasker):
         return self._detector
 
     def segmenter(self):
-        if self._segmenter is None and self.segmenter_kind == "sam2":
-            from iiie.maskers.sam2 import HFSam2
-
-            self._segmenter = HFSam2(self.sam_path, self.device, self.dtype, config_key="masker.sam")
         if self._segmenter is None:
-            self._segmenter = build_segmenter(self.impl, self.sam_path, self.device, self.dtype, "masker.sam")
+            self._segmenter = build_segmenter(self.impl, self.sam_path, self.device, self.dtype, "masker.sam",
+                                              kind=self.segmenter_kind)
         return self._segmenter
 
     def find_phrase_boxes(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:

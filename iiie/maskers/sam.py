@@ -208,8 +208,20 @@ class OriginalSam:
         return results
 
 
-def build_segmenter(impl: str, path: str, device, dtype, config_key: str):
-    """``HFSam`` for ``impl=transformers``, ``OriginalSam`` for ``impl=original``."""
+#: ``masker.segmenter`` values: the paper's SAM (``impl`` picks HF or original) or SAM 2.1 (HF only).
+SEGMENTERS = ("sam", "sam2")
+
+
+def build_segmenter(impl: str, path: str, device, dtype, config_key: str, kind: str = "sam"):
+    """The one place a segmenter is chosen: ``kind=sam2`` is :class:`~iiie.maskers.sam2.HFSam2`
+    (transformers only, whatever ``impl`` says of the detector); ``kind=sam`` is ``HFSam`` for
+    ``impl=transformers`` and ``OriginalSam`` for ``impl=original``."""
+    if kind not in SEGMENTERS:
+        raise ValueError(f"masker.segmenter must be 'sam' or 'sam2', got {kind!r}")
+    if kind == "sam2":
+        from iiie.maskers.sam2 import HFSam2  # sam2 builds on this module
+
+        return HFSam2(path, device, dtype, config_key=config_key)
     if impl == "transformers":
         return HFSam(path, device, dtype, config_key=config_key)
     if impl == "original":
