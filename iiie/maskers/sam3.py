@@ -27,11 +27,12 @@ from iiie import masks as M
 from iiie.batching import chunks
 from iiie.devices import resolve_device, resolve_dtype
 from iiie.maskers.detection import QueryScores, apply_ladder, select
+from iiie.maskers.sam import HF_FILES, load_hf
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
 from iiie.types import EditRequest
-from iiie.weights import load_once, require_files
 
 DEFAULT_LADDER = (0.5, 0.4, 0.3, 0.2, 0.1)
+FILES = [*HF_FILES, ("tokenizer.json", "vocab.json")]  # SAM 3 also reads its CLIP tokenizer
 HINT = "A local copy of facebook/sam3 (gated: accept its licence, then `python -m iiie.weights fetch masker=sam3`)."
 
 
@@ -83,15 +84,8 @@ class Sam3Masker(BoxSamMasker):
         if self._model is None:
             from transformers import Sam3Model, Sam3Processor
 
-            folder = require_files(self.model_path, ["config.json", ("model.safetensors", "pytorch_model.bin"),
-                                                     ("processor_config.json", "preprocessor_config.json"),
-                                                     ("tokenizer.json", "vocab.json")], "masker.model_path", hint=HINT)
-            self._model = load_once(
-                ("sam3-hf", str(folder), str(self.device), str(self.dtype)),
-                lambda: (Sam3Model.from_pretrained(folder, dtype=self.dtype).to(self.device).eval(),
-                         Sam3Processor.from_pretrained(folder)),
-                label="sam3",
-            )
+            self._model = load_hf(Sam3Model, Sam3Processor, self.model_path, self.device, self.dtype,
+                                  "masker.model_path", HINT, "sam3", files=FILES)
         return self._model
 
     def find_phrase_boxes(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:
