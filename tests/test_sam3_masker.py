@@ -157,6 +157,18 @@ def test_sam3_batches_named_phrases_and_never_sends_a_phrase_less_sample(monkeyp
                                                      "saw b", "saw c"]
 
 
+@pytest.mark.parametrize("name,folder,key", [("sam3", "sam3", "masker.model_path"),
+                                              ("grounded_sam2", "sam2.1-hiera-large", "masker.sam")])
+def test_a_missing_2026_masker_folder_stops_the_run_before_any_stage(tmp_path, name, folder, key):
+    """The maskers load lazily (a global-only batch needs no model), so the early failure is
+    the run's preflight (iiie.run calls it before building the Runner), naming the key."""
+    from iiie.weights.needs import preflight
+
+    with pytest.raises(MissingWeightsError) as err:
+        preflight(compose_config([f"paths.weights={tmp_path}", f"masker={name}", "runtime=cpu"]))
+    assert f"{tmp_path / folder}" in str(err.value) and f"from `{key}`" in str(err.value)
+
+
 # --- masker=grounded_sam2 -------------------------------------------------------------
 
 
