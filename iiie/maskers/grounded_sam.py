@@ -34,7 +34,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from iiie.devices import resolve_device, resolve_dtype
-from iiie.maskers.detection import GroundingDinoDetector, apply_ladder, clamp_boxes, select
+from iiie.maskers.detection import (
+    GroundingDinoDetector,
+    apply_ladder,
+    clamp_boxes,
+    select,
+    threshold_ladder,
+)
 from iiie.maskers.sam import SEGMENTERS, build_segmenter
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
 from iiie.types import EditRequest
@@ -82,13 +88,10 @@ class GroundedSamMasker(BoxSamMasker):
             raise ValueError(f"masker.segmenter must be 'sam' or 'sam2', got {segmenter!r}")
         if keep not in ("best", "all", "phrase"):
             raise ValueError(f"masker.keep must be best, all or phrase, got {keep!r}")
-        ladder = [float(t) for t in box_thresholds]
-        if not ladder or any(not 0.0 <= t < 1.0 for t in ladder):
-            raise ValueError(f"masker.box_thresholds must be a non-empty list in [0, 1), got {box_thresholds!r}")
+        self.ladder = threshold_ladder(box_thresholds, "masker.box_thresholds")
         self.impl, self.dino_path, self.sam_path, self.bert_path = impl, dino, sam, bert
         self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
         self.text_threshold = float(text_threshold)
-        self.ladder = sorted(ladder, reverse=True)
         self.keep = keep
         self.segmenter_kind = segmenter
         self.detect_batch_size = int(detect_batch_size)

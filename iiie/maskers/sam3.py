@@ -26,7 +26,7 @@ import torch
 from iiie import masks as M
 from iiie.batching import chunks
 from iiie.devices import resolve_device, resolve_dtype
-from iiie.maskers.detection import QueryScores, apply_ladder, select
+from iiie.maskers.detection import QueryScores, apply_ladder, select, threshold_ladder
 from iiie.maskers.sam import HF_FILES, load_hf
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
 from iiie.types import EditRequest
@@ -66,14 +66,11 @@ class Sam3Masker(BoxSamMasker):
                          unnamed_subject=unnamed_subject)
         if keep not in ("best", "all"):
             raise ValueError(f"masker.keep must be best or all for sam3 (it has no per-instance phrase), got {keep!r}")
-        ladder = [float(t) for t in score_thresholds]
-        if not ladder or any(not 0.0 <= t < 1.0 for t in ladder):
-            raise ValueError(f"masker.score_thresholds must be a non-empty list in [0, 1), got {score_thresholds!r}")
+        self.ladder = threshold_ladder(score_thresholds, "masker.score_thresholds")
         if not 0.0 <= float(mask_threshold) < 1.0:
             raise ValueError(f"masker.mask_threshold must be in [0, 1), got {mask_threshold!r}")
         self.model_path = model_path
         self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
-        self.ladder = sorted(ladder, reverse=True)
         self.mask_threshold = float(mask_threshold)
         self.keep = keep
         self.batch_size = max(1, int(batch_size))
