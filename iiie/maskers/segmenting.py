@@ -1,8 +1,8 @@
 """Per-category routing shared by the box + SAM maskers (``grounded_sam``, ``vlm_box``, ``sam3``).
 
-The two maskers differ only in where the boxes come from (Grounding DINO on a phrase, or
-the VLM's own box); everything else is here so the step-3 ablation compares them on equal
-terms:
+The maskers differ only in where the boxes come from (Grounding DINO on a phrase, the
+VLM's own box, or SAM 3, which also brings each box's mask); everything else is here so the
+step-3 ablation compares them on equal terms:
 
 * ``local`` / ``remove``: boxes for ``plan.object`` -> SAM -> union of the box masks ->
   the shared category policy (:mod:`iiie.maskers.policy`: shape, dilation; remove is
