@@ -141,6 +141,34 @@ def test_sam3_missing_folder_and_bad_options_are_clear_errors(tmp_path):
         Sam3Masker(model_path="x", score_thresholds=[])
 
 
+def test_sam3_batches_named_phrases_and_never_sends_a_phrase_less_sample(monkeypatch):
+    """The shared find_boxes (BoxSamMasker) notes the phrase-less sample; the rest go to
+    SAM 3 in ``batch_size`` chunks, in order (no model is loaded: the forward is recorded)."""
+    from iiie.maskers.segmenting import BoxFinding
+
+    m = Sam3Masker(model_path="unused", device="cpu", batch_size=2, on_empty="full")
+    calls = []
+    monkeypatch.setattr(m, "_forward", lambda reqs, phrases: (calls.append(list(phrases)),
+                                                               [BoxFinding(note=f"saw {p}") for p in phrases])[1])
+    plans = [Plan(Category.LOCAL, "a"), Plan(Category.LOCAL, ""), Plan(Category.REMOVE, "b"), Plan(Category.LOCAL, "c")]
+    out = m.mask_batch(requests(4), plans)
+    assert calls == [["a", "b"], ["c"]]
+    assert [r.reason.split(";")[0] for r in out] == ["saw a", "the plan names no object to find for category 'local'",
+                                                     "saw b", "saw c"]
+
+
+@pytest.mark.parametrize("name,folder,key", [("sam3", "sam3", "masker.model_path"),
+                                              ("grounded_sam2", "sam2.1-hiera-large", "masker.sam")])
+def test_a_missing_2026_masker_folder_stops_the_run_before_any_stage(tmp_path, name, folder, key):
+    """The maskers load lazily (a global-only batch needs no model), so the early failure is
+    the run's preflight (iiie.run calls it before building the Runner), naming the key."""
+    from iiie.weights.needs import preflight
+
+    with pytest.raises(MissingWeightsError) as err:
+        preflight(compose_config([f"paths.weights={tmp_path}", f"masker={name}", "runtime=cpu"]))
+    assert f"{tmp_path / folder}" in str(err.value) and f"from `{key}`" in str(err.value)
+
+
 # --- masker=grounded_sam2 -------------------------------------------------------------
 
 
@@ -172,6 +200,17 @@ def test_grounded_sam2_missing_folder_and_default_segmenter(root, tmp_path):
     assert masker("grounded_sam").segmenter_kind == "sam"  # the paper's SAM stays the default
     with pytest.raises(InstantiationException, match="masker.segmenter must be 'sam' or 'sam2'"):
         masker("grounded_sam", "+masker.segmenter=sam3")
+
+
+def test_build_segmenter_is_the_one_place_sam2_is_chosen(root):
+    import torch
+
+    from iiie.maskers.sam import build_segmenter
+
+    seg = build_segmenter("original", str(root["sam2"]), "cpu", torch.float32, "masker.sam", kind="sam2")
+    assert isinstance(seg, HFSam2)  # SAM 2 is transformers-only, whatever impl the detector uses
+    with pytest.raises(ValueError, match="masker.segmenter must be 'sam' or 'sam2'"):
+        build_segmenter("transformers", str(root["sam2"]), "cpu", torch.float32, "masker.sam", kind="sam3")
 
 
 # --- a composed run -------------------------------------------------------------------

@@ -55,6 +55,15 @@ def xyxy_to_cxcywh(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h], axis=1)
 
 
+def threshold_ladder(values: Sequence[float], config_key: str) -> list[float]:
+    """A masker's score ladder as floats, highest first; a clear error (naming
+    ``config_key``) for an empty list or a threshold outside ``[0, 1)``."""
+    ladder = [float(t) for t in values]
+    if not ladder or any(not 0.0 <= t < 1.0 for t in ladder):
+        raise ValueError(f"{config_key} must be a non-empty list in [0, 1), got {values!r}")
+    return sorted(ladder, reverse=True)
+
+
 def apply_ladder(q: QueryScores, ladder: Sequence[float]) -> tuple[list[int], float | None]:
     """Indices of the queries above the first threshold (highest first) that keeps at least one.
 

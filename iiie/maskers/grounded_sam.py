@@ -34,10 +34,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from iiie.devices import resolve_device, resolve_dtype
-from iiie.maskers.detection import GroundingDinoDetector, apply_ladder, clamp_boxes, select
-from iiie.maskers.sam import build_segmenter
+from iiie.maskers.detection import (
+    GroundingDinoDetector,
+    apply_ladder,
+    clamp_boxes,
+    select,
+    threshold_ladder,
+)
+from iiie.maskers.sam import SEGMENTERS, build_segmenter
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
-from iiie.types import EditRequest, Plan
+from iiie.types import EditRequest
 
 DEFAULT_LADDER = (0.30, 0.25, 0.20, 0.15, 0.10, 0.05)
 
@@ -78,17 +84,14 @@ class GroundedSamMasker(BoxSamMasker):
                          unnamed_subject=unnamed_subject)
         if impl not in ("transformers", "original"):
             raise ValueError(f"masker.impl must be 'transformers' or 'original', got {impl!r}")
-        if segmenter not in ("sam", "sam2"):
+        if segmenter not in SEGMENTERS:
             raise ValueError(f"masker.segmenter must be 'sam' or 'sam2', got {segmenter!r}")
         if keep not in ("best", "all", "phrase"):
             raise ValueError(f"masker.keep must be best, all or phrase, got {keep!r}")
-        ladder = [float(t) for t in box_thresholds]
-        if not ladder or any(not 0.0 <= t < 1.0 for t in ladder):
-            raise ValueError(f"masker.box_thresholds must be a non-empty list in [0, 1), got {box_thresholds!r}")
+        self.ladder = threshold_ladder(box_thresholds, "masker.box_thresholds")
         self.impl, self.dino_path, self.sam_path, self.bert_path = impl, dino, sam, bert
         self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
         self.text_threshold = float(text_threshold)
-        self.ladder = sorted(ladder, reverse=True)
         self.keep = keep
         self.segmenter_kind = segmenter
         self.detect_batch_size = int(detect_batch_size)
@@ -106,26 +109,15 @@ class GroundedSamMasker(BoxSamMasker):
         return self._detector
 
     def segmenter(self):
-        if self._segmenter is None and self.segmenter_kind == "sam2":
-            from iiie.maskers.sam2 import HFSam2
-
-            self._segmenter = HFSam2(self.sam_path, self.device, self.dtype, config_key="masker.sam")
         if self._segmenter is None:
-            self._segmenter = build_segmenter(self.impl, self.sam_path, self.device, self.dtype, "masker.sam")
+            self._segmenter = build_segmenter(self.impl, self.sam_path, self.device, self.dtype, "masker.sam",
+                                              kind=self.segmenter_kind)
         return self._segmenter
 
-    def find_boxes(self, requests: Sequence[EditRequest], plans: Sequence[Plan], phrases: Sequence[str]) -> list[BoxFinding]:
-        out: list[BoxFinding | None] = [None] * len(requests)
-        todo = [i for i, p in enumerate(phrases) if p]
-        for i, p in enumerate(phrases):
-            if not p:
-                out[i] = BoxFinding(note=f"the plan names no object to find for category {plans[i].category.value!r}")
-        if todo:
-            scored = self.detector().score_batch([requests[i].image for i in todo], [phrases[i] for i in todo],
-                                                 min_score=min(self.ladder))
-            for i, q in zip(todo, scored, strict=True):
-                out[i] = self._policy(q, phrases[i], requests[i].size)
-        return out
+    def find_phrase_boxes(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:
+        """The detector scores every (image, phrase) once (it batches same-size images)."""
+        scored = self.detector().score_batch([r.image for r in requests], list(phrases), min_score=min(self.ladder))
+        return [self._policy(q, phrase, r.size) for q, phrase, r in zip(scored, phrases, requests, strict=True)]
 
     def _policy(self, q, phrase: str, size) -> BoxFinding:
         """Ladder -> keep policy -> clamped boxes, with the best query kept as a fallback."""

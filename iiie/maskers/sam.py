@@ -46,6 +46,28 @@ def choose_by_iou(masks: np.ndarray, ious: np.ndarray) -> list[Segment]:
     return out
 
 
+#: What a transformers SAM / SAM 2 folder must hold (``vlm_box`` checks it at build time).
+HF_FILES = ["config.json", ("model.safetensors", "pytorch_model.bin"), ("preprocessor_config.json", "processor_config.json")]
+
+
+def load_hf(model_cls, processor_cls, path, device, dtype, config_key: str, hint: str, label: str, files=HF_FILES):
+    """``(model, processor)`` from a local transformers folder, once per process, folder,
+    device and dtype (SAM, SAM 2, SAM 3). The folder's files are checked first, so a missing
+    one names ``config_key``; ``label`` counts the load in ``LOAD_COUNTS``."""
+    folder = require_files(path, files, config_key, hint=hint)
+    return load_once(
+        (f"{label}-hf", str(folder), str(device), str(dtype)),
+        lambda: (model_cls.from_pretrained(folder, dtype=dtype).to(device).eval(), processor_cls.from_pretrained(folder)),
+        label=label,
+    )
+
+
+def segment_each(images: Sequence[Image.Image], boxes: Sequence[Sequence[Box]], one) -> list[list[Segment]]:
+    """``one(image, boxes)`` for each image that has boxes (its embedding computed once,
+    all its boxes decoded against it); ``[]`` for the others."""
+    return [one(image, bxs) if len(bxs) else [] for image, bxs in zip(images, boxes, strict=True)]
+
+
 def to_model_boxes(boxes: Sequence[Box], original_hw: Sequence[int], resized_hw: Sequence[int]) -> torch.Tensor:
     """Original-pixel boxes -> SAM input coordinates, shape ``(1, n, 4)``.
 
@@ -65,14 +87,9 @@ class HFSam:
                  config_key: str = "masker.sam", embed_batch_size: int = 4) -> None:
         from transformers import SamModel, SamProcessor
 
-        folder = require_files(path, ["config.json", ("model.safetensors", "pytorch_model.bin"), ("preprocessor_config.json", "processor_config.json")],
-                               config_key, hint="A local copy of facebook/sam-vit-huge (transformers layout).")
         self.device, self.dtype = torch.device(device), dtype
-        self.model, self.processor = load_once(
-            ("sam-hf", str(folder), str(device), str(dtype)),
-            lambda: (SamModel.from_pretrained(folder, dtype=dtype).to(device).eval(), SamProcessor.from_pretrained(folder)),
-            label="sam",
-        )
+        self.model, self.processor = load_hf(SamModel, SamProcessor, path, device, dtype, config_key,
+                                             "A local copy of facebook/sam-vit-huge (transformers layout).", "sam")
         self.embed_batch_size = max(1, int(embed_batch_size))
 
     @torch.no_grad()
@@ -192,24 +209,35 @@ class OriginalSam:
         sam = load_once(("sam-original", str(path), str(device)), lambda: build_original_sam(path).to(device), label="sam")
         self.predictor = SamPredictor(sam)
 
-    @torch.no_grad()
     def segment_batch(self, images: Sequence[Image.Image], boxes: Sequence[Sequence[Box]]) -> list[list[Segment]]:
-        results: list[list[Segment]] = [[] for _ in images]
-        for i, (image, bxs) in enumerate(zip(images, boxes, strict=True)):
-            if not len(bxs):
-                continue
-            arr = np.asarray(image.convert("RGB"))
-            self.predictor.set_image(arr)  # image embedding once per image
-            t = torch.as_tensor(np.asarray(bxs, dtype=np.float32), device=self.predictor.device)
-            t = self.predictor.transform.apply_boxes_torch(t, arr.shape[:2])
-            masks, ious, _ = self.predictor.predict_torch(None, None, boxes=t, multimask_output=True)
-            results[i] = choose_by_iou(masks.cpu().numpy(), ious.float().cpu().numpy())
-            self.predictor.reset_image()
-        return results
+        return segment_each(images, boxes, self._segment_one)
+
+    @torch.no_grad()
+    def _segment_one(self, image: Image.Image, bxs: Sequence[Box]) -> list[Segment]:
+        arr = np.asarray(image.convert("RGB"))
+        self.predictor.set_image(arr)  # image embedding once per image
+        t = torch.as_tensor(np.asarray(bxs, dtype=np.float32), device=self.predictor.device)
+        t = self.predictor.transform.apply_boxes_torch(t, arr.shape[:2])
+        masks, ious, _ = self.predictor.predict_torch(None, None, boxes=t, multimask_output=True)
+        segments = choose_by_iou(masks.cpu().numpy(), ious.float().cpu().numpy())
+        self.predictor.reset_image()
+        return segments
 
 
-def build_segmenter(impl: str, path: str, device, dtype, config_key: str):
-    """``HFSam`` for ``impl=transformers``, ``OriginalSam`` for ``impl=original``."""
+#: ``masker.segmenter`` values: the paper's SAM (``impl`` picks HF or original) or SAM 2.1 (HF only).
+SEGMENTERS = ("sam", "sam2")
+
+
+def build_segmenter(impl: str, path: str, device, dtype, config_key: str, kind: str = "sam"):
+    """The one place a segmenter is chosen: ``kind=sam2`` is :class:`~iiie.maskers.sam2.HFSam2`
+    (transformers only, whatever ``impl`` says of the detector); ``kind=sam`` is ``HFSam`` for
+    ``impl=transformers`` and ``OriginalSam`` for ``impl=original``."""
+    if kind not in SEGMENTERS:
+        raise ValueError(f"masker.segmenter must be 'sam' or 'sam2', got {kind!r}")
+    if kind == "sam2":
+        from iiie.maskers.sam2 import HFSam2  # sam2 builds on this module
+
+        return HFSam2(path, device, dtype, config_key=config_key)
     if impl == "transformers":
         return HFSam(path, device, dtype, config_key=config_key)
     if impl == "original":

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
-from iiie.maskers.sam import Segment, choose_by_iou
+from iiie.maskers.sam import Segment, choose_by_iou, load_hf, segment_each
 from iiie.types import Box
-from iiie.weights import load_once, require_files
 
 HINT = "A local copy of facebook/sam2.1-hiera-large (transformers layout): `python -m iiie.weights fetch masker=grounded_sam2`."
 
@@ -28,26 +27,18 @@ class HFSam2:
                  config_key: str = "masker.sam") -> None:
         from transformers import Sam2Model, Sam2Processor
 
-        folder = require_files(path, ["config.json", ("model.safetensors", "pytorch_model.bin"),
-                                      ("processor_config.json", "preprocessor_config.json")], config_key, hint=HINT)
         self.device, self.dtype = torch.device(device), dtype
-        self.model, self.processor = load_once(
-            ("sam2-hf", str(folder), str(device), str(dtype)),
-            lambda: (Sam2Model.from_pretrained(folder, dtype=dtype).to(device).eval(), Sam2Processor.from_pretrained(folder)),
-            label="sam2",
-        )
+        self.model, self.processor = load_hf(Sam2Model, Sam2Processor, path, device, dtype, config_key, HINT, "sam2")
 
-    @torch.no_grad()
     def segment_batch(self, images: Sequence[Image.Image], boxes: Sequence[Sequence[Box]]) -> list[list[Segment]]:
         """For each image, one :class:`Segment` per box (images without boxes are skipped)."""
-        results: list[list[Segment]] = [[] for _ in images]
-        for i, (image, bxs) in enumerate(zip(images, boxes, strict=True)):
-            if not len(bxs):
-                continue
-            enc = self.processor(images=[image.convert("RGB")], input_boxes=[[list(map(float, b)) for b in bxs]],
-                                 return_tensors="pt")
-            out = self.model(pixel_values=enc["pixel_values"].to(self.device, self.dtype),
-                             input_boxes=enc["input_boxes"].to(self.device, self.dtype), multimask_output=True)
-            masks = self.processor.post_process_masks(out.pred_masks.float().cpu(), enc["original_sizes"])[0].numpy()
-            results[i] = choose_by_iou(masks, out.iou_scores[0].float().cpu().numpy())
-        return results
+        return segment_each(images, boxes, self._segment_one)
+
+    @torch.no_grad()
+    def _segment_one(self, image: Image.Image, bxs: Sequence[Box]) -> list[Segment]:
+        enc = self.processor(images=[image.convert("RGB")], input_boxes=[[list(map(float, b)) for b in bxs]],
+                             return_tensors="pt")
+        out = self.model(pixel_values=enc["pixel_values"].to(self.device, self.dtype),
+                         input_boxes=enc["input_boxes"].to(self.device, self.dtype), multimask_output=True)
+        masks = self.processor.post_process_masks(out.pred_masks.float().cpu(), enc["original_sizes"])[0].numpy()
+        return choose_by_iou(masks, out.iou_scores[0].float().cpu().numpy())

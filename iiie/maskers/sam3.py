@@ -24,13 +24,15 @@ import numpy as np
 import torch
 
 from iiie import masks as M
+from iiie.batching import chunks
 from iiie.devices import resolve_device, resolve_dtype
-from iiie.maskers.detection import QueryScores, apply_ladder, select
+from iiie.maskers.detection import QueryScores, apply_ladder, select, threshold_ladder
+from iiie.maskers.sam import HF_FILES, load_hf
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
-from iiie.types import EditRequest, Plan
-from iiie.weights import load_once, require_files
+from iiie.types import EditRequest
 
 DEFAULT_LADDER = (0.5, 0.4, 0.3, 0.2, 0.1)
+FILES = [*HF_FILES, ("tokenizer.json", "vocab.json")]  # SAM 3 also reads its CLIP tokenizer
 HINT = "A local copy of facebook/sam3 (gated: accept its licence, then `python -m iiie.weights fetch masker=sam3`)."
 
 
@@ -64,14 +66,11 @@ class Sam3Masker(BoxSamMasker):
                          unnamed_subject=unnamed_subject)
         if keep not in ("best", "all"):
             raise ValueError(f"masker.keep must be best or all for sam3 (it has no per-instance phrase), got {keep!r}")
-        ladder = [float(t) for t in score_thresholds]
-        if not ladder or any(not 0.0 <= t < 1.0 for t in ladder):
-            raise ValueError(f"masker.score_thresholds must be a non-empty list in [0, 1), got {score_thresholds!r}")
+        self.ladder = threshold_ladder(score_thresholds, "masker.score_thresholds")
         if not 0.0 <= float(mask_threshold) < 1.0:
             raise ValueError(f"masker.mask_threshold must be in [0, 1), got {mask_threshold!r}")
         self.model_path = model_path
         self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
-        self.ladder = sorted(ladder, reverse=True)
         self.mask_threshold = float(mask_threshold)
         self.keep = keep
         self.batch_size = max(1, int(batch_size))
@@ -82,28 +81,15 @@ class Sam3Masker(BoxSamMasker):
         if self._model is None:
             from transformers import Sam3Model, Sam3Processor
 
-            folder = require_files(self.model_path, ["config.json", ("model.safetensors", "pytorch_model.bin"),
-                                                     ("processor_config.json", "preprocessor_config.json"),
-                                                     ("tokenizer.json", "vocab.json")], "masker.model_path", hint=HINT)
-            self._model = load_once(
-                ("sam3-hf", str(folder), str(self.device), str(self.dtype)),
-                lambda: (Sam3Model.from_pretrained(folder, dtype=self.dtype).to(self.device).eval(),
-                         Sam3Processor.from_pretrained(folder)),
-                label="sam3",
-            )
+            self._model = load_hf(Sam3Model, Sam3Processor, self.model_path, self.device, self.dtype,
+                                  "masker.model_path", HINT, "sam3", files=FILES)
         return self._model
 
-    def find_boxes(self, requests: Sequence[EditRequest], plans: Sequence[Plan], phrases: Sequence[str]) -> list[BoxFinding]:
-        out: list[BoxFinding | None] = [None] * len(requests)
-        todo = [i for i, p in enumerate(phrases) if p]
-        for i, p in enumerate(phrases):
-            if not p:
-                out[i] = BoxFinding(note=f"the plan names no object to find for category {plans[i].category.value!r}")
-        for s in range(0, len(todo), self.batch_size):
-            chunk = todo[s : s + self.batch_size]
-            for i, finding in zip(chunk, self._forward([requests[i] for i in chunk], [phrases[i] for i in chunk]), strict=True):
-                out[i] = finding
-        return out
+    def find_phrase_boxes(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:
+        """``batch_size`` (image, phrase) pairs per forward pass."""
+        pairs = list(zip(requests, phrases, strict=True))
+        return [f for chunk in chunks(pairs, self.batch_size)
+                for f in self._forward([r for r, _ in chunk], [p for _, p in chunk])]
 
     @torch.no_grad()
     def _forward(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:

@@ -1,8 +1,8 @@
 """Per-category routing shared by the box + SAM maskers (``grounded_sam``, ``vlm_box``, ``sam3``).
 
-The two maskers differ only in where the boxes come from (Grounding DINO on a phrase, or
-the VLM's own box); everything else is here so the step-3 ablation compares them on equal
-terms:
+The maskers differ only in where the boxes come from (Grounding DINO on a phrase, the
+VLM's own box, or SAM 3, which also brings each box's mask); everything else is here so the
+step-3 ablation compares them on equal terms:
 
 * ``local`` / ``remove``: boxes for ``plan.object`` -> SAM -> union of the box masks ->
   the shared category policy (:mod:`iiie.maskers.policy`: shape, dilation; remove is
@@ -54,7 +54,7 @@ class BoxFinding:
 
 
 class BoxSamMasker(BaseMasker):
-    """Base class: subclasses implement :meth:`find_boxes` and :meth:`segmenter`."""
+    """Base class: subclasses implement :meth:`find_phrase_boxes` (or :meth:`find_boxes`) and :meth:`segmenter`."""
 
     name = "box_sam"
 
@@ -77,6 +77,23 @@ class BoxSamMasker(BaseMasker):
 
     # -- hooks -------------------------------------------------------------------------
     def find_boxes(self, requests: Sequence[EditRequest], plans: Sequence[Plan], phrases: Sequence[str]) -> list[BoxFinding]:
+        """Boxes for each sample's phrase. A phrase-prompted source (``grounded_sam``,
+        ``sam3``) implements only :meth:`find_phrase_boxes`: a sample whose plan names no
+        phrase gets its note here and is never sent to the model. A source that does not
+        read the phrase (``vlm_box``) overrides this method instead."""
+        out: list[BoxFinding | None] = [None] * len(requests)
+        todo = [i for i, p in enumerate(phrases) if p]
+        for i, p in enumerate(phrases):
+            if not p:
+                out[i] = BoxFinding(note=f"the plan names no object to find for category {plans[i].category.value!r}")
+        if todo:
+            found = self.find_phrase_boxes([requests[i] for i in todo], [phrases[i] for i in todo])
+            for i, finding in zip(todo, found, strict=True):
+                out[i] = finding
+        return out
+
+    def find_phrase_boxes(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:
+        """One :class:`BoxFinding` per (image, non-empty phrase), in order, batched as the source likes."""
         raise NotImplementedError
 
     def segmenter(self):

@@ -31,14 +31,12 @@ from pathlib import Path
 from iiie.devices import resolve_device, resolve_dtype
 from iiie.errors import IncompatibleComponentsError
 from iiie.maskers.detection import clamp_boxes
-from iiie.maskers.sam import build_segmenter
+from iiie.maskers.sam import HF_FILES, build_segmenter
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
 from iiie.types import Box, EditRequest, Plan
 from iiie.weights import MissingWeightsError, require_files
 
 NEEDS = "masker=vlm_box needs planner=vlm with planner.ground_objects=true"
-SAM_FILES = ["config.json", ("model.safetensors", "pytorch_model.bin"),
-             ("preprocessor_config.json", "processor_config.json")]
 
 
 def vlm_provenance(plan: Plan) -> dict | None:
@@ -68,7 +66,7 @@ def check_grounded(plan: Plan) -> None:
 def check_sam_weights(impl: str, path: str | None, config_key: str = "masker.sam") -> None:
     """Fail at build time, not at the first mask: the files ``build_segmenter`` will load."""
     if impl == "transformers":
-        require_files(path, SAM_FILES, config_key, hint="A local copy of facebook/sam-vit-huge (transformers layout).")
+        require_files(path, HF_FILES, config_key, hint="A local copy of facebook/sam-vit-huge (transformers layout).")
         return
     p = Path(str(path)).expanduser()
     if path is None or str(path) in ("", "None", "???") or not p.is_file():
