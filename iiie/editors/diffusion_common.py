@@ -222,6 +222,11 @@ def place(pipe: Any, device: torch.device, offload: str, config_key: str) -> Any
 SD15_FILES = ("model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
               "vae/config.json", "text_encoder/config.json", "tokenizer/vocab.json")
 
+#: What a FLUX.1 [dev]-family diffusers folder (Kontext, Fill) must hold.
+FLUX_FILES = ("model_index.json", "scheduler/scheduler_config.json", "transformer/config.json",
+              "vae/config.json", "text_encoder/config.json", "text_encoder_2/config.json",
+              "tokenizer/tokenizer_config.json", "tokenizer_2/tokenizer_config.json")
+
 
 def no_safety_checker() -> dict[str, Any]:
     """``from_pretrained`` arguments that load an SD1.5 pipeline without its NSFW safety

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from iiie.editors import diffusion_common as dc
 from iiie.editors.base import DiffusionEditor
-from iiie.editors.flux_kontext import FluxKontextEditor
 
 _HINT = ("FLUX.1 Kontext inpainting reads the black-forest-labs/FLUX.1-Kontext-dev folder in diffusers "
          "layout (gated; see README 'Weights'). For a CPU smoke run mount editor=tiny/flux_kontext_inpaint, "
@@ -26,7 +26,7 @@ class FluxKontextInpaintEditor(DiffusionEditor):
 
     name = "flux_kontext_inpaint"
     pipeline_class = "FluxKontextInpaintPipeline"
-    model_files = FluxKontextEditor.model_files
+    model_files = dc.FLUX_FILES  # the same folder as editor=flux_kontext
     hint = _HINT
     multiple = 16
     inpaint = True
