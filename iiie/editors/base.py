@@ -93,6 +93,12 @@ class DiffusionEditor(dc.SingleFromBatch):
         if self.inpaint:
             self._counts["prompt_fallbacks"] = 0
 
+    def checked_strength(self, strength: float) -> float:
+        """An img2img ``strength`` setting, checked (the inpainting editors take one)."""
+        if not 0.0 < float(strength) <= 1.0:
+            raise ValueError(f"{self.config_key}.strength must be in (0, 1], got {strength}")
+        return float(strength)
+
     # -- what a subclass states -------------------------------------------------------
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:
         """Pipeline arguments besides prompt/image/mask/generator/steps/size for ``n``

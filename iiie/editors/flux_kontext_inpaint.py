@@ -38,9 +38,8 @@ class FluxKontextInpaintEditor(DiffusionEditor):
                  offload: str = "none") -> None:
         super().__init__(model_path, steps, resolution, blur, batch_size, max_sequence_length,
                          device=device, dtype=dtype, config_key=config_key, offload=offload)
-        if not 0.0 < float(strength) <= 1.0:
-            raise ValueError(f"{config_key}.strength must be in (0, 1], got {strength}")
-        self.guidance_scale, self.strength, self.auto_resize = float(guidance_scale), float(strength), bool(auto_resize)
+        self.strength = self.checked_strength(strength)
+        self.guidance_scale, self.auto_resize = float(guidance_scale), bool(auto_resize)
 
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:
         w, h = size
