@@ -86,7 +86,7 @@ class InstructPix2PixEditor(DiffusionEditor):
                                               int(seeds[i]))
         return batch.done()
 
-    def _params(self, prompt: str, size, note: str | None = None) -> dict[str, Any]:
+    def _params(self, prompt: str, size) -> dict[str, Any]:  # its own record (no "pipeline" key)
         return {
             "prompt": prompt, "steps": self.steps, "guidance_scale": self.guidance_scale,
             "image_guidance_scale": self.image_guidance_scale, "resolution": list(size),
