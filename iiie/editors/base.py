@@ -10,7 +10,12 @@ module that states *what differs*:
   (how to get the weights, shown in the missing-folder error), ``multiple`` (16 for
   pipelines that pack 2x2 latent patches over an 8x VAE) and ``inpaint`` (True: the mask is
   given to the pipeline as ``mask_image`` and the prompt comes from the plan);
-* :meth:`call_kwargs` (its own pipeline arguments) and :meth:`settings` (what to record).
+* :meth:`call_kwargs` (its own pipeline arguments), :meth:`settings` (what to record) and
+  :meth:`load_kwargs` (extra ``from_pretrained`` arguments, e.g. no SD1.5 safety checker).
+
+Editors whose calls differ too much for the shared :meth:`~DiffusionEditor.edit_batch`
+(InstructPix2Pix, LEdits++) still take the construction checks and the once-per-process
+loader from here and override ``edit_batch`` only.
 
 The base then does the rest the same way for every editor: check the folder and settings at
 construction (errors name ``<config_key>.model_path``; the runner fills in the route),
@@ -32,11 +37,12 @@ from typing import Any
 from PIL import Image
 
 from iiie import masks as M
+from iiie import weights as W
 from iiie.devices import resolve_device, resolve_dtype
 from iiie.editors import diffusion_common as dc
 from iiie.planners.rules_prompts import REMOVE_PROMPT
 from iiie.types import Category, EditRequest, EditResult, MaskResult, Plan
-from iiie.weights import load_once, require_files
+from iiie.weights import require_files
 
 
 def _mentions(text: str, phrase: str) -> bool:
@@ -87,6 +93,12 @@ class DiffusionEditor(dc.SingleFromBatch):
         if self.inpaint:
             self._counts["prompt_fallbacks"] = 0
 
+    def checked_strength(self, strength: float) -> float:
+        """An img2img ``strength`` setting, checked (the inpainting editors take one)."""
+        if not 0.0 < float(strength) <= 1.0:
+            raise ValueError(f"{self.config_key}.strength must be in (0, 1], got {strength}")
+        return float(strength)
+
     # -- what a subclass states -------------------------------------------------------
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:
         """Pipeline arguments besides prompt/image/mask/generator/steps/size for ``n``
@@ -123,10 +135,14 @@ class DiffusionEditor(dc.SingleFromBatch):
                 return text.strip()
         return ""
 
+    def load_kwargs(self) -> dict[str, Any]:
+        """Extra ``from_pretrained`` arguments of this pipeline (default: none)."""
+        return {}
+
     def build_pipeline(self):
         """Load the pipeline from the folder (called once per process per key)."""
         cls = getattr(importlib.import_module("diffusers"), self.pipeline_class)
-        pipe = cls.from_pretrained(str(self.model_path), dtype=self.dtype,
+        pipe = cls.from_pretrained(str(self.model_path), dtype=self.dtype, **self.load_kwargs(),
                                    variant=dc.weight_variant(self.model_path))  # fp16-only folders
         pipe.set_progress_bar_config(disable=True)
         return dc.place(pipe, self.device, self.offload, self.config_key)
@@ -135,7 +151,8 @@ class DiffusionEditor(dc.SingleFromBatch):
     def pipeline(self):
         """The diffusers pipeline for (class, folder, device, dtype), built once per process."""
         key = (self.name, self.pipeline_class, str(self.model_path), str(self.device), str(self.dtype), self.offload)
-        return load_once(key, self.build_pipeline, label=self.name)
+        # Looked up on the module at call time, so a test patching ``weights.load_once`` sees it.
+        return W.load_once(key, self.build_pipeline, label=self.name)
 
     def edit_batch(self, requests: Sequence[EditRequest], plans: Sequence[Plan], masks: Sequence[MaskResult],
                    seeds: Sequence[int]) -> list[EditResult]:

@@ -218,6 +218,22 @@ def place(pipe: Any, device: torch.device, offload: str, config_key: str) -> Any
     return apply_offload(pipe, offload, device, f"{config_key}.offload")
 
 
+#: What an SD1.5-family diffusers folder (InstructPix2Pix, LEdits++ on SD1.5) must hold.
+SD15_FILES = ("model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
+              "vae/config.json", "text_encoder/config.json", "tokenizer/vocab.json")
+
+#: What a FLUX.1 [dev]-family diffusers folder (Kontext, Fill) must hold.
+FLUX_FILES = ("model_index.json", "scheduler/scheduler_config.json", "transformer/config.json",
+              "vae/config.json", "text_encoder/config.json", "text_encoder_2/config.json",
+              "tokenizer/tokenizer_config.json", "tokenizer_2/tokenizer_config.json")
+
+
+def no_safety_checker() -> dict[str, Any]:
+    """``from_pretrained`` arguments that load an SD1.5 pipeline without its NSFW safety
+    checker (the benchmark scores every output; the tiny folders have none)."""
+    return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+
 def weight_variant(folder: str | Path) -> str | None:
     """``"fp16"`` for folders published with only ``*.fp16.safetensors`` (diffusers needs
     ``variant="fp16"`` to find them), else ``None``."""

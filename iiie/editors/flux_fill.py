@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from iiie.editors import diffusion_common as dc
 from iiie.editors.base import DiffusionEditor
 
 _HINT = ("FLUX.1 Fill needs the black-forest-labs/FLUX.1-Fill-dev folder in diffusers layout "
@@ -27,9 +28,7 @@ class FluxFillEditor(DiffusionEditor):
 
     name = "flux_fill"
     pipeline_class = "FluxFillPipeline"
-    model_files = ("model_index.json", "scheduler/scheduler_config.json", "transformer/config.json",
-                   "vae/config.json", "text_encoder/config.json", "text_encoder_2/config.json",
-                   "tokenizer/tokenizer_config.json", "tokenizer_2/tokenizer_config.json")
+    model_files = dc.FLUX_FILES
     hint = _HINT
     multiple = 16  # 2x2 latent patches over an 8x VAE
     inpaint = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from iiie.editors import diffusion_common as dc
 from iiie.editors.base import DiffusionEditor
 
 _HINT = ("FLUX.1 Kontext needs the black-forest-labs/FLUX.1-Kontext-dev folder in diffusers layout "
@@ -25,9 +26,7 @@ class FluxKontextEditor(DiffusionEditor):
 
     name = "flux_kontext"
     pipeline_class = "FluxKontextPipeline"
-    model_files = ("model_index.json", "scheduler/scheduler_config.json", "transformer/config.json",
-                   "vae/config.json", "text_encoder/config.json", "text_encoder_2/config.json",
-                   "tokenizer/tokenizer_config.json", "tokenizer_2/tokenizer_config.json")
+    model_files = dc.FLUX_FILES
     hint = _HINT
     multiple = 16  # 2x2 latent patches over an 8x VAE
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from iiie.editors import diffusion_common as dc
 from iiie.editors.base import DiffusionEditor
-from iiie.editors.flux_kontext import FluxKontextEditor
 
 _HINT = ("FLUX.1 Kontext inpainting reads the black-forest-labs/FLUX.1-Kontext-dev folder in diffusers "
          "layout (gated; see README 'Weights'). For a CPU smoke run mount editor=tiny/flux_kontext_inpaint, "
@@ -26,7 +26,7 @@ class FluxKontextInpaintEditor(DiffusionEditor):
 
     name = "flux_kontext_inpaint"
     pipeline_class = "FluxKontextInpaintPipeline"
-    model_files = FluxKontextEditor.model_files
+    model_files = dc.FLUX_FILES  # the same folder as editor=flux_kontext
     hint = _HINT
     multiple = 16
     inpaint = True
@@ -38,9 +38,8 @@ class FluxKontextInpaintEditor(DiffusionEditor):
                  offload: str = "none") -> None:
         super().__init__(model_path, steps, resolution, blur, batch_size, max_sequence_length,
                          device=device, dtype=dtype, config_key=config_key, offload=offload)
-        if not 0.0 < float(strength) <= 1.0:
-            raise ValueError(f"{config_key}.strength must be in (0, 1], got {strength}")
-        self.guidance_scale, self.strength, self.auto_resize = float(guidance_scale), float(strength), bool(auto_resize)
+        self.strength = self.checked_strength(strength)
+        self.guidance_scale, self.auto_resize = float(guidance_scale), bool(auto_resize)
 
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:
         w, h = size

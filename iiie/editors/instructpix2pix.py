@@ -15,25 +15,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iiie.devices import resolve_device, resolve_dtype
 from iiie.editors import diffusion_common as dc
+from iiie.editors.base import DiffusionEditor
 from iiie.types import EditRequest, EditResult, MaskResult, Plan
-from iiie.weights import load_once, require_files
 
-MODEL_FILES = (
-    "model_index.json", "scheduler/scheduler_config.json", "unet/config.json", "vae/config.json",
-    "text_encoder/config.json", "tokenizer/vocab.json",
-)
+MODEL_FILES = dc.SD15_FILES
 _HINT = (
     "InstructPix2Pix needs the timbrooks/instruct-pix2pix folder in diffusers layout; see "
     "README 'Weights'. For a CPU smoke run use experiment=tiny."
 )
 
 
-class InstructPix2PixEditor(dc.SingleFromBatch):
-    """Edit with the instruction text through InstructPix2Pix."""
+class InstructPix2PixEditor(DiffusionEditor):
+    """Edit with the instruction text through InstructPix2Pix.
+
+    The folder checks and the once-per-process loader are :class:`DiffusionEditor`'s; the
+    call (two guidance scales, no size arguments) and the recorded params are its own."""
 
     name = "instructpix2pix"
+    pipeline_class = "StableDiffusionInstructPix2PixPipeline"
+    model_files = MODEL_FILES
+    hint = _HINT
 
     def __init__(
         self,
@@ -48,34 +50,12 @@ class InstructPix2PixEditor(dc.SingleFromBatch):
         offload: str = "none",
         config_key: str = "editor.<route>",  # the runner puts the mounted route in errors
     ) -> None:
-        self.model_path = require_files(model_path, MODEL_FILES, f"{config_key}.model_path", _HINT)
-        if int(steps) < 1:
-            raise ValueError(f"{config_key}.steps must be >= 1, got {steps}")
-        if int(resolution) < 8:
-            raise ValueError(f"{config_key}.resolution must be >= 8, got {resolution}")
-        self.steps, self.resolution, self.blur = int(steps), int(resolution), int(blur)
+        super().__init__(model_path, steps, resolution, blur, device=device, dtype=dtype,
+                         config_key=config_key, offload=offload)
         self.guidance_scale, self.image_guidance_scale = float(guidance_scale), float(image_guidance_scale)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.offload = dc.check_placement(self.device, offload, config_key)
-        self.config_key = config_key
-        self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0}
 
-    def pipeline(self):
-        """The diffusers pipeline for (folder, device, dtype), built once per process."""
-        from diffusers import StableDiffusionInstructPix2PixPipeline
-
-        def build():
-            pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
-                str(self.model_path), dtype=self.dtype, safety_checker=None,
-                feature_extractor=None, requires_safety_checker=False,
-                variant=dc.weight_variant(self.model_path),
-            )
-            pipe.set_progress_bar_config(disable=True)
-            return dc.place(pipe, self.device, self.offload, self.config_key)
-
-        key = ("instructpix2pix", str(self.model_path), str(self.device), str(self.dtype), self.offload)
-        return load_once(key, build, label="instructpix2pix")
+    def load_kwargs(self) -> dict[str, Any]:
+        return dc.no_safety_checker()
 
     def edit_batch(
         self,
@@ -106,17 +86,13 @@ class InstructPix2PixEditor(dc.SingleFromBatch):
                                               int(seeds[i]))
         return batch.done()
 
-    def _params(self, prompt: str, size) -> dict[str, Any]:
+    def _params(self, prompt: str, size) -> dict[str, Any]:  # its own record (no "pipeline" key)
         return {
             "prompt": prompt, "steps": self.steps, "guidance_scale": self.guidance_scale,
             "image_guidance_scale": self.image_guidance_scale, "resolution": list(size),
             "blur": self.blur, "model": Path(self.model_path).name,
             "dtype": dc.dtype_name(self.dtype),
         }
-
-    def stats(self) -> dict[str, Any]:
-        """Counters for the run manifest."""
-        return {**self._counts, "loads": dc.load_counts("instructpix2pix")}
 
 
 __all__ = ["InstructPix2PixEditor"]

@@ -12,13 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iiie.devices import resolve_device, resolve_dtype
 from iiie.editors import diffusion_common as dc
+from iiie.editors.base import DiffusionEditor
 from iiie.types import Category, EditRequest, EditResult, MaskResult, Plan
-from iiie.weights import load_once, require_files
 
-MODEL_FILES = ("model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
-               "vae/config.json", "text_encoder/config.json", "tokenizer/vocab.json")
+MODEL_FILES = dc.SD15_FILES
 _HINT = "LEdits++ needs a Stable Diffusion 1.5 folder in diffusers layout; see README 'Weights'."
 
 
@@ -29,39 +27,29 @@ def edit_concept(plan: Plan, instruction: str) -> tuple[str, bool]:
     return (plan.target_prompt or plan.target_caption or instruction), False
 
 
-class LEditsPPEditor(dc.SingleFromBatch):
-    """Invert then edit with the plan's concept."""
+class LEditsPPEditor(DiffusionEditor):
+    """Invert then edit with the plan's concept.
+
+    The folder checks and the once-per-process loader are :class:`DiffusionEditor`'s; the
+    invert-then-edit call, one image at a time, is its own."""
 
     name = "ledits_pp"
+    pipeline_class = "LEditsPPPipelineStableDiffusion"
+    model_files = MODEL_FILES
+    hint = _HINT
 
     def __init__(self, model_path: str, steps: int = 50, skip: float = 0.2, edit_guidance_scale: float = 10.0,
                  edit_threshold: float = 0.9, resolution: int = 512, device: str = "auto", dtype: str = "float32",
                  offload: str = "none", config_key: str = "editor.<route>") -> None:
-        self.model_path = require_files(model_path, MODEL_FILES, f"{config_key}.model_path", _HINT)
-        if int(steps) < 1 or int(resolution) < 8:
+        if int(steps) < 1 or int(resolution) < 8:  # checked first: its message predates the base's
             raise ValueError(f"{config_key}: steps must be >= 1 and resolution >= 8")
-        self.steps, self.skip, self.resolution = int(steps), float(skip), int(resolution)
+        super().__init__(model_path, steps, resolution, device=device, dtype=dtype, config_key=config_key,
+                         offload=offload)
+        self.skip = float(skip)
         self.edit_guidance_scale, self.edit_threshold = float(edit_guidance_scale), float(edit_threshold)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.offload = dc.check_placement(self.device, offload, config_key)
-        self.config_key = config_key
-        self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0}
 
-    def pipeline(self):
-        """Built once per (folder, device, dtype)."""
-        from diffusers import LEditsPPPipelineStableDiffusion
-
-        def build():
-            pipe = LEditsPPPipelineStableDiffusion.from_pretrained(
-                str(self.model_path), dtype=self.dtype, safety_checker=None, feature_extractor=None,
-                requires_safety_checker=False, variant=dc.weight_variant(self.model_path))
-            pipe.set_progress_bar_config(disable=True)
-            return dc.place(pipe, self.device, self.offload, self.config_key)
-
-        key = ("ledits_pp", str(self.model_path), str(self.device), str(self.dtype), self.offload)
-        return load_once(key, build,
-                         label="ledits_pp")
+    def load_kwargs(self) -> dict[str, Any]:
+        return dc.no_safety_checker()
 
     def edit_batch(self, requests: Sequence[EditRequest], plans: Sequence[Plan], masks: Sequence[MaskResult],
                    seeds: Sequence[int]) -> list[EditResult]:
@@ -86,6 +74,3 @@ class LEditsPPEditor(dc.SingleFromBatch):
                           "resolution": list(size), "model": Path(self.model_path).name}
                 batch.results[i] = EditResult(image, self.name, params, int(seeds[i]))
         return batch.done()
-
-    def stats(self) -> dict[str, Any]:
-        return {**self._counts, "loads": dc.load_counts("ledits_pp")}

@@ -22,6 +22,22 @@ _HINT = ("Qwen-Image-Edit needs the Qwen/Qwen-Image-Edit folder in diffusers lay
          "whose folder iiie.tiny_weights.qwen_image_edit.ensure(<paths.cache>/tiny) writes.")
 
 
+def true_cfg(true_cfg_scale: float, negative_prompt: str, config_key: str) -> tuple[float, str]:
+    """(scale, negative prompt), checked: Qwen-Image's true CFG needs a negative prompt."""
+    if float(true_cfg_scale) > 1 and not negative_prompt:
+        raise ValueError(f"{config_key}.negative_prompt must be non-empty when true_cfg_scale > 1 "
+                         f"(the pipeline silently skips guidance without one); the model card uses ' '")
+    return float(true_cfg_scale), str(negative_prompt or "")
+
+
+def true_cfg_kwargs(true_cfg_scale: float, negative_prompt: str, n: int) -> dict[str, Any]:
+    """The pipeline's true-CFG arguments for ``n`` prompts (the negative one only with CFG)."""
+    kw: dict[str, Any] = {"true_cfg_scale": true_cfg_scale}
+    if true_cfg_scale > 1:
+        kw["negative_prompt"] = [negative_prompt] * n  # one per prompt, as the batch
+    return kw
+
+
 class QwenImageEditEditor(DiffusionEditor):
     """Edit with the instruction text through Qwen-Image-Edit."""
 
@@ -39,17 +55,11 @@ class QwenImageEditEditor(DiffusionEditor):
                  offload: str = "none") -> None:
         super().__init__(model_path, steps, resolution, blur, max_sequence_length=max_sequence_length,
                          device=device, dtype=dtype, config_key=config_key, offload=offload)
-        if float(true_cfg_scale) > 1 and not negative_prompt:
-            raise ValueError(f"{config_key}.negative_prompt must be non-empty when true_cfg_scale > 1 "
-                             f"(the pipeline silently skips guidance without one); the model card uses ' '")
-        self.true_cfg_scale, self.negative_prompt = float(true_cfg_scale), str(negative_prompt or "")
+        self.true_cfg_scale, self.negative_prompt = true_cfg(true_cfg_scale, negative_prompt, config_key)
 
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:
         w, h = size
-        kw: dict[str, Any] = {"height": h, "width": w, "true_cfg_scale": self.true_cfg_scale}
-        if self.true_cfg_scale > 1:
-            kw["negative_prompt"] = [self.negative_prompt] * n  # one per prompt, as the batch
-        return kw
+        return {"height": h, "width": w, **true_cfg_kwargs(self.true_cfg_scale, self.negative_prompt, n)}
 
     def condition_image(self, source: Image.Image, model_image: Image.Image) -> Image.Image:
         return source

@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from iiie.editors.base import DiffusionEditor
-from iiie.editors.qwen_image_edit import QwenImageEditEditor
+from iiie.editors.qwen_image_edit import QwenImageEditEditor, true_cfg, true_cfg_kwargs
 
 _HINT = ("Qwen-Image-Edit inpainting reads the Qwen/Qwen-Image-Edit folder in diffusers layout; see README "
          "'Weights'. For a CPU smoke run mount editor=tiny/qwen_image_edit_inpaint, whose folder "
@@ -40,19 +40,11 @@ class QwenImageEditInpaintEditor(DiffusionEditor):
                  offload: str = "none") -> None:
         super().__init__(model_path, steps, resolution, blur, batch_size, max_sequence_length,
                          device=device, dtype=dtype, config_key=config_key, offload=offload)
-        if float(true_cfg_scale) > 1 and not negative_prompt:
-            raise ValueError(f"{config_key}.negative_prompt must be non-empty when true_cfg_scale > 1 "
-                             f"(the pipeline silently skips guidance without one); the model card uses ' '")
-        if not 0.0 < float(strength) <= 1.0:
-            raise ValueError(f"{config_key}.strength must be in (0, 1], got {strength}")
-        self.true_cfg_scale, self.strength = float(true_cfg_scale), float(strength)
-        self.negative_prompt = str(negative_prompt or "")
+        self.true_cfg_scale, self.negative_prompt = true_cfg(true_cfg_scale, negative_prompt, config_key)
+        self.strength = self.checked_strength(strength)
 
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:
-        kw: dict[str, Any] = {"true_cfg_scale": self.true_cfg_scale, "strength": self.strength}
-        if self.true_cfg_scale > 1:
-            kw["negative_prompt"] = [self.negative_prompt] * n
-        return kw
+        return {**true_cfg_kwargs(self.true_cfg_scale, self.negative_prompt, n), "strength": self.strength}
 
     def condition_image(self, source: Image.Image, model_image: Image.Image) -> Image.Image:
         return model_image  # the mask is at model resolution, so the image must be too

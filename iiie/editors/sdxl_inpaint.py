@@ -38,9 +38,7 @@ class SDXLInpaintEditor(DiffusionEditor):
                  offload: str = "none") -> None:
         super().__init__(model_path, steps, resolution, blur, batch_size, device=device, dtype=dtype,
                          config_key=config_key, offload=offload)
-        if not 0.0 < float(strength) <= 1.0:
-            raise ValueError(f"{config_key}.strength must be in (0, 1], got {strength}")
-        self.guidance_scale, self.strength = float(guidance_scale), float(strength)
+        self.guidance_scale, self.strength = float(guidance_scale), self.checked_strength(strength)
         self.negative_prompt = str(negative_prompt or "")
 
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:
