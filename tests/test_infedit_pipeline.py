@@ -44,7 +44,9 @@ def _call(pipe, image=None, settings=FAST, seed=0, **kw):
                 generator=torch.Generator().manual_seed(seed), **kw)
 
 
-def test_loads_the_official_layout_without_its_safety_checker(tiny_lcm, pipe):
+def test_loads_the_official_layout_without_its_safety_checker(tiny_lcm, pipe, tmp_path):
+    import shutil
+
     from diffusers import LatentConsistencyModelPipeline
 
     index = json.loads((tiny_lcm / "model_index.json").read_text())
@@ -55,6 +57,12 @@ def test_loads_the_official_layout_without_its_safety_checker(tiny_lcm, pipe):
     assert isinstance(pipe, DiffusionPipeline)
     assert sorted(pipe.components) == ["scheduler", "text_encoder", "tokenizer", "unet", "vae"]
     assert pipe._execution_device == torch.device("cpu") and pipe.dtype == torch.float32
+    # as conf/weights.yaml downloads it: model_index.json names a safety checker that is absent
+    shutil.copytree(tiny_lcm, tmp_path / "download", ignore=shutil.ignore_patterns("safety_checker",
+                                                                                    "feature_extractor"))
+    assert not (tmp_path / "download" / "safety_checker").exists()
+    downloaded = InfEditPipeline.from_pretrained(tmp_path / "download")
+    assert sorted(downloaded.components) == sorted(pipe.components)
 
 
 def test_save_pretrained_round_trip_gives_the_same_edit(pipe, tmp_path):

@@ -109,7 +109,6 @@ class InfEditNoise:
     steps: list[torch.Tensor] = field(default_factory=list)
 
 
-
 @dataclass
 class InfEditPipelineOutput(BaseOutput):
     """What one call returns, per sample of the batch.
