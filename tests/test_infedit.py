@@ -41,18 +41,21 @@ def tiny_lcm(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def pipe(tiny_lcm) -> InfEditPipeline:
-    return InfEditPipeline.from_pretrained(tiny_lcm)
+    pipe = InfEditPipeline.from_pretrained(tiny_lcm)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def _image(h=64, w=48, seed=0) -> torch.Tensor:
+    """A random (1, 3, h, w) image in [0, 1] (diffusers' range for tensors)."""
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(1, 3, h, w, generator=g) * 2 - 1
+    return torch.rand(1, 3, h, w, generator=g)
 
 
 def _run(pipe, settings, src=SRC, tgt=TGT, seed=0, image=None, **kw):
     trace: dict = {}
-    out = pipe.edit(_image() if image is None else image, src, tgt, settings,
-                    generator=torch.Generator().manual_seed(seed), trace=trace, **kw)
+    out = pipe(_image() if image is None else image, src, tgt, settings,
+               generator=torch.Generator().manual_seed(seed), trace=trace, output_type="pt", **kw)
     return out, trace
 
 
@@ -236,10 +239,10 @@ def test_control_off_equals_plain_ddcm_with_stock_attention(pipe, one_thread):
         assert torch.equal(t_zero[f"step{k}.pred_x0_t"], t_plain[f"step{k}.pred_x0_t"]), f"step {k}"
         torch.testing.assert_close(t_zero[f"step{k}.pred_x0_t"], t_sdpa[f"step{k}.pred_x0_t"],
                                    atol=1e-4, rtol=1e-4)
-    assert torch.equal(out_zero.image, out_plain.image)
+    assert torch.equal(out_zero.images, out_plain.images)
     # and control on (defaults) really changes the result
     out_on, _ = _run(pipe, InfEditSettings(num_inference_steps=4))
-    assert (out_on.image - out_plain.image).abs().max() > 1e-3
+    assert (out_on.images - out_plain.images).abs().max() > 1e-3
 
 
 def test_blend_keeps_masked_out_latents_from_source_and_mutual(pipe):
@@ -285,7 +288,7 @@ def test_replacement_variants_differ_and_are_validated(pipe):
     s = InfEditSettings(num_inference_steps=4, cross_replace_steps=1.0, self_replace_steps=0.0)
     a, _ = _run(pipe, s)
     b, _ = _run(pipe, replace(s, replace_with="mutual"))
-    assert (a.image - b.image).abs().max() > 1e-4
+    assert (a.images - b.images).abs().max() > 1e-4
     with pytest.raises(ValueError, match="replace_with"):
         UnifiedAttentionControl(mapper=torch.arange(77), alphas=torch.ones(77), num_steps=4,
                                 replace_with="target")
@@ -295,10 +298,10 @@ def test_replacement_variants_differ_and_are_validated(pipe):
 def test_blend_works_at_any_size(pipe, hw):
     s = InfEditSettings(num_inference_steps=3, local="dog", mutual="table")
     out, trace = _run(pipe, s, image=_image(*hw))
-    assert out.image.shape[-2:] == hw
+    assert out.images.shape[-2:] == hw
     lat = (hw[0] // 8, hw[1] // 8)
     assert trace["step1.blend.mask_e"].shape[-2:] == lat
-    assert torch.isfinite(out.image).all()
+    assert torch.isfinite(out.images).all()
 
 
 def test_denoise_model_strength_and_single_step(pipe):
@@ -311,7 +314,7 @@ def test_denoise_model_strength_and_single_step(pipe):
     a0 = pipe.scheduler.alphas_cumprod[int(trace["timesteps"][0])]
     torch.testing.assert_close(trace["step0.x_t_in"], a0.sqrt() * x0 + (1 - a0).sqrt() * noise)
     one, _ = _run(pipe, InfEditSettings(num_inference_steps=1))
-    assert torch.isfinite(one.image).all()
+    assert torch.isfinite(one.images).all()
 
 
 def test_seeded_runs_repeat_and_settings_are_checked(pipe):
@@ -319,14 +322,14 @@ def test_seeded_runs_repeat_and_settings_are_checked(pipe):
     a, _ = _run(pipe, s, seed=3)
     b, _ = _run(pipe, s, seed=3)
     c, _ = _run(pipe, s, seed=4)
-    assert torch.equal(a.image, b.image)
-    assert not torch.equal(a.image, c.image)
+    assert torch.equal(a.images, b.images)
+    assert not torch.equal(a.images, c.images)
     with pytest.raises(ValueError, match="eta"):
         InfEditSettings(eta=1.5)
     with pytest.raises(ValueError, match="unknown"):
         InfEditSettings.from_dict({"stepz": 3})
     with pytest.raises(ValueError, match="multiple"):
-        pipe.edit(_image(60, 48), SRC, TGT, s)
+        pipe(_image(60, 48), SRC, TGT, s)
 
 
 def test_fast_self_attention_matches_explicit(pipe):
@@ -334,15 +337,16 @@ def test_fast_self_attention_matches_explicit(pipe):
     a, ta = _run(pipe, s)
     b, tb = _run(pipe, replace(s, fast_self_attention=True))
     torch.testing.assert_close(tb["step0.e_t"], ta["step0.e_t"], atol=1e-4, rtol=1e-4)
-    assert (a.image - b.image).abs().max() < 1e-2
+    assert (a.images - b.images).abs().max() < 1e-2
 
 
 def test_half_precision_runs(tiny_lcm):
     """dtype handling (scheduler tables stay float32) in a reduced precision, on the CPU."""
     half = InfEditPipeline.from_pretrained(tiny_lcm, dtype=torch.bfloat16)
+    half.set_progress_bar_config(disable=True)
     out, trace = _run(half, InfEditSettings(num_inference_steps=2, local="dog", mutual="table"))
-    assert out.image.dtype == torch.bfloat16 and trace["step1.x_t_next"].dtype == torch.bfloat16
-    assert torch.isfinite(out.image.float()).all()
+    assert out.images.dtype == torch.bfloat16 and trace["step1.x_t_next"].dtype == torch.bfloat16
+    assert torch.isfinite(out.images.float()).all()
 
 
 def test_batch_equals_single_runs(pipe, one_thread):
@@ -356,14 +360,14 @@ def test_batch_equals_single_runs(pipe, one_thread):
     ]
     images = torch.cat([_image(seed=k) for k in range(3)])
     alignments = [pipe.align(a, b, lo, mu) for a, b, lo, mu, _ in jobs]
-    batch = pipe.edit_batch(images, [j[0] for j in jobs], [j[1] for j in jobs], s,
-                            generators=[torch.Generator().manual_seed(j[4]) for j in jobs],
-                            alignments=alignments)
+    batch = pipe(images, [j[0] for j in jobs], [j[1] for j in jobs], s,
+                 generator=[torch.Generator().manual_seed(j[4]) for j in jobs],
+                 alignments=alignments, output_type="pt")
     for k, (a, b, lo, mu, seed) in enumerate(jobs):
         single, _ = _run(pipe, replace(s, local=lo, mutual=mu), src=a, tgt=b, seed=seed,
                          image=images[k:k + 1])
         torch.testing.assert_close(batch.pred_x0[k:k + 1], single.pred_x0, atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(batch.image[k:k + 1], single.image, atol=1e-3, rtol=0)
+        torch.testing.assert_close(batch.images[k:k + 1], single.images, atol=1e-3, rtol=0)
 
 
 def test_blend_layers_are_the_references_at_sd15_proportions():

@@ -123,3 +123,54 @@ def test_blend_words_from_plan_and_bad_mutual_word_fall_back(tiny_root):
     res = bad.edit(req, plan, mask, 0)
     assert res.params["settings"]["mutual"] == ""
     assert any("dropped" in n for n in res.params["notes"])
+
+
+#: Settings of the recorded cases (tests/data/infedit_editor_main.npz, written by the editor
+#: before InfEditPipeline became a DiffusionPipeline, one thread).
+RECORDED = {
+    "default2": {"num_inference_steps": 2},
+    "blend4": {"num_inference_steps": 4, "local": "winter", "mutual": "table", "thresh_e": 0.3,
+               "thresh_m": 0.3},
+}
+
+
+def test_results_equal_those_recorded_before_the_pipeline_refactor(tiny_root):
+    """Three samples (two of one size in one UNet batch, one alone) against the pixels the
+    editor gave before; at most one grey level apart in a few pixels (batched convolutions
+    now see the image processor's memory layout, the one the reference recorded with)."""
+    import torch
+
+    ref = np.load(Path(__file__).parent / "data" / "infedit_editor_main.npz")
+    reqs = [EditRequest("a", _image(70, 50, 0), "make it winter"), EditRequest("b", _image(33, 61, 1), "x"),
+            EditRequest("c", _image(70, 50, 2), "y")]
+    plan = Plan(Category.GLOBAL, source_caption="a photo of a cat on the table",
+                target_caption="a photo of a cat on the table in winter")
+    masks = [MaskResult(np.ones((r.image.height, r.image.width), bool)) for r in reqs]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name, settings in RECORDED.items():
+            editor = InfEditEditor(str(tiny_root / "LCM_Dreamshaper_v7"), settings=settings, resolution=64,
+                                   device="cpu")
+            for j, res in enumerate(editor.edit_batch(reqs, [plan] * 3, masks, [0, 1, 2])):
+                diff = np.abs(np.asarray(res.image, np.int16) - ref[f"{name}_{j}"].astype(np.int16))
+                assert diff.max() <= 1 and (diff > 0).mean() < 0.005, (name, j, diff.max(), (diff > 0).mean())
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_channels_last_is_applied_once_and_keeps_results(tiny_root):
+    import torch
+
+    path = str(tiny_root / "LCM_Dreamshaper_v7")
+    req, plan, mask = _sample()
+    weights.clear_loaded()
+    plain = InfEditEditor(path, settings=FAST, resolution=32, device="cpu").edit(req, plan, mask, 0)
+    weights.clear_loaded()
+    editor = InfEditEditor(path, settings=FAST, resolution=32, device="cpu", channels_last=True)
+    fast = editor.edit(req, plan, mask, 0)
+    conv = editor.pipeline().unet.conv_in.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    diff = np.abs(np.asarray(fast.image, np.int16) - np.asarray(plain.image, np.int16))
+    assert diff.max() <= 2
+    weights.clear_loaded()

@@ -18,7 +18,11 @@ Settings (``settings`` in config) are the fields of
 :class:`iiie.models.infedit.InfEditSettings`; ``conf/editor/infedit.yaml`` holds the
 reference app's defaults and ``conf/editor/infedit_piebench.yaml`` the reference's PIE-Bench
 script settings. The model folder is an LCM SD1.5 folder (``SimianLuo/LCM_Dreamshaper_v7``
-layout), loaded once per process.
+layout), loaded once per process with diffusers' ``from_pretrained`` (fp16-only folders with
+``variant="fp16"``) and placed like the other diffusion editors' pipelines (``offload``:
+diffusers' hooks, freed by the pipeline at the end of each call); ``compile`` /
+``channels_last`` are the opt-in speed switches of
+:func:`iiie.editors.diffusion_common.speed_options`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from iiie.devices import resolve_device, resolve_dtype
 from iiie.editors import diffusion_common as dc
@@ -59,6 +62,8 @@ class InfEditEditor(dc.SingleFromBatch):
         device: str = "auto",
         dtype: str = "float32",
         offload: str = "none",
+        compile: bool = False,
+        channels_last: bool = False,
         config_key: str = "editor.<route>",  # the runner puts the mounted route in errors
     ) -> None:
         from iiie.models.infedit import MODEL_FILES, InfEditSettings
@@ -86,20 +91,27 @@ class InfEditEditor(dc.SingleFromBatch):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.offload = dc.check_placement(self.device, offload, config_key)
+        #: runtime.compile / runtime.channels_last: speed only (results equal up to float
+        #: rounding), so like ``offload`` they are neither in the params nor in the load key.
+        self.compile, self.channels_last = bool(compile), bool(channels_last)
         self.config_key = config_key
         self._counts = {"samples": 0, "model_batches": 0, "caption_fallbacks": 0, "empty_masks": 0,
                         "blend_words_dropped": 0}
 
     def pipeline(self):
-        """The InfEdit pipeline for (folder, device, dtype), built once per process."""
+        """The InfEdit pipeline for (folder, device, dtype, offload), built once per process:
+        loaded in host memory, placed on the device or given diffusers' offload hooks, then
+        the speed switches applied once (a pipeline shared by several editors gets those of
+        the editor that built it)."""
         from iiie.models.infedit import InfEditPipeline
 
         def build():
-            from iiie.offload import apply_offload, load_device
-
-            pipe = InfEditPipeline.from_pretrained(self.model_path, load_device(self.device, self.offload),
-                                                   self.dtype, variant=dc.weight_variant(self.model_path))
-            return apply_offload(pipe, self.offload, self.device, f"{self.config_key}.offload")
+            pipe = InfEditPipeline.from_pretrained(str(self.model_path), dtype=self.dtype,
+                                                   variant=dc.weight_variant(self.model_path))
+            pipe.set_progress_bar_config(disable=True)
+            pipe = dc.place(pipe, self.device, self.offload, self.config_key)
+            dc.speed_options(pipe, channels_last=self.channels_last, compile=self.compile)
+            return pipe
 
         key = ("infedit", str(self.model_path), str(self.device), str(self.dtype), self.offload)
         return load_once(key, build, label="infedit")
@@ -167,17 +179,17 @@ class InfEditEditor(dc.SingleFromBatch):
                     job["alignment"] = pipe.align(job["source"], job["target"], local, mutual)
             job["settings"] = replace(self.settings, local=local, mutual=mutual)
         for size, chunk in batch.groups(self.batch_size):
-            images = torch.cat([self._to_tensor(batch.inputs[k].image) for k in chunk])
-            out = pipe.edit_batch(
-                images, [jobs[k]["source"] for k in chunk], [jobs[k]["target"] for k in chunk],
-                self.settings, generators=batch.generators(seeds, chunk),
-                alignments=[jobs[k].get("alignment") for k in chunk],
+            # the pipeline frees its offload hooks itself at the end of the call
+            out = pipe(
+                [batch.inputs[k].image for k in chunk],
+                [jobs[k]["source"] for k in chunk], [jobs[k]["target"] for k in chunk],
+                self.settings, generator=batch.generators(seeds, chunk),
+                alignments=[jobs[k].get("alignment") for k in chunk], output_type="pil",
             )
-            pipe.maybe_free_model_hooks()  # runtime.offload=model: weights back to host memory
             self._counts["model_batches"] += 1
             for j, k in enumerate(chunk):
                 i = batch.todo[k]
-                edited = self._to_pil(out.image[j:j + 1])
+                edited = out.images[j]
                 mask = np.asarray(masks[i].mask, bool)
                 if mask.all():  # the global route: the whole image is the edit
                     final = edited.resize(requests[i].image.size, _bicubic())
@@ -188,18 +200,6 @@ class InfEditEditor(dc.SingleFromBatch):
                                       job["notes"] + out.notes[j])
                 batch.results[i] = EditResult(final, self.name, params, int(seeds[i]))
         return batch.done()
-
-    @staticmethod
-    def _to_tensor(image) -> torch.Tensor:
-        arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-        return torch.from_numpy(arr).permute(2, 0, 1)[None] * 2.0 - 1.0
-
-    @staticmethod
-    def _to_pil(image: torch.Tensor):
-        from PIL import Image
-
-        arr = image[0].permute(1, 2, 0).float().cpu().numpy()
-        return Image.fromarray((arr * 255).round().astype(np.uint8))
 
     def _params(self, source, target, settings, size, notes) -> dict[str, Any]:
         from dataclasses import asdict

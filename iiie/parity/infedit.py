@@ -182,8 +182,8 @@ def _compare_pred_x0(report: Report, name: str, ours, ref, tol: float, how: str)
                    "; beyond the bound propagated from x and eps: a real difference, not rounding")
 
 
-def run_one(pipe, name: str, meta: dict, inputs: dict, golden_dir: Path, image: torch.Tensor,
-            report: Report) -> None:
+def run_one(pipe, name: str, meta: dict, inputs: dict, golden_dir: Path, image: Image.Image,
+            report: Report) -> dict[str, torch.Tensor]:
     from iiie.models.infedit import InfEditNoise
 
     path = golden_dir / f"{name}.safetensors"
@@ -197,8 +197,8 @@ def run_one(pipe, name: str, meta: dict, inputs: dict, golden_dir: Path, image: 
                                       f"{', '.join(absent[:4])}{' ...' if len(absent) > 4 else ''}")
     ties = _MaskTies(golden)
     trace: dict[str, torch.Tensor] = {}
-    pipe.edit(image, meta["source_prompt"], meta["target_prompt"], _settings(meta), noise=noise,
-              trace=trace, mask_hook=ties)
+    pipe(image, meta["source_prompt"], meta["target_prompt"], _settings(meta), noise=noise,
+         trace=trace, mask_hook=ties, output_type="pt")
     TIE_TOTALS[name] = sum(ties.ties.values())
     if out_path.exists():
         golden = dict(golden)
@@ -300,8 +300,6 @@ def _main(argv: list[str] | None) -> int:
     add_skip_flags(parser, SECTIONS)
     args = parser.parse_args(argv)
 
-    from diffusers.image_processor import VaeImageProcessor
-
     from iiie.models.infedit import InfEditPipeline
 
     TIE_TOTALS.clear()
@@ -327,6 +325,7 @@ def _main(argv: list[str] | None) -> int:
     if meta_all.get("deterministic_algorithms"):
         torch.use_deterministic_algorithms(True, warn_only=True)
     pipe = InfEditPipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
     report = Report(f"InfEdit parity vs {golden_dir}")
     first = True
     if args.skip_modules:
@@ -337,8 +336,7 @@ def _main(argv: list[str] | None) -> int:
     runs = _runs_to_replay(golden_dir, meta_all["runs"], args, report)
     if runs:
         inputs = load_file(str(golden_dir / "inputs.safetensors"))
-        pil = Image.open(golden_dir / "image_source.png").convert("RGB")
-        image = VaeImageProcessor(vae_scale_factor=pipe.latent_factor).preprocess(pil)
+        image = Image.open(golden_dir / "image_source.png").convert("RGB")
     for name in runs:
         meta = meta_all["runs"][name]
         trace = run_one(pipe, name, meta, inputs, golden_dir, image, report)

@@ -2,7 +2,10 @@
 
 ``ensure(root)`` writes ``root/LCM_Dreamshaper_v7/`` laid out like
 ``SimianLuo/LCM_Dreamshaper_v7`` (unet with ``time_cond_proj_dim``, vae, text_encoder,
-tokenizer, LCMScheduler config, model_index.json), which InfEdit loads.
+tokenizer, LCMScheduler config, safety_checker, feature_extractor and the official
+model_index.json naming ``LatentConsistencyModelPipeline``), which InfEdit loads with
+diffusers' ``from_pretrained`` (leaving the safety checker out) and diffusers' own LCM
+pipeline loads too.
 
 ``ensure_instructpix2pix(root)`` writes ``root/instruct-pix2pix/`` laid out like
 ``timbrooks/instruct-pix2pix`` (8-input-channel UNet, EulerAncestral scheduler), which
@@ -33,6 +36,22 @@ from iiie.tiny_weights.sd15 import (
 
 LCM_FOLDER = "LCM_Dreamshaper_v7"
 IP2P_FOLDER = "instruct-pix2pix"
+#: Bumped when the LCM folder's content changes (2: safety_checker, feature_extractor and the
+#: official model_index.json), so folders written by an older writer are rebuilt.
+LCM_VERSION = 2
+
+#: ``model_index.json`` of ``SimianLuo/LCM_Dreamshaper_v7``.
+LCM_MODEL_INDEX = {
+    "_class_name": "LatentConsistencyModelPipeline",
+    "feature_extractor": ["transformers", "CLIPImageProcessor"],
+    "requires_safety_checker": True,
+    "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+    "scheduler": ["diffusers", "LCMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+}
 
 
 def _text_encoder(folder: Path, vocab_size: int) -> None:
@@ -71,8 +90,22 @@ def write_tiny_lcm_sd15(folder: Path, seed: int = 0) -> None:
         timestep_spacing="leading", timestep_scaling=10.0, prediction_type="epsilon",
         clip_sample=False,
     ).save_pretrained(folder / "scheduler")
-    (folder / "model_index.json").write_text(
-        json.dumps(model_index("LatentConsistencyModelPipeline", "LCMScheduler"), indent=2))
+    _safety_checker(folder)  # last: the components above keep their random draws
+    (folder / "model_index.json").write_text(json.dumps(LCM_MODEL_INDEX, indent=2))
+
+
+def _safety_checker(folder: Path) -> None:
+    """A tiny ``StableDiffusionSafetyChecker`` and its ``CLIPImageProcessor``, so the folder
+    has every component its model_index.json names (InfEdit does not load them)."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    tiny = {"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}
+    config = CLIPConfig(text_config=tiny, vision_config={**tiny, "image_size": 32, "patch_size": 8},
+                        projection_dim=8)
+    StableDiffusionSafetyChecker(config).save_pretrained(folder / "safety_checker")
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        folder / "feature_extractor")
 
 
 def write_tiny_instructpix2pix(folder: Path, seed: int = 0) -> None:
@@ -95,7 +128,7 @@ def write_tiny_instructpix2pix(folder: Path, seed: int = 0) -> None:
 
 def ensure(root: str | os.PathLike) -> Path:
     """Write ``root/LCM_Dreamshaper_v7`` (tiny, random) if missing; return its path."""
-    return ensure_folder(root, LCM_FOLDER, write_tiny_lcm_sd15)
+    return ensure_folder(root, LCM_FOLDER, write_tiny_lcm_sd15, version=LCM_VERSION)
 
 
 def ensure_instructpix2pix(root: str | os.PathLike) -> Path:

@@ -8,13 +8,13 @@ from iiie.models.infedit.ddcm import ddcm_step
 from iiie.models.infedit.pipeline import (
     MODEL_FILES,
     InfEditNoise,
-    InfEditOutput,
     InfEditPipeline,
+    InfEditPipelineOutput,
     InfEditSettings,
 )
 
 __all__ = [
-    "MODEL_FILES", "AlignmentError", "InfEditNoise", "InfEditOutput", "InfEditPipeline",
-    "InfEditSettings", "LocalBlend", "TokenAlignment", "UnifiedAttentionControl",
+    "MODEL_FILES", "AlignmentError", "InfEditNoise", "InfEditPipeline",
+    "InfEditPipelineOutput", "InfEditSettings", "LocalBlend", "TokenAlignment", "UnifiedAttentionControl",
     "align_captions", "controlled_attention", "ddcm_step",
 ]

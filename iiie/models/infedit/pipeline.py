@@ -1,14 +1,20 @@
 """InfEdit on current diffusers: DDCM sampling on an LCM SD1.5 UNet with attention control.
 
-:class:`InfEditPipeline` holds the five components of an LCM-layout folder (``unet``,
-``vae``, ``text_encoder``, ``tokenizer``, ``scheduler``) and runs one edit with
-:meth:`InfEditPipeline.edit`: source latent from the VAE, three branches (source, target,
-mutual) in one 6-row UNet call per step (3 rows without guidance), DDCM steps for the
-target and mutual branches against the source, the local blend, and the image decoded from
-the last calibrated target x0 (not from the final latent).
+:class:`InfEditPipeline` is a diffusers ``DiffusionPipeline`` over the five components of an
+LCM SD1.5 folder (``unet``, ``vae``, ``text_encoder``, ``tokenizer``, ``scheduler``;
+``SimianLuo/LCM_Dreamshaper_v7`` layout, whose safety checker and feature extractor it does
+not load). Calling it runs one (batched) edit: source latent from the VAE, three branches
+(source, target, mutual) in one 6-row UNet call per step and sample (3 rows without
+guidance), DDCM steps for the target and mutual branches against the source, the local
+blend, and the image decoded from the last calibrated target x0 (not from the final latent).
+
+Being a ``DiffusionPipeline`` it gets diffusers' loading and saving (``from_pretrained`` /
+``save_pretrained``), ``.to()``, the offload hooks (``enable_model_cpu_offload``,
+``enable_sequential_cpu_offload``; ``model_cpu_offload_seq``), ``_execution_device`` and the
+progress bar, instead of hand-written copies of them.
 
 Randomness is drawn in the reference's order -- VAE posterior noise, initial noise, one
-fresh noise per step -- from a CPU generator, or injected (``noise=``) to check parity.
+fresh noise per step -- from CPU generators, or injected (``noise=``) to check parity.
 Every intermediate can be written to a ``trace`` dict under the golden folder's key names.
 """
 
@@ -16,10 +22,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+import numpy as np
+import PIL.Image
 import torch
+from diffusers import DiffusionPipeline
+from diffusers.image_processor import PipelineImageInput, VaeImageProcessor
+from diffusers.utils import BaseOutput
 
 from iiie.models.infedit.aligner import TokenAlignment, align_captions
 from iiie.models.infedit.blend import LocalBlend
@@ -27,6 +38,7 @@ from iiie.models.infedit.control import UnifiedAttentionControl, controlled_atte
 from iiie.models.infedit.ddcm import ddcm_step
 
 MODEL_FILES = (
+    "model_index.json",
     "scheduler/scheduler_config.json",
     "unet/config.json",
     "vae/config.json",
@@ -71,11 +83,15 @@ class InfEditSettings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InfEditSettings:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
+        return cls().updated(**d)
+
+    def updated(self, **knobs: Any) -> InfEditSettings:
+        """These settings with the fields named in ``knobs`` changed (and checked again);
+        an unknown name is an error, not silently ignored."""
+        unknown = set(knobs) - {f.name for f in fields(self)}
         if unknown:
             raise ValueError(f"unknown InfEdit settings: {sorted(unknown)}")
-        return cls(**d)
+        return replace(self, **knobs)
 
     def schedule(self) -> tuple[float, int]:
         """(strength actually used, number of leading timesteps skipped)."""
@@ -94,94 +110,40 @@ class InfEditNoise:
 
 
 @dataclass
-class InfEditBatchOutput:
-    image: torch.Tensor  # (B, 3, H, W) in [0, 1]
-    pred_x0: torch.Tensor  # last calibrated target x0 per sample (latents)
+class InfEditPipelineOutput(BaseOutput):
+    """What one call returns, per sample of the batch.
+
+    ``images``: ``output_type`` "pil" (list of images), "np" (B, H, W, 3), "pt" (B, 3, H, W)
+    in [0, 1], or "latent" (the latents below, not decoded). ``pred_x0``: the last calibrated
+    target x0 (latents), which the image is decoded from. ``alignments``: the token alignment
+    each sample used (None with ``control=False``). ``notes``: what each sample's alignment
+    warned about (blend words not found, ...), for the editor's params.
+    """
+
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+    pred_x0: torch.Tensor
     alignments: list[TokenAlignment | None]
     notes: list[list[str]]
 
 
-@dataclass
-class InfEditOutput:
-    image: torch.Tensor  # (1, 3, H, W) in [0, 1]
-    pred_x0: torch.Tensor  # last calibrated target x0 (latent)
-    alignment: TokenAlignment | None
-    notes: list[str] = field(default_factory=list)
+class InfEditPipeline(DiffusionPipeline):
+    """InfEdit on the components of an LCM SD1.5 folder; see the module docstring.
 
+    The one entry point is :meth:`__call__`: a single image or a batch, one caption pair per
+    image. There is no separate ``edit`` / ``edit_batch``: one sampling loop, called the way
+    every diffusers pipeline is called, so the editor, the parity tool and the tests all run
+    the same code.
+    """
 
-class InfEditPipeline:
-    """The components of an LCM SD1.5 folder plus InfEdit sampling."""
+    model_cpu_offload_seq = "text_encoder->unet->vae"
+    _optional_components: list[str] = []
 
     def __init__(self, unet, vae, text_encoder, tokenizer, scheduler):
-        self.unet = unet
-        self.vae = vae
-        self.text_encoder = text_encoder
-        self.tokenizer = tokenizer
-        self.scheduler = scheduler
-
-    #: Where inputs go when offload hooks hold the weights in host memory (else the UNet's device).
-    execution_device: torch.device | None = None
-
-    @classmethod
-    def from_pretrained(cls, path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                        variant: str | None = None):
-        from diffusers import AutoencoderKL, LCMScheduler, UNet2DConditionModel
-        from transformers import CLIPTextModel, CLIPTokenizer
-
-        path = str(path)
-        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", dtype=dtype, variant=variant)
-        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", dtype=dtype, variant=variant)
-        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype, variant=variant)
-        tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
-        scheduler = LCMScheduler.from_pretrained(path, subfolder="scheduler")
-        for m in (unet, vae, text_encoder):
-            m.to(device).eval().requires_grad_(False)
-        return cls(unet, vae, text_encoder, tokenizer, scheduler)
-
-    @property
-    def device(self) -> torch.device:
-        return self.execution_device or self.unet.device
-
-    # -- offload (runtime.offload): the same hooks diffusers' pipelines install ----------
-    def _models(self) -> list[torch.nn.Module]:
-        return [self.text_encoder, self.unet, self.vae]  # the order they are first called in
-
-    def enable_model_cpu_offload(self, device: str | torch.device) -> None:
-        """Whole models in host memory, each moved to ``device`` when called (the previous
-        one in the chain goes back), as ``DiffusionPipeline.enable_model_cpu_offload``."""
-        from accelerate import cpu_offload_with_hook
-
-        device, hook = torch.device(device), None
-        self._hooks = []
-        for model in self._models():
-            model.to("cpu")
-            _, hook = cpu_offload_with_hook(model, device, prev_module_hook=hook)
-            self._hooks.append(hook)
-        self.execution_device = device
-
-    def maybe_free_model_hooks(self) -> None:
-        """After a call with model offload: every model back to host memory (the chain
-        leaves the last one called, the VAE, on the GPU), as diffusers' pipelines do."""
-        for hook in getattr(self, "_hooks", []):
-            hook.offload()
-
-    def enable_sequential_cpu_offload(self, device: str | torch.device) -> None:
-        """Weights in host memory, moved to ``device`` one layer at a time (least memory)."""
-        from accelerate import cpu_offload
-
-        device = torch.device(device)
-        for model in self._models():
-            model.to("cpu")
-            cpu_offload(model, execution_device=device, offload_buffers=len(model._parameters) > 0)
-        self.execution_device = device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.unet.dtype
-
-    @property
-    def latent_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        super().__init__()
+        self.register_modules(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                              scheduler=scheduler)
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
     # -- text ---------------------------------------------------------------------------
     def token_ids(self, text: str) -> torch.Tensor:
@@ -192,12 +154,16 @@ class InfEditPipeline:
 
     @torch.no_grad()
     def encode_text(self, text: str) -> torch.Tensor:
-        ids = self.token_ids(text).to(self.device)
-        return self.text_encoder(ids)[0].to(self.dtype)
+        """Last hidden state of one caption (1, 77, dim), in the UNet's dtype."""
+        ids = self.token_ids(text).to(self._execution_device)
+        return self.text_encoder(ids)[0].to(self.unet.dtype)
 
-    def align(self, source: str, target: str, local: str, mutual: str) -> TokenAlignment:
+    @torch.no_grad()
+    def align(self, source: str, target: str, local: str = "", mutual: str = "") -> TokenAlignment:
+        """Token alignment of a caption pair with its local / mutual blend words (raises
+        :class:`~iiie.models.infedit.aligner.AlignmentError` for words it cannot place)."""
         def encode(ids):
-            return self.text_encoder(ids.to(self.device))[0]
+            return self.text_encoder(ids.to(self._execution_device))[0]
 
         return align_captions(self.tokenizer, encode, source, target, local, mutual)
 
@@ -205,7 +171,7 @@ class InfEditPipeline:
     @torch.no_grad()
     def encode_image(self, image: torch.Tensor, eps: torch.Tensor, trace: dict | None = None) -> torch.Tensor:
         """Source latent ``x0 = scaling * (mean + std * eps)``; ``image`` in [-1, 1]."""
-        dist = self.vae.encode(image.to(self.device, self.dtype)).latent_dist
+        dist = self.vae.encode(image.to(self._execution_device, self.vae.dtype)).latent_dist
         sample = dist.mean + dist.std * eps.to(dist.mean.device, dist.mean.dtype)
         if trace is not None:
             trace["vae_posterior_mean"] = dist.mean
@@ -215,68 +181,85 @@ class InfEditPipeline:
 
     @torch.no_grad()
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latents to images in [0, 1] (B, 3, H, W)."""
         image = self.vae.decode(latent / self.vae.config.scaling_factor, return_dict=False)[0]
-        return (image / 2 + 0.5).clamp(0, 1)
+        return self.image_processor.denormalize(image)
+
+    # -- inputs -------------------------------------------------------------------------
+    def check_inputs(self, image: PipelineImageInput, source_prompt, target_prompt, output_type: str,
+                     ) -> tuple[list[str], list[str], tuple[int, int]]:
+        """(source captions, target captions, (height, width)) of a valid call.
+
+        Images must already have the model's size (multiples of the VAE factor), all the
+        same: the pipeline does not resize (the editor chose the size; a silent resize here
+        would change what it asked for).
+        """
+        if output_type not in ("pil", "np", "pt", "latent"):
+            raise ValueError(f"output_type must be pil, np, pt or latent, got {output_type!r}")
+        images = image if isinstance(image, list) else [image]
+        if not images:
+            raise ValueError("no image given")
+        sizes = {_pixel_size(x) for x in images}
+        if len(sizes) != 1:
+            raise ValueError(f"images of one call must share one size, got {sorted(sizes)}")
+        (height, width), f = sizes.pop(), self.vae_scale_factor
+        if height % f or width % f:
+            raise ValueError(f"image size {(height, width)} is not a multiple of {f}")
+        sources = [source_prompt] if isinstance(source_prompt, str) else list(source_prompt)
+        targets = [target_prompt] if isinstance(target_prompt, str) else list(target_prompt)
+        if len(sources) != len(targets):
+            raise ValueError(f"{len(sources)} source but {len(targets)} target prompts")
+        return sources, targets, (height, width)
 
     # -- the edit -----------------------------------------------------------------------
     @torch.no_grad()
-    def edit(
+    def __call__(
         self,
-        image: torch.Tensor,
-        source_prompt: str,
-        target_prompt: str,
-        settings: InfEditSettings,
-        generator: torch.Generator | None = None,
-        noise: InfEditNoise | None = None,
-        trace: dict[str, torch.Tensor] | None = None,
-        mask_hook=None,
-    ) -> InfEditOutput:
-        """Edit one image (1, 3, H, W) in [-1, 1]; see :meth:`edit_batch`."""
-        if image.ndim != 4 or image.shape[0] != 1:
-            raise ValueError(f"image must be (1, 3, H, W), got {tuple(image.shape)}")
-        out = self.edit_batch(image, [source_prompt], [target_prompt], settings,
-                              generators=[generator], noises=[noise] if noise else None,
-                              trace=trace, mask_hook=mask_hook)
-        return InfEditOutput(out.image, out.pred_x0, out.alignments[0], out.notes[0])
-
-    @torch.no_grad()
-    def edit_batch(
-        self,
-        images: torch.Tensor,
-        source_prompts: Sequence[str],
-        target_prompts: Sequence[str],
-        settings: InfEditSettings,
-        generators: Sequence[torch.Generator | None] | None = None,
-        noises: Sequence[InfEditNoise] | None = None,
+        image: PipelineImageInput,
+        source_prompt: str | Sequence[str],
+        target_prompt: str | Sequence[str],
+        settings: InfEditSettings | None = None,
+        generator: torch.Generator | Sequence[torch.Generator | None] | None = None,
+        noise: InfEditNoise | Sequence[InfEditNoise] | None = None,
         alignments: Sequence[TokenAlignment | None] | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
         trace: dict[str, torch.Tensor] | None = None,
         mask_hook=None,
-    ) -> InfEditBatchOutput:
-        """Edit B images (B, 3, H, W) in [-1, 1] (H, W multiples of the VAE factor) at once.
+        **knobs: Any,
+    ) -> InfEditPipelineOutput | tuple:
+        """Edit B images, one (source, target) caption pair each, in one UNet batch per step.
+
+        ``image``: a PIL image, a list of them, or arrays / tensors in [0, 1] ((B, 3, H, W)
+        tensors, (B, H, W, 3) arrays) of the model's size (multiples of the VAE factor).
+        ``settings``: an :class:`InfEditSettings` (default: the reference app's), and any of
+        its fields as keywords (``num_inference_steps=4``) to change them for this call.
+        ``generator``: one CPU generator per sample (a sample's noise then does not depend on
+        its batch), or one shared by all samples (they draw from it in turn), or None (torch's
+        global generator). ``noise``: injected randomness per sample (parity); what it leaves
+        out is drawn from the generator. ``alignments``: per-sample token alignments, computed
+        from ``settings.local`` / ``settings.mutual`` when not given. ``trace``: a dict that
+        receives every intermediate under the golden folder's names (per-step blend maps only
+        for B = 1). ``mask_hook``: called on each blend mask (the parity tool's tie rule).
 
         One UNet call per step serves every sample: rows ``[s_1, t_1, m_1, ..., s_B, t_B,
         m_B]``, unconditional block first when guidance is on. Each sample has its own
-        captions, token alignment (``alignments``, computed from ``settings.local`` /
-        ``settings.mutual`` when not given), generator and blend, so a sample's result does
-        not depend on its batch (up to floating-point rounding of batched kernels).
+        captions, alignment, generator, attention store and blend, so its result does not
+        depend on its batch (up to floating-point rounding of batched kernels).
         """
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
-        n = images.shape[0]
-        if not (len(source_prompts) == len(target_prompts) == n):
-            raise ValueError(f"{n} images but {len(source_prompts)} source and "
-                             f"{len(target_prompts)} target prompts")
-        f = self.latent_factor
-        if images.shape[2] % f or images.shape[3] % f:
-            raise ValueError(f"image size {tuple(images.shape[2:])} is not a multiple of {f}")
-        generators = list(generators) if generators is not None else [None] * n
-        noises = list(noises) if noises is not None else [InfEditNoise() for _ in range(n)]
-        if len(generators) != n or len(noises) != n:
-            raise ValueError("need one generator and one noise record per image")
-        device, dtype = self.device, self.dtype
-        s = settings
+        s = (settings or InfEditSettings()).updated(**knobs)
+
+        # 1. Check inputs
+        source_prompts, target_prompts, (height, width) = self.check_inputs(
+            image, source_prompt, target_prompt, output_type)
+        n = len(source_prompts)
+        generators = _per_sample(generator, n, "generator")
+        noises = _per_sample(noise, n, "noise", default=InfEditNoise)
+        given_alignments = _per_sample(alignments, n, "alignments")
+        device, dtype = self._execution_device, self.unet.dtype
         notes: list[list[str]] = [[] for _ in range(n)]
-        shape1 = (1, self.unet.config.in_channels, images.shape[2] // f, images.shape[3] // f)
+        f = self.vae_scale_factor
+        shape1 = (1, self.unet.config.in_channels, height // f, width // f)
 
         def draw(kind: str, step: int | None = None) -> torch.Tensor:
             """One tensor per sample from its injected noise or its generator, stacked."""
@@ -290,10 +273,15 @@ class InfEditPipeline:
                 out.append(given.reshape(shape1).to(device, dtype))
             return torch.cat(out)
 
-        # 1. source latents (each sample's VAE posterior noise is its first draw)
-        x0 = self.encode_image(images, draw("vae_eps"), trace)
+        # 2. Encode source image (each sample's VAE posterior noise is its first draw)
+        # the processor's layout as it is (NHWC strides from PIL): the reference recorded the
+        # golden runs with it, and convolutions round differently on a contiguous copy
+        pixels = self.image_processor.preprocess(image, height=height, width=width)
+        if pixels.shape[0] != n:
+            raise ValueError(f"{pixels.shape[0]} images but {n} caption pairs")
+        x0 = self.encode_image(pixels, draw("vae_eps"), trace)
 
-        # 2. schedule
+        # 3. Prepare timesteps
         sched = self.scheduler
         sched.set_timesteps(
             num_inference_steps=s.num_inference_steps, device=device,
@@ -304,31 +292,32 @@ class InfEditPipeline:
         timesteps = full[start_steps:]
         if len(timesteps) == 0:
             raise ValueError("strength leaves no denoising step; raise strength or steps")
+
+        # 4. Prepare latents: pure noise, or the noised source latent (denoise_model)
         initial = draw("initial")
         x_t = sched.add_noise(x0, initial, timesteps[:1]) if s.denoise_model else initial
         x_s = x_m = x_t
 
-        # 3. text: rows [s, t, m] per sample, unconditional block first
+        # 5. Encode prompts: rows [s, t, m] per sample, unconditional block first
         cfg = s.guidance_t > 1.0
         src = torch.cat([self.encode_text(p) for p in source_prompts])
         tgt = torch.cat([self.encode_text(p) for p in target_prompts])
-        cond = torch.stack([src, tgt, src], dim=1).flatten(0, 1)
+        cond = _rows(src, tgt, src)
         if cfg:
             pos = self.encode_text(s.positive_prompt).expand_as(src)
             neg = self.encode_text(s.negative_prompt).expand_as(src)
-            uncond = torch.stack([pos, neg, pos], dim=1).flatten(0, 1)
-            embeds = torch.cat([uncond, cond])
+            embeds = torch.cat([_rows(pos, neg, pos), cond])
         else:
             embeds = cond
 
-        # 4. control and blend
+        # 6. Prepare attention control and local blend
         aligns: list[TokenAlignment | None] = [None] * n
         control = None
         blends: list[LocalBlend] = []
         if s.control:
-            given = list(alignments) if alignments is not None else [None] * n
             for b in range(n):
-                aligns[b] = given[b] or self.align(source_prompts[b], target_prompts[b], s.local, s.mutual)
+                aligns[b] = given_alignments[b] or self.align(source_prompts[b], target_prompts[b],
+                                                              s.local, s.mutual)
                 notes[b] += list(aligns[b].warnings)
             control = UnifiedAttentionControl(
                 mapper=torch.stack([a.mapper for a in aligns]).to(device),
@@ -358,22 +347,18 @@ class InfEditPipeline:
             trace["unet_in.encoder_hidden_states"] = embeds
             if control is not None:
                 trace["ctrl.mapper"] = control.mapper.cpu()
-                trace["ctrl.alphas"] = torch.stack([a.alphas for a in aligns]).squeeze(0)
-                trace["ctrl.alpha_e"] = torch.stack([a.alpha_e for a in aligns]).squeeze(0)
-                trace["ctrl.alpha_m"] = torch.stack([a.alpha_m for a in aligns]).squeeze(0)
-                trace["ctrl.alpha_me"] = torch.stack([a.alpha_me for a in aligns]).squeeze(0)
+                for key in ("alphas", "alpha_e", "alpha_m", "alpha_me"):
+                    trace[f"ctrl.{key}"] = torch.stack([getattr(a, key) for a in aligns]).squeeze(0)
 
-        def rows(a, b, c):  # [a_1, b_1, c_1, a_2, ...]
-            return torch.stack([a, b, c], dim=1).flatten(0, 1)
-
+        # 7. Denoising loop: DDCM steps of the target and mutual branches, then the blend
         ctx = controlled_attention(self.unet, control, s.fast_self_attention) if control else _null()
         pred_x0 = x0
-        with ctx:
+        with ctx, self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
                 idx = start_steps + i
                 if control is not None:
                     control.begin_step(i)
-                block = rows(x_s, x_t, x_m)
+                block = _rows(x_s, x_t, x_m)
                 latent_in = sched.scale_model_input(torch.cat([block, block]) if cfg else block, t)
                 out = self.unet(latent_in, t, encoder_hidden_states=embeds).sample
                 if cfg:
@@ -418,11 +403,53 @@ class InfEditPipeline:
                     ])
                 if trace is not None:
                     trace[f"step{i}.x_t_next"] = x_t
-        image_out = self.decode(pred_x0)
+                progress_bar.update()
+
+        # 8. Decode the last calibrated target x0 (not the final latent)
+        if output_type == "latent":
+            images = pred_x0
+        else:
+            decoded = self.decode(pred_x0)
+            if trace is not None:
+                trace["output"] = decoded.permute(0, 2, 3, 1)
+            images = self.image_processor.postprocess(decoded, output_type=output_type,
+                                                      do_denormalize=[False] * n)
         if trace is not None:
             trace["pred_x0_final"] = pred_x0
-            trace["output"] = image_out.permute(0, 2, 3, 1)
-        return InfEditBatchOutput(image=image_out, pred_x0=pred_x0, alignments=aligns, notes=notes)
+
+        # 9. Offload all models (runtime.offload=model: every weight back to host memory)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return images, pred_x0, aligns, notes
+        return InfEditPipelineOutput(images=images, pred_x0=pred_x0, alignments=aligns, notes=notes)
+
+
+def _rows(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Interleave per-sample tensors into UNet rows ``[a_1, b_1, c_1, a_2, ...]``."""
+    return torch.stack([a, b, c], dim=1).flatten(0, 1)
+
+
+def _per_sample(value, n: int, name: str, default=None) -> list:
+    """One entry per sample: a list of ``n`` as given, one value repeated, or ``default()``."""
+    if value is None:
+        return [default() if default else None for _ in range(n)]
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{n} samples but {len(value)} entries in {name}")
+        return list(value)
+    return [value] * n
+
+
+def _pixel_size(image) -> tuple[int, int]:
+    """(height, width) of a PIL image, an (H, W, C) / (B, H, W, C) array or a (C, H, W) /
+    (B, C, H, W) tensor."""
+    if isinstance(image, PIL.Image.Image):
+        return image.height, image.width
+    if isinstance(image, np.ndarray):
+        return tuple(image.shape[-3:-1])
+    if isinstance(image, torch.Tensor):
+        return tuple(image.shape[-2:])
+    raise ValueError(f"image must be a PIL image, numpy array or torch tensor, got {type(image).__name__}")
 
 
 class _null:
