@@ -18,6 +18,7 @@ is the shared routing of :class:`~iiie.maskers.segmenting.BoxSamMasker`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from types import SimpleNamespace
 
 import numpy as np
@@ -101,7 +102,8 @@ class Sam3Masker(BoxSamMasker):
     def find_phrase_boxes(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:
         """``batch_size`` (image, phrase) pairs per forward pass."""
         pairs = list(zip(requests, phrases, strict=True))
-        with self.placement().running():  # offload=model: on the GPU for this batch only
+        # offload=model: on the GPU for this batch only (offload=none loads at the first forward)
+        with self.placement().running() if self.offload != "none" else nullcontext():
             return [f for chunk in chunks(pairs, self.batch_size)
                     for f in self._forward([r for r, _ in chunk], [p for _, p in chunk])]
 
