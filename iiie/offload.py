@@ -189,13 +189,25 @@ def _outermost(module: torch.nn.Module, names: set[str]) -> list[torch.nn.Module
 
 
 def _move_resident(module: torch.nn.Module, device: torch.device) -> None:
-    """Every tensor not offloaded to the meta device (outside the blocks) onto ``device``."""
-    from accelerate.utils import set_module_tensor_to_device
+    """Every tensor not offloaded to the meta device (outside the blocks) onto ``device``.
 
-    tensors = list(module.named_parameters()) + list(module.named_buffers())
-    for name, tensor in tensors:
-        if tensor.device.type != "meta" and tensor.device != device:
-            set_module_tensor_to_device(module, name, device)
+    One moved copy per tensor, put back wherever that tensor is registered, so weights tied
+    between modules (an LM head sharing the embedding) stay one tensor on ``device``.
+    """
+    moved: dict[int, torch.Tensor] = {}
+
+    def to_device(t: torch.Tensor, param: bool) -> torch.Tensor:
+        if id(t) not in moved:
+            data = t.detach().to(device)
+            moved[id(t)] = torch.nn.Parameter(data, requires_grad=t.requires_grad) if param else data
+        return moved[id(t)]
+
+    with torch.no_grad():
+        for sub in module.modules():
+            for table, param in ((sub._parameters, True), (sub._buffers, False)):
+                for name, t in table.items():
+                    if t is not None and t.device.type != "meta" and t.device != device:
+                        table[name] = to_device(t, param)
 
 
 def offloaded_fraction(module: torch.nn.Module) -> float:

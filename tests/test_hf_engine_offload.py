@@ -74,3 +74,17 @@ def test_offload_is_left_out_of_the_plan_cache_key(make_cfg):
     keys = [Runner(make_cfg("planner=vlm", "vlm=tiny_qwen2_5_vl", f"runtime.offload={m}", "data.n=2")).keys["plan"]
             for m in ("none", "model")]
     assert keys[0] == keys[1]
+
+
+def test_vllm_says_it_does_not_offload(caplog):
+    """vLLM sizes its own memory; an offload request is logged, not silently dropped
+    (the check runs before vLLM would be built; vllm itself is not imported)."""
+    from iiie.vlm import engines
+
+    with caplog.at_level("WARNING", logger="iiie.vlm.engines"):
+        engines._note_unused_offload({"offload": "none"})
+        assert not caplog.records
+        engines._note_unused_offload({"offload": "model"})
+    assert "vlm.serve.offload=model is not used by vlm.engine=vllm" in caplog.text
+    with pytest.raises(ValueError, match=r"vlm\.serve\.offload='all'"):
+        engines._note_unused_offload({"offload": "all"})

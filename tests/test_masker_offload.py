@@ -123,6 +123,17 @@ def test_the_helper_hands_module_and_device_to_accelerate(monkeypatch):
         offload.offload_module(net, "sequential", "cuda:1", blocks=["Nothing"])
 
 
+def test_sequential_keeps_the_rest_on_the_device_with_tied_weights_tied():
+    """Outside the blocks every tensor goes to the execution device in place, so a head
+    tied to the embedding is still the embedding (``meta`` stands in for the GPU)."""
+    embed, head = torch.nn.Embedding(5, 3), torch.nn.Linear(3, 5, bias=False)
+    head.weight = embed.weight
+    net = torch.nn.Sequential(embed, head)
+    net.register_buffer("scale", torch.ones(1))
+    offload._move_resident(net, torch.device("meta"))
+    assert head.weight is embed.weight and embed.weight.device.type == "meta" and net.scale.device.type == "meta"
+
+
 def test_model_offload_moves_the_module_for_the_batch_only():
     """``running()`` puts the whole module on the execution device and the hook's
     ``offload()`` takes it back (both the CPU here: the calls are what is checked)."""
