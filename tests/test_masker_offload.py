@@ -53,9 +53,9 @@ MASKERS = {
 }
 
 
-def build(root, name, *over):
+def build(root, name, *over, runtime="cpu"):
     config = "grounded_sam" if name == "grounded_sam_original" else name
-    cfg = compose_config([f"masker=tiny/{config}", "runtime=cpu", f"paths.cache={root}",
+    cfg = compose_config([f"masker=tiny/{config}", f"runtime={runtime}", f"paths.cache={root}",
                           *MASKERS[name], *over])
     return build_node("masker", cfg.masker)
 
@@ -181,10 +181,10 @@ def test_offload_is_left_out_of_the_mask_cache_key(make_cfg):
 @pytest.mark.parametrize("mode", ["model", "sequential"])
 def test_grounded_sam_offload_on_cuda_gives_the_same_masks(root, fresh, mode):
     reqs, plans = batch()
-    gpu = ["runtime=gpu", "runtime.device=cuda", "runtime.dtype=float32"]
-    plain = build(root, "grounded_sam", *gpu).mask_batch(reqs, plans)
+    gpu = ["runtime.device=cuda", "runtime.dtype=float32"]
+    plain = build(root, "grounded_sam", *gpu, runtime="gpu").mask_batch(reqs, plans)
     W.clear_loaded()
-    masker = build(root, "grounded_sam", *gpu, f"runtime.offload={mode}")
+    masker = build(root, "grounded_sam", *gpu, f"runtime.offload={mode}", runtime="gpu")
     assert masker.offload == mode
     hooked = masker.mask_batch(reqs, plans)
     for a, b in zip(plain, hooked, strict=True):
