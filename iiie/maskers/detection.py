@@ -20,6 +20,7 @@ from PIL import Image
 
 from iiie import masks as M
 from iiie.maskers.oracle import normalise_phrase
+from iiie.offload import load_device, offload_module
 from iiie.types import Box
 from iiie.weights import load_once, require_files
 
@@ -102,13 +103,24 @@ def select(q: QueryScores, kept: list[int], keep: str, wanted: str) -> tuple[lis
     raise ValueError(f"unknown box keep policy {keep!r}; expected best, all or phrase")
 
 
+#: The blocks ``offload=sequential`` streams in one at a time (Swin, BERT, encoder and
+#: decoder layers: nearly all the weights); transformers gives Grounding DINO no
+#: ``_no_split_modules``.
+DINO_BLOCKS = ("SwinLayer", "BertLayer", "GroundingDinoEncoderLayer", "GroundingDinoDecoderLayer")
+
+
 class GroundingDinoDetector:
-    """``GroundingDinoForObjectDetection`` + processor, from HF folders or the original ``.pth``."""
+    """``GroundingDinoForObjectDetection`` + processor, from HF folders or the original ``.pth``.
+
+    ``offload`` (``runtime.offload``, checked by the masker): ``model`` keeps the weights in
+    host memory and moves them to ``device`` for each :meth:`score_batch` only.
+    """
 
     def __init__(self, impl: str, path: str, bert: str | None = None, device="cpu", dtype=torch.float32,
                  text_threshold: float = 0.25, batch_size: int = 4, num_heads: int = 8,
-                 config_key: str = "masker.dino", bert_key: str = "masker.bert") -> None:
+                 config_key: str = "masker.dino", bert_key: str = "masker.bert", offload: str = "none") -> None:
         self.device, self.dtype = torch.device(device), dtype
+        host = load_device(self.device, offload)
         self.text_threshold = float(text_threshold)
         self.batch_size = max(1, int(batch_size))
         if impl == "transformers":
@@ -116,23 +128,28 @@ class GroundingDinoDetector:
 
             folder = require_files(path, ["config.json", ("model.safetensors", "pytorch_model.bin"), ("preprocessor_config.json", "processor_config.json")],
                                    config_key, hint="A local copy of IDEA-Research/grounding-dino-base (or -tiny).")
-            self.model, self.processor = load_once(
-                ("dino-hf", str(folder), str(device), str(dtype)),
-                lambda: (GroundingDinoForObjectDetection.from_pretrained(folder, dtype=dtype).to(device).eval(),
+            self.placement, self.processor = load_once(
+                ("dino-hf", str(folder), str(device), str(dtype), offload),
+                lambda: (offload_module(GroundingDinoForObjectDetection.from_pretrained(folder, dtype=dtype).to(host),
+                                        offload, self.device, DINO_BLOCKS, "masker.offload"),
                          AutoProcessor.from_pretrained(folder)),
                 label="grounding_dino",
             )
         elif impl == "original":
             from iiie.models.grounding_dino import load_original_grounding_dino
 
-            self.model, self.processor = load_once(
-                ("dino-original", str(path), str(bert), str(device), str(dtype), num_heads),
-                lambda: load_original_grounding_dino(path, bert, device=device, dtype=dtype, num_heads=num_heads,
-                                                     checkpoint_key=config_key, bert_key=bert_key),
-                label="grounding_dino",
+            def load():
+                model, processor = load_original_grounding_dino(path, bert, device=host, dtype=dtype, num_heads=num_heads,
+                                                                checkpoint_key=config_key, bert_key=bert_key)
+                return offload_module(model, offload, self.device, DINO_BLOCKS, "masker.offload"), processor
+
+            self.placement, self.processor = load_once(
+                ("dino-original", str(path), str(bert), str(device), str(dtype), num_heads, offload),
+                load, label="grounding_dino",
             )
         else:
             raise ValueError(f"unknown Grounding DINO impl {impl!r}; expected 'transformers' or 'original'")
+        self.model = self.placement.module
         tok = self.processor.tokenizer
         self._skip_ids = {i for i in (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id) if i is not None}
         self._skip_ids |= set(tok.convert_tokens_to_ids([".", "?"]))
@@ -150,12 +167,13 @@ class GroundingDinoDetector:
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(images):
             groups.setdefault(im.size, []).append(i)
-        for idx in groups.values():
-            for s in range(0, len(idx), self.batch_size):
-                chunk = idx[s : s + self.batch_size]
-                for i, q in zip(chunk, self._forward([images[i] for i in chunk], [phrases[i] for i in chunk], min_score),
-                                strict=True):
-                    out[i] = q
+        with self.placement.running():  # offload=model: on the GPU for this batch only
+            for idx in groups.values():
+                for s in range(0, len(idx), self.batch_size):
+                    chunk = idx[s : s + self.batch_size]
+                    for i, q in zip(chunk, self._forward([images[i] for i in chunk], [phrases[i] for i in chunk],
+                                                         min_score), strict=True):
+                        out[i] = q
         return out
 
     def _forward(self, images: Sequence[Image.Image], phrases: Sequence[str], min_score: float) -> list[QueryScores]:

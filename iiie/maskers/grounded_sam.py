@@ -43,6 +43,7 @@ from iiie.maskers.detection import (
 )
 from iiie.maskers.sam import SEGMENTERS, build_segmenter
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
+from iiie.offload import check_module_offload
 from iiie.types import EditRequest
 
 DEFAULT_LADDER = (0.30, 0.25, 0.20, 0.15, 0.10, 0.05)
@@ -54,6 +55,10 @@ class GroundedSamMasker(BoxSamMasker):
     Paths: ``dino`` is an HF folder (``impl=transformers``) or the original ``.pth``
     (``impl=original``, with ``bert`` the local ``bert-base-uncased`` folder); ``sam`` is an
     HF folder or an original ``sam_vit_*.pth``. Models load on first use, once per process.
+
+    ``offload`` (``runtime.offload``; GPU only): ``model`` keeps both models in host memory
+    and moves each to the GPU for its own batch (the detector's, then SAM's), so they are
+    never resident together; ``sequential`` streams their blocks in one at a time.
     """
 
     name = "grounded_sam"
@@ -78,6 +83,7 @@ class GroundedSamMasker(BoxSamMasker):
         background_phrase: str = "background",
         unnamed_subject: str | None = None,
         segmenter: str = "sam",
+        offload: str = "none",
     ) -> None:
         super().__init__(categories=categories, add_box_shape=add_box_shape, on_empty=on_empty,
                          background=background, background_phrase=background_phrase,
@@ -91,6 +97,7 @@ class GroundedSamMasker(BoxSamMasker):
         self.ladder = threshold_ladder(box_thresholds, "masker.box_thresholds")
         self.impl, self.dino_path, self.sam_path, self.bert_path = impl, dino, sam, bert
         self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
+        self.offload = check_module_offload(offload, self.device, "masker.offload")
         self.text_threshold = float(text_threshold)
         self.keep = keep
         self.segmenter_kind = segmenter
@@ -105,13 +112,14 @@ class GroundedSamMasker(BoxSamMasker):
             self._detector = GroundingDinoDetector(
                 self.impl, self.dino_path, self.bert_path, self.device, self.dtype, text_threshold=self.text_threshold,
                 batch_size=self.detect_batch_size, num_heads=self.num_heads, config_key=key, bert_key="masker.bert",
+                offload=self.offload,
             )
         return self._detector
 
     def segmenter(self):
         if self._segmenter is None:
             self._segmenter = build_segmenter(self.impl, self.sam_path, self.device, self.dtype, "masker.sam",
-                                              kind=self.segmenter_kind)
+                                              kind=self.segmenter_kind, offload=self.offload)
         return self._segmenter
 
     def find_phrase_boxes(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:

@@ -11,6 +11,10 @@ Two implementations, chosen by ``impl``:
 Both compute the image embedding once per image and decode all of that image's boxes
 against it, ask for SAM's three candidate masks per box and keep the one with the highest
 predicted IoU (the single-mask output is tuned for ambiguous point prompts, not boxes).
+
+``offload`` (``masker.offload`` = ``runtime.offload``) is handled by
+:func:`iiie.offload.offload_module`: ``model`` keeps the weights in host memory and puts
+them on the GPU for each ``segment_batch`` only.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from iiie.offload import ModuleOffload, load_device, offload_module
 from iiie.types import Box
 from iiie.weights import MissingWeightsError, load_once, require_files
 
@@ -50,16 +55,21 @@ def choose_by_iou(masks: np.ndarray, ious: np.ndarray) -> list[Segment]:
 HF_FILES = ["config.json", ("model.safetensors", "pytorch_model.bin"), ("preprocessor_config.json", "processor_config.json")]
 
 
-def load_hf(model_cls, processor_cls, path, device, dtype, config_key: str, hint: str, label: str, files=HF_FILES):
-    """``(model, processor)`` from a local transformers folder, once per process, folder,
-    device and dtype (SAM, SAM 2, SAM 3). The folder's files are checked first, so a missing
-    one names ``config_key``; ``label`` counts the load in ``LOAD_COUNTS``."""
+def load_hf(model_cls, processor_cls, path, device, dtype, config_key: str, hint: str, label: str, files=HF_FILES,
+            offload: str = "none", blocks=None) -> tuple[ModuleOffload, object]:
+    """``(placement, processor)`` from a local transformers folder, once per process, folder,
+    device, dtype and offload mode (SAM, SAM 2, SAM 3); ``placement.module`` is the model,
+    placed by :func:`~iiie.offload.offload_module` (``blocks``: what ``sequential`` streams).
+    The folder's files are checked first, so a missing one names ``config_key``; ``label``
+    counts the load in ``LOAD_COUNTS``."""
     folder = require_files(path, files, config_key, hint=hint)
-    return load_once(
-        (f"{label}-hf", str(folder), str(device), str(dtype)),
-        lambda: (model_cls.from_pretrained(folder, dtype=dtype).to(device).eval(), processor_cls.from_pretrained(folder)),
-        label=label,
-    )
+    host = load_device(torch.device(device), offload)
+
+    def load():
+        model = model_cls.from_pretrained(folder, dtype=dtype).to(host)
+        return offload_module(model, offload, device, blocks, "masker.offload"), processor_cls.from_pretrained(folder)
+
+    return load_once((f"{label}-hf", str(folder), str(device), str(dtype), offload), load, label=label)
 
 
 def segment_each(images: Sequence[Image.Image], boxes: Sequence[Sequence[Box]], one) -> list[list[Segment]]:
@@ -84,17 +94,23 @@ class HFSam:
     """``SamModel`` from a local transformers folder."""
 
     def __init__(self, path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 config_key: str = "masker.sam", embed_batch_size: int = 4) -> None:
+                 config_key: str = "masker.sam", embed_batch_size: int = 4, offload: str = "none") -> None:
         from transformers import SamModel, SamProcessor
 
         self.device, self.dtype = torch.device(device), dtype
-        self.model, self.processor = load_hf(SamModel, SamProcessor, path, device, dtype, config_key,
-                                             "A local copy of facebook/sam-vit-huge (transformers layout).", "sam")
+        self.placement, self.processor = load_hf(SamModel, SamProcessor, path, device, dtype, config_key,
+                                                 "A local copy of facebook/sam-vit-huge (transformers layout).", "sam",
+                                                 offload=offload)
+        self.model = self.placement.module
         self.embed_batch_size = max(1, int(embed_batch_size))
 
     @torch.no_grad()
     def segment_batch(self, images: Sequence[Image.Image], boxes: Sequence[Sequence[Box]]) -> list[list[Segment]]:
         """For each image, one :class:`Segment` per box (images without boxes are skipped)."""
+        with self.placement.running():
+            return self._segment_batch(images, boxes)
+
+    def _segment_batch(self, images: Sequence[Image.Image], boxes: Sequence[Sequence[Box]]) -> list[list[Segment]]:
         todo = [i for i, b in enumerate(boxes) if len(b)]
         results: list[list[Segment]] = [[] for _ in images]
         for start in range(0, len(todo), self.embed_batch_size):
@@ -190,11 +206,15 @@ def build_original_sam(checkpoint: str | os.PathLike):
     return sam.eval()
 
 
+#: segment-anything's ViT blocks and two-way decoder blocks (``offload=sequential``).
+ORIGINAL_SAM_BLOCKS = ("Block", "TwoWayAttentionBlock")
+
+
 class OriginalSam:
     """``segment_anything.SamPredictor`` on an original checkpoint (vit_h/l/b)."""
 
     def __init__(self, checkpoint: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 config_key: str = "masker.sam_checkpoint") -> None:
+                 config_key: str = "masker.sam_checkpoint", offload: str = "none") -> None:
         from segment_anything import SamPredictor
 
         path = Path(str(checkpoint)).expanduser()
@@ -206,11 +226,16 @@ class OriginalSam:
         if dtype != torch.float32:
             dtype = torch.float32  # SamPredictor feeds float32 tensors; keep the model in float32
         self.device = torch.device(device)
-        sam = load_once(("sam-original", str(path), str(device)), lambda: build_original_sam(path).to(device), label="sam")
-        self.predictor = SamPredictor(sam)
+        self.placement = load_once(
+            ("sam-original", str(path), str(device), offload),
+            lambda: offload_module(build_original_sam(path), offload, self.device, ORIGINAL_SAM_BLOCKS, "masker.offload"),
+            label="sam",
+        )
+        self.predictor = SamPredictor(self.placement.module)
 
     def segment_batch(self, images: Sequence[Image.Image], boxes: Sequence[Sequence[Box]]) -> list[list[Segment]]:
-        return segment_each(images, boxes, self._segment_one)
+        with self.placement.running():  # SamPredictor reads model.device: set once the weights are placed
+            return segment_each(images, boxes, self._segment_one)
 
     @torch.no_grad()
     def _segment_one(self, image: Image.Image, bxs: Sequence[Box]) -> list[Segment]:
@@ -228,18 +253,19 @@ class OriginalSam:
 SEGMENTERS = ("sam", "sam2")
 
 
-def build_segmenter(impl: str, path: str, device, dtype, config_key: str, kind: str = "sam"):
+def build_segmenter(impl: str, path: str, device, dtype, config_key: str, kind: str = "sam", offload: str = "none"):
     """The one place a segmenter is chosen: ``kind=sam2`` is :class:`~iiie.maskers.sam2.HFSam2`
     (transformers only, whatever ``impl`` says of the detector); ``kind=sam`` is ``HFSam`` for
-    ``impl=transformers`` and ``OriginalSam`` for ``impl=original``."""
+    ``impl=transformers`` and ``OriginalSam`` for ``impl=original``. ``offload`` is the
+    masker's (already checked against ``device``)."""
     if kind not in SEGMENTERS:
         raise ValueError(f"masker.segmenter must be 'sam' or 'sam2', got {kind!r}")
     if kind == "sam2":
         from iiie.maskers.sam2 import HFSam2  # sam2 builds on this module
 
-        return HFSam2(path, device, dtype, config_key=config_key)
+        return HFSam2(path, device, dtype, config_key=config_key, offload=offload)
     if impl == "transformers":
-        return HFSam(path, device, dtype, config_key=config_key)
+        return HFSam(path, device, dtype, config_key=config_key, offload=offload)
     if impl == "original":
-        return OriginalSam(path, device, dtype, config_key=config_key)
+        return OriginalSam(path, device, dtype, config_key=config_key, offload=offload)
     raise ValueError(f"unknown SAM impl {impl!r}; expected 'transformers' or 'original'")

@@ -17,6 +17,9 @@ from PIL import Image
 from iiie.maskers.sam import Segment, choose_by_iou, load_hf, segment_each
 from iiie.types import Box
 
+#: Hiera blocks and two-way decoder blocks (``offload=sequential``; transformers gives
+#: ``Sam2Model`` no ``_no_split_modules``).
+BLOCKS = ("Sam2MultiScaleBlock", "Sam2TwoWayAttentionBlock")
 HINT = "A local copy of facebook/sam2.1-hiera-large (transformers layout): `python -m iiie.weights fetch masker=grounded_sam2`."
 
 
@@ -24,15 +27,18 @@ class HFSam2:
     """``Sam2Model`` from a local transformers folder."""
 
     def __init__(self, path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 config_key: str = "masker.sam") -> None:
+                 config_key: str = "masker.sam", offload: str = "none") -> None:
         from transformers import Sam2Model, Sam2Processor
 
         self.device, self.dtype = torch.device(device), dtype
-        self.model, self.processor = load_hf(Sam2Model, Sam2Processor, path, device, dtype, config_key, HINT, "sam2")
+        self.placement, self.processor = load_hf(Sam2Model, Sam2Processor, path, device, dtype, config_key, HINT, "sam2",
+                                                 offload=offload, blocks=BLOCKS)
+        self.model = self.placement.module
 
     def segment_batch(self, images: Sequence[Image.Image], boxes: Sequence[Sequence[Box]]) -> list[list[Segment]]:
         """For each image, one :class:`Segment` per box (images without boxes are skipped)."""
-        return segment_each(images, boxes, self._segment_one)
+        with self.placement.running():
+            return segment_each(images, boxes, self._segment_one)
 
     @torch.no_grad()
     def _segment_one(self, image: Image.Image, bxs: Sequence[Box]) -> list[Segment]:

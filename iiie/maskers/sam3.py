@@ -18,6 +18,7 @@ is the shared routing of :class:`~iiie.maskers.segmenting.BoxSamMasker`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from types import SimpleNamespace
 
 import numpy as np
@@ -29,10 +30,14 @@ from iiie.devices import resolve_device, resolve_dtype
 from iiie.maskers.detection import QueryScores, apply_ladder, select, threshold_ladder
 from iiie.maskers.sam import HF_FILES, load_hf
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
+from iiie.offload import check_module_offload
 from iiie.types import EditRequest
 
 DEFAULT_LADDER = (0.5, 0.4, 0.3, 0.2, 0.1)
 FILES = [*HF_FILES, ("tokenizer.json", "vocab.json")]  # SAM 3 also reads its CLIP tokenizer
+#: ViT, CLIP text, DETR encoder/decoder and geometry blocks (``offload=sequential``;
+#: transformers gives ``Sam3Model`` no ``_no_split_modules``).
+BLOCKS = ("Sam3ViTLayer", "CLIPEncoderLayer", "Sam3DetrEncoderLayer", "Sam3DetrDecoderLayer", "Sam3GeometryEncoderLayer")
 HINT = "A local copy of facebook/sam3 (gated: accept its licence, then `python -m iiie.weights fetch masker=sam3`)."
 
 
@@ -40,7 +45,10 @@ class Sam3Masker(BoxSamMasker):
     """Text-prompted SAM 3 instances -> the shared category routing (module docstring).
 
     ``model_path`` is an HF folder with ``Sam3Model`` weights, the processor and its CLIP
-    tokenizer. The model loads on first use, once per process.
+    tokenizer. The model loads on first use, once per process. ``offload``
+    (``runtime.offload``; GPU only): ``model`` keeps the weights in host memory and moves
+    them to the GPU for each :meth:`find_phrase_boxes` batch; ``sequential`` streams its
+    blocks in one at a time.
     """
 
     name = "sam3"
@@ -60,6 +68,7 @@ class Sam3Masker(BoxSamMasker):
         background: str = "complement",
         background_phrase: str = "background",
         unnamed_subject: str | None = None,
+        offload: str = "none",
     ) -> None:
         super().__init__(categories=categories, add_box_shape=add_box_shape, on_empty=on_empty,
                          background=background, background_phrase=background_phrase,
@@ -71,25 +80,32 @@ class Sam3Masker(BoxSamMasker):
             raise ValueError(f"masker.mask_threshold must be in [0, 1), got {mask_threshold!r}")
         self.model_path = model_path
         self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
+        self.offload = check_module_offload(offload, self.device, "masker.offload")
         self.mask_threshold = float(mask_threshold)
         self.keep = keep
         self.batch_size = max(1, int(batch_size))
         self._model = None
 
     def model(self):
-        """``(Sam3Model, Sam3Processor)``, loaded once per process and folder."""
+        """``(Sam3Model, Sam3Processor)``, loaded once per process, folder and offload mode."""
+        return self.placement().module, self._model[1]
+
+    def placement(self):
+        """The model's :class:`~iiie.offload.ModuleOffload` (loads it on first use)."""
         if self._model is None:
             from transformers import Sam3Model, Sam3Processor
 
             self._model = load_hf(Sam3Model, Sam3Processor, self.model_path, self.device, self.dtype,
-                                  "masker.model_path", HINT, "sam3", files=FILES)
-        return self._model
+                                  "masker.model_path", HINT, "sam3", files=FILES, offload=self.offload, blocks=BLOCKS)
+        return self._model[0]
 
     def find_phrase_boxes(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:
         """``batch_size`` (image, phrase) pairs per forward pass."""
         pairs = list(zip(requests, phrases, strict=True))
-        return [f for chunk in chunks(pairs, self.batch_size)
-                for f in self._forward([r for r, _ in chunk], [p for _, p in chunk])]
+        # offload=model: on the GPU for this batch only (offload=none loads at the first forward)
+        with self.placement().running() if self.offload != "none" else nullcontext():
+            return [f for chunk in chunks(pairs, self.batch_size)
+                    for f in self._forward([r for r, _ in chunk], [p for _, p in chunk])]
 
     @torch.no_grad()
     def _forward(self, requests: Sequence[EditRequest], phrases: Sequence[str]) -> list[BoxFinding]:

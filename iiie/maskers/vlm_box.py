@@ -33,6 +33,7 @@ from iiie.errors import IncompatibleComponentsError
 from iiie.maskers.detection import clamp_boxes
 from iiie.maskers.sam import HF_FILES, build_segmenter
 from iiie.maskers.segmenting import BoxFinding, BoxSamMasker
+from iiie.offload import check_module_offload
 from iiie.types import Box, EditRequest, Plan
 from iiie.weights import MissingWeightsError, require_files
 
@@ -108,6 +109,7 @@ class VlmBoxMasker(BoxSamMasker):
         categories: dict | None = None,
         add_box_shape: str = "rectangle",
         on_empty: str = "skip",
+        offload: str = "none",
     ) -> None:
         super().__init__(categories=categories, add_box_shape=add_box_shape, on_empty=on_empty, background="complement")
         if impl not in ("transformers", "original"):
@@ -115,11 +117,13 @@ class VlmBoxMasker(BoxSamMasker):
         self.impl, self.sam_path, self.box_key = impl, sam, box_key
         check_sam_weights(impl, sam)
         self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
+        self.offload = check_module_offload(offload, self.device, "masker.offload")  # SAM: runtime.offload
         self._segmenter = None
 
     def segmenter(self):
         if self._segmenter is None:
-            self._segmenter = build_segmenter(self.impl, self.sam_path, self.device, self.dtype, "masker.sam")
+            self._segmenter = build_segmenter(self.impl, self.sam_path, self.device, self.dtype, "masker.sam",
+                                              offload=self.offload)
         return self._segmenter
 
     def find_boxes(self, requests: Sequence[EditRequest], plans: Sequence[Plan], phrases: Sequence[str]) -> list[BoxFinding]:

@@ -21,6 +21,7 @@ engine directly, round by round; its default engine is vLLM (``server`` means "v
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,8 @@ from iiie.vlm.client import ChatResult, RequestFailed, VLMClient
 from iiie.vlm.dialogue import Call
 from iiie.vlm.settings import ENGINES, VLMSettings
 from iiie.vlm.stats import Stats
+
+log = logging.getLogger(__name__)
 
 
 def serve_of(vlm: Any) -> dict[str, Any]:
@@ -57,8 +60,21 @@ def build_engine(name: str, settings: VLMSettings, serve: Mapping[str, Any]) -> 
         from iiie.planners.vlm_offline import VLLMEngine, import_vllm
 
         import_vllm()  # fail now, with the install hint, when vllm is absent
+        _note_unused_offload(serve)
         return VLLMEngine(settings, serve)
     raise ValueError(f"no in-process engine {name!r}; vlm.engine is one of {', '.join(ENGINES)}")
+
+
+def _note_unused_offload(serve: Mapping[str, Any]) -> None:
+    """``vlm.serve.offload`` (``runtime.offload``) is the transformers engine's: vLLM sizes
+    its own GPU memory (``vlm.serve.gpu_memory_utilization``), so say so instead of
+    pretending to offload."""
+    from iiie.offload import check_offload
+
+    mode = check_offload(serve.get("offload"), "vlm.serve.offload")
+    if mode != "none":
+        log.warning("vlm.serve.offload=%s is not used by vlm.engine=vllm: vLLM keeps the model on the GPU "
+                    "(lower vlm.serve.gpu_memory_utilization, or use vlm.engine=transformers to offload)", mode)
 
 
 def make_client(settings: VLMSettings, serve: Mapping[str, Any], stats: Stats | None = None) -> Any:

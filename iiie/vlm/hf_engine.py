@@ -25,6 +25,13 @@ this engine turns it into what vLLM would feed the model:
 Calls run one at a time (no padding, so a reply does not depend on its batch neighbours).
 The model and processor are loaded once per process (:func:`iiie.weights.load_once`), shared
 by the planner and the judge.
+
+GPU memory: ``vlm.serve.offload`` (``runtime.offload`` by default; GPU only) is handed to
+:func:`iiie.offload.offload_module`: ``model`` keeps the weights in host memory and moves
+the whole model to the GPU for each engine batch (one :meth:`TransformersEngine.chat`),
+back after it, so the VLM does not sit next to the masker and editors when models are kept
+between stages; ``sequential`` streams the decoder and vision blocks
+(``_no_split_modules``) from host memory one at a time (least memory, slow).
 """
 
 from __future__ import annotations
@@ -108,6 +115,10 @@ class TransformersEngine:
             )
         self.sampling = sampling
         self.chat_kwargs = dict(chat.get("chat_template_kwargs") or {})
+        from iiie.offload import check_module_offload
+
+        self.device = str(self.serve.get("device") or _default_device())
+        self.offload = check_module_offload(self.serve.get("offload"), self.device, "vlm.serve.offload")
         self._bundle: dict[str, Any] | None = None
         self._config: Any = None  # the GenerationConfig of every call, built at load
         self._grammars: dict[str, Any] = {}
@@ -126,11 +137,11 @@ class TransformersEngine:
                 hint="It must be a Hugging Face model folder (config, weights, tokenizer, "
                 "processor); see README, Weights.",
             )
-            device = self.serve.get("device") or _default_device()
             dtype = str(self.serve.get("dtype") or "auto")
+            device, offload = self.device, self.offload
             self._bundle = load_once(
-                ("vlm_transformers", str(path.resolve()), device, dtype),
-                lambda: _load(path, device, dtype),
+                ("vlm_transformers", str(path.resolve()), device, dtype, offload),
+                lambda: _load(path, device, dtype, offload),
                 label="vlm_transformers",
             )
             self._config = self._generation_config(self._bundle)
@@ -140,7 +151,9 @@ class TransformersEngine:
 
     def chat(self, calls: Sequence[Call], seeds: Sequence[int | None]) -> list[ChatResult]:
         bundle = self.load()
-        with bundle["lock"]:  # one generate at a time: the model is shared by planner and judge
+        # one generate at a time: the model is shared by planner and judge; offload=model:
+        # on the GPU for this batch only
+        with bundle["lock"], bundle["placement"].running():
             return [self._one(bundle, c, s) for c, s in zip(calls, seeds, strict=True)]
 
     def _grammar(self, bundle: dict[str, Any], schema: dict[str, Any]) -> Any:
@@ -163,7 +176,7 @@ class TransformersEngine:
         if images:
             kwargs["images"] = images
             kwargs["size"] = {"shortest_edge": int(s.min_pixels), "longest_edge": int(s.max_pixels)}
-        return processor(**kwargs).to(bundle["model"].device)
+        return processor(**kwargs).to(bundle["device"])  # where it runs (offloaded weights wait elsewhere)
 
     def _one(self, bundle: dict[str, Any], call: Call, seed: int | None) -> ChatResult:
         import torch
@@ -176,7 +189,8 @@ class TransformersEngine:
         if schema is not None:
             processors.append(xgrammar.contrib.hf.LogitsProcessor(self._grammar(bundle, schema)))
         config = self._config
-        with torch.random.fork_rng(devices=[] if model.device.type == "cpu" else [model.device]):
+        device = bundle["device"]
+        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
             if seed is not None:
                 torch.manual_seed(int(seed))
             with torch.inference_mode():
@@ -229,9 +243,10 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _load(path: Any, device: str, dtype: str) -> dict[str, Any]:
+def _load(path: Any, device: str, dtype: str, offload: str = "none") -> dict[str, Any]:
     """Load the folder: processor, ``AutoModelForImageTextToText`` (the config picks
-    Qwen2.5-VL, Qwen3-VL, ...), and an xgrammar compiler over the model's vocabulary."""
+    Qwen2.5-VL, Qwen3-VL, ...) placed for ``offload`` (in host memory unless ``none``), and
+    an xgrammar compiler over the model's vocabulary."""
     try:
         import xgrammar
     except ImportError as exc:
@@ -240,11 +255,15 @@ def _load(path: Any, device: str, dtype: str) -> dict[str, Any]:
             "pip install -c requirements/constraints.txt xgrammar (the dev extra has it) "
             f"({exc})"
         ) from exc
+    import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from iiie.offload import load_device, offload_module
 
     try:
         processor = AutoProcessor.from_pretrained(path)
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(device).eval()
+        host = load_device(torch.device(device), offload)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(host).eval()
     except (OSError, ValueError, KeyError) as exc:
         raise BackendUnavailableError(
             f"vlm.serve.model_path={path} could not be loaded as a transformers VLM "
@@ -258,8 +277,11 @@ def _load(path: Any, device: str, dtype: str) -> dict[str, Any]:
     info = xgrammar.TokenizerInfo.from_huggingface(
         processor.tokenizer, vocab_size=vocab, stop_token_ids=stops
     )
+    placement = offload_module(model, offload, device, config_key="vlm.serve.offload")
     return {
         "model": model,
+        "placement": placement,
+        "device": placement.device,
         "processor": processor,
         "compiler": xgrammar.GrammarCompiler(info),
         "stop_token_ids": stops,
