@@ -173,3 +173,19 @@ def test_edit_cli_other_language_names_the_vlm_planner(tmp_path):
     res = _run(["iiie.edit", f"image={img}", f"output={tmp_path / 'o.png'}", "--instruction", "enlève le chat"],
                tmp_path)
     assert res.returncode == 2 and "planner=vlm" in res.stderr
+
+
+def test_make_help_names_every_experiment_the_readme_runs():
+    """Every ``make reproduce EXPERIMENT=...`` of the README is in ``make help``, and each is
+    an experiment of conf/experiment/."""
+    import re
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    readme = (REPO / "README.md").read_text()
+    documented = set(re.findall(r"make reproduce EXPERIMENT=(\w+)", readme)) | {"smoke"}
+    assert documented >= {"smoke", "tiny", "paper", "paper_tiny"}
+    assert all((REPO / "conf" / "experiment" / f"{e}.yaml").is_file() for e in documented)
+    text = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert {e for e in documented if not re.search(rf"\b{e}\b", text)} == set()
