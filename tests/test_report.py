@@ -124,3 +124,33 @@ def test_methods_without_planner_or_masker_get_dashes_not_scores(tmp_path):
     header = (tmp_path / "table.csv").read_text().splitlines()
     cells = dict(zip(header[0].split(","), next(h for h in header if h.startswith("magicbrush")).split(","), strict=True))
     assert cells["category_acc"] == cells["mask_iou"] == ""
+
+
+def test_method_sweep_folders_are_the_methods_names():
+    from iiie.run import variant_name
+
+    assert variant_name(["method=tiny/iiie", "experiment=paper_tiny"], 0, method_name="iiie") == "iiie"
+    assert variant_name(["method=magicbrush", "seed=1"], 3, method_name="magicbrush") == "magicbrush,seed=1"
+    assert variant_name(["data.n=5", "method=tiny/iiie"], 0, method_name="iiie") == "iiie,data.n=5"
+    assert variant_name(["editor.remove.method=ns"], 0, method_name="custom") == "editor.remove.method=ns"
+
+
+def _two_variant_sweep(make_cfg, tmp_path):
+    from iiie.gallery import write_comparison
+    from iiie.run import execute
+
+    sweep = tmp_path / "results" / "sweep"
+    for name, method in (("telea", "telea"), ("ns", "ns")):
+        execute(make_cfg("data.n=5", "data.odd_inputs=false", f"editor.remove.method={method}"), out=sweep / name)
+    write_comparison(sweep, collect(sweep))
+    return sweep
+
+
+def test_a_sweep_folder_opens_on_its_comparison_page_linking_every_variant(make_cfg, tmp_path):
+    import re
+
+    sweep = _two_variant_sweep(make_cfg, tmp_path)
+    page = (sweep / "index.html").read_text()
+    assert page == (sweep / "comparison.html").read_text()
+    links = set(re.findall(r'<a href="([^"$]+)/index.html">', page))
+    assert links == {"telea", "ns"} and all((sweep / v / "index.html").is_file() for v in links)
