@@ -24,7 +24,8 @@ from iiie.weights.manifest import CONF_DIR, Entry, entry_for, load_manifest, siz
 
 _SKIP_TOP = ("paths", "hydra", "vlm")
 #: Why a folder counts in ``check`` but not in the run's preflight.
-SERVER_NOTE = "read by the VLM server (make serve-vlm), not by the run"
+SERVER_READS = "read by the VLM server (make serve-vlm)"
+SERVER_NOTE = f"{SERVER_READS}, not by the run"
 _SERVER_ENGINES = ("server", "openai", "None", "")
 
 
@@ -133,7 +134,7 @@ def missing_message(missing: list[Need], fetch_args: list[str], served: list[Nee
     lines.append("(or point paths.weights / IIIE_WEIGHTS at a folder that has them)")
     if served:
         names = ", ".join(sorted(n.relpath for n in served))
-        lines.append(f"not checked here: {names}: {SERVER_NOTE} (`python -m iiie.weights check` lists it too)")
+        lines.append(f"not checked here: {names}: {SERVER_NOTE} (`python -m iiie.weights check` lists them with the rest)")
     return "\n".join(lines)
 
 
@@ -247,7 +248,7 @@ def check(overrides: list[str], say=print) -> int:
         return 0
     served = sum(1 for n in needs.values() if n.served)
     split = (f": {len(needs) - served} read by the run (what its preflight checks), "
-             f"{served} {SERVER_NOTE.replace(', not by the run', '')}") if served else ""
+             f"{served} {SERVER_READS}") if served else ""
     say(f"{what}: {len(needs)} weights folder(s) under {root}/{split}")
     missing = []
     n_jobs = len({j for n in needs.values() for j in n.jobs})
