@@ -1,7 +1,7 @@
 # iiie — the whole setup is two commands on a fresh machine:
 #   make reproduce   # installs what it needs into .venv, runs the default experiment (CPU)
 #   make test        # installs the dev extras too, runs the test suite (incl. notebooks)
-# Variables: EXPERIMENT=smoke|tiny|..., ARGS="hydra overrides", PYTEST_ARGS="-k ...".
+# Variables: EXPERIMENT=smoke|tiny|paper_tiny|paper|ablate_..., ARGS="hydra overrides", PYTEST_ARGS="-k ...".
 
 PYTHON_BOOT ?= python3
 VENV ?= .venv
@@ -15,7 +15,9 @@ PYTEST_ARGS ?=
 .PHONY: browser install install-dev install-gpu weights reproduce test ablate lint serve-vlm parity clean help
 
 help:
-	@echo "make reproduce [EXPERIMENT=smoke|tiny] [ARGS='overrides']  run an experiment, write results/<experiment>/"
+	@echo "make reproduce [EXPERIMENT=...] [ARGS='overrides']         run an experiment, write results/<experiment>/:"
+	@echo "    EXPERIMENT=smoke (default; CPU, seconds) | tiny (the diffusion editors on tiny weights, CPU)"
+	@echo "    | paper_tiny (every paper method on tiny weights, CPU) | paper (Table 1: GPU, weights, make serve-vlm)"
 	@echo "make test [PYTEST_ARGS=...]                                 run the test suite"
 	@echo "make ablate                                                 the smoke ablation sweep -> results/ablate_smoke/comparison.md"
 	@echo "make ablate STEP=plan|mask|edit|route|all [PROFILE=tiny|full] one step's ablation -> results/ablate_<step>[_tiny]/comparison.md"
@@ -25,6 +27,9 @@ help:
 	@echo "make notebook                                               JupyterLab on notebooks/ (03: looking at results/<experiment>)"
 	@echo "make install-gpu                                            vLLM + GPU pins (requirements/constraints-gpu.txt)"
 	@echo "make weights [WHAT=experiment=paper|method=iiie|all]        download the weights, write weights/weights.lock"
+	@echo "make install | install-dev                                  .venv with the CPU pins (dev: + test extras)"
+	@echo "make browser                                                headless Chromium for the gallery's browser test"
+	@echo "make clean                                                  remove runs/ results/ outputs/ multirun/ .cache/iiie"
 
 $(VENV)/bin/python:
 	$(PYTHON_BOOT) -m venv $(VENV)

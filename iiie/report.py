@@ -1,7 +1,8 @@
 """``python -m iiie.report results/<experiment>``: write the HTML pages for results that
 already exist: ``index.html`` for a run's folder (its ``manifest.json`` says which config
 made it, so the stage records under ``runs/`` are found again), and for a sweep's folder
-one ``index.html`` per variant plus ``comparison.html``."""
+one ``index.html`` per variant plus ``comparison.html`` (also written as the sweep's
+``index.html``)."""
 
 from __future__ import annotations
 

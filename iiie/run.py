@@ -46,7 +46,7 @@ def results_dir(cfg: DictConfig) -> Path:
     except ValueError:  # not under @hydra.main (tests, notebooks)
         return base
     if hc.mode == RunMode.MULTIRUN:
-        return base / variant_name(list(hc.overrides.task), int(hc.job.num))
+        return base / variant_name(list(hc.overrides.task), int(hc.job.num), method_name=cfg.get("method_name"))
     return base
 
 
@@ -54,9 +54,16 @@ def results_dir(cfg: DictConfig) -> Path:
 _NOT_IN_NAME = ("paths.", "runtime.", "hydra.", "experiment=", "experiment_name=")
 
 
-def variant_name(overrides: list[str], job_num: int, max_len: int = 120) -> str:
-    """Folder name of a sweep variant from its overrides ("editor.remove.method=ns,...")."""
+def variant_name(overrides: list[str], job_num: int, max_len: int = 120, method_name: str | None = None) -> str:
+    """Folder name of a sweep variant from its overrides ("editor.remove.method=ns,...").
+
+    A ``method=`` override is written as the method's name (``method_name``, which
+    conf/method/ sets): a sweep over methods gets ``results/paper/iiie/``, named as its
+    table's rows, and the tiny twin's ``method=tiny/iiie`` the same ``iiie`` rather than
+    ``method=tiny_iiie``; it comes first (``iiie,data.n=5``), then the other overrides."""
     kept = sorted(o for o in overrides if not o.lstrip("+~").startswith(_NOT_IN_NAME))
+    if method_name and any(o.lstrip("+").startswith("method=") for o in kept):
+        kept = [str(method_name), *(o for o in kept if not o.lstrip("+").startswith("method="))]
     name = ",".join(kept).replace("/", "_") or f"job{job_num}"
     if len(name) > max_len:
         name = f"job{job_num}-{stable_hash(kept, 8)}"

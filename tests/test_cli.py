@@ -173,3 +173,32 @@ def test_edit_cli_other_language_names_the_vlm_planner(tmp_path):
     res = _run(["iiie.edit", f"image={img}", f"output={tmp_path / 'o.png'}", "--instruction", "enlève le chat"],
                tmp_path)
     assert res.returncode == 2 and "planner=vlm" in res.stderr
+
+
+def test_make_help_names_every_experiment_the_readme_runs():
+    """Every ``make reproduce EXPERIMENT=...`` of the README is in ``make help``, and each is
+    an experiment of conf/experiment/."""
+    import re
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    readme = (REPO / "README.md").read_text()
+    documented = set(re.findall(r"make reproduce EXPERIMENT=(\w+)", readme)) | {"smoke"}
+    assert documented >= {"smoke", "tiny", "paper", "paper_tiny"}
+    assert all((REPO / "conf" / "experiment" / f"{e}.yaml").is_file() for e in documented)
+    text = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert {e for e in documented if not re.search(rf"\b{e}\b", text)} == set()
+
+
+def test_readme_smoke_table_is_what_make_reproduce_gives(make_cfg, tmp_path):
+    """README's "What `make reproduce` gives today" block is the smoke run's table, number
+    for number (regenerate it from results/smoke/table.md when a change moves a number)."""
+    from iiie.run import execute
+
+    execute(make_cfg("experiment=smoke"))
+    made = (tmp_path / "results" / "smoke" / "table.md").read_text().split("\n\n")[1].strip()
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### What `make reproduce` gives today"):]
+    quoted = section.split("```\n")[1].strip()
+    assert quoted == made

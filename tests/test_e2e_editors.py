@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from hydra.utils import instantiate
 from PIL import Image
 
 from iiie import weights
@@ -81,12 +82,16 @@ def test_magicbrush_tiny_layout_and_edit(make_cfg, tiny_root):
     cfg = make_cfg("editor@editor.global=tiny/magicbrush", f"paths.cache={tiny_root.parent}")
     assert cfg.editor["global"].model_path.endswith("tiny/magicbrush")
     weights.clear_loaded()
-    editor = InstructPix2PixEditor(str(tiny_root / "magicbrush"), steps=2, resolution=64, device="cpu")
+    editor = instantiate(cfg.editor["global"], model_path=str(tiny_root / "magicbrush"), steps=2, device="cpu")
+    assert isinstance(editor, InstructPix2PixEditor)
     req = _req(50, 34)
     plan = Plan(Category.GLOBAL)
     mask = NoneMasker().mask(req, plan)
     a, b = editor.edit(req, plan, mask, 0), editor.edit(req, plan, mask, 0)
     assert a.image.size == (50, 34) and a.image.mode == "RGB"
+    # the wrapper class is InstructPix2Pix's, but records, load label and counter say magicbrush
+    assert a.editor == "magicbrush" and editor.stats()["loads"] == {"magicbrush": 1}
+    assert "instructpix2pix" not in weights.LOAD_COUNTS
     assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
     assert not np.array_equal(np.asarray(editor.edit(req, plan, mask, 1).image), np.asarray(a.image))
 

@@ -69,3 +69,16 @@ def test_smoke_report_in_a_real_browser(make_cfg, tmp_path):
     shot = out / "screenshot.png"
     _browse(tmp_path, page.as_uri(), f"--screenshot={shot}", "--window-size=1280,1600")
     assert shot.stat().st_size > 10_000
+
+
+def test_sweep_index_in_a_real_browser(make_cfg, tmp_path):
+    """A sweep's ``index.html`` (its comparison page) draws one row per sample with every
+    variant's picture, and every picture loads."""
+    from test_report import _two_variant_sweep
+
+    sweep = _two_variant_sweep(make_cfg, tmp_path)
+    dom = _browse(tmp_path, (sweep / "index.html").as_uri(), "--dump-dom")
+    body = _body(dom)
+    assert int(body["cards-shown"]) == 5 and body["images-done"] == "yes"
+    assert int(body["images-total"]) >= 5 * 3 and body["images-broken"] == "0", body
+    assert 'href="telea/index.html"' in dom and 'href="ns/index.html"' in dom

@@ -39,7 +39,18 @@ def test_paper_tiny_writes_a_filled_row_per_method(tmp_path):
     # transformers engine, every reply parsed) and masks with Grounded-SAM
     for method in METHODS - {"iiie", "ledits_pp", "iiie_2026"}:
         assert ours[method]["plan_calls"] == 0 and ours[method]["mask_calls"] == 0, method
-    (iiie_dir,) = out.glob("*method=tiny_iiie")  # variant folders are named by their overrides
+    folders = {p.parent.name: p.parent for p in out.glob("*/results.json")}
+    assert set(folders) == {f"{m},data.n=5" for m in METHODS}  # the method first, then other overrides
+    assert (out / "index.html").read_text() == (out / "comparison.html").read_text()
+    iiie_dir = folders["iiie,data.n=5"]
+    # no planner: no category_acc / object_match; no masker: no mask_iou (dashes, not scores)
+    for method in METHODS - {"iiie", "ledits_pp", "iiie_2026"}:
+        assert ours[method]["category_acc"] is None and ours[method]["object_match"] is None, method
+    for method in METHODS - {"iiie", "iiie_2026"}:
+        assert ours[method]["mask_iou"] is None, method
+    assert isinstance(ours["iiie"]["mask_iou"], float) and isinstance(ours["ledits_pp"]["category_acc"], float)
+    magicbrush = json.loads((folders["magicbrush,data.n=5"] / "results.json").read_text())["per_sample"]
+    assert {s["editor"] for s in magicbrush} == {"magicbrush"}  # not its wrapper's instructpix2pix
     man = json.loads((iiie_dir / "manifest.json").read_text())
     plan, score = man["stages"]["plan"], man["stages"]["score"]
     assert plan["computed"] == 5 and plan["backend"]["engine"] == "transformers"

@@ -254,6 +254,18 @@ def test_temp_cleanup_spares_live_writers(tmp_path):
     assert Path(live).exists() and not dead.exists() and not legacy.exists()
 
 
+def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    from iiie.pipeline.cache import atomic_save_png, atomic_write_json
+
+    old = os.umask(0o027)
+    try:
+        atomic_write_json(tmp_path / "r.json", {"a": 1})
+        atomic_save_png(tmp_path / "r.png", Image.new("RGB", (2, 2)))
+    finally:
+        os.umask(old)
+    assert {(tmp_path / n).stat().st_mode & 0o777 for n in ("r.json", "r.png")} == {0o640}
+
+
 def test_failures_after_planning_keep_category_and_plan_scores(make_cfg):
     cfg = make_cfg("data.n=10", "data.odd_inputs=false", "masker.on_missing=skip")
     runner = Runner(cfg, show_progress=False)

@@ -77,3 +77,80 @@ def test_paper_table_rows_columns_and_published_reference_rows(tmp_path):
     assert "iiie: per category" in md and "instructpix2pix: per category" in md
     assert "published, MAGIC, human raters" in md
     assert json.loads((tmp_path / "table.json").read_text())["per_category"]["iiie"][0]["category"] == "remove"
+
+
+@pytest.mark.parametrize(("predicted", "truth", "match"), [
+    ("r", "horse", False),  # a letter inside the word is not the object
+    ("the horse", "horse", True),
+    ("horses", "horse", True),
+    ("red circle", "the small red circle", True),
+    ("boxes", "box", True),
+    ("horse", "house", False),
+    ("", "horse", False),
+])
+def test_object_match_is_word_level(predicted, truth, match):
+    from iiie.metrics.pixel import object_matches
+
+    assert object_matches(predicted, truth) is match
+
+
+def test_methods_without_planner_or_masker_get_dashes_not_scores(tmp_path):
+    """planner=none copies the true category and masker=none masks the whole image: their
+    category_acc / object_match / mask_iou are not applicable (a dash), while a planner's
+    and a masker's own plans and masks are scored."""
+    from iiie.data.synthetic import SyntheticDataset
+    from iiie.maskers.none import NoneMasker
+    from iiie.maskers.oracle import OracleMasker
+    from iiie.metrics.pixel import MaskIoU, PlanAccuracy
+    from iiie.pipeline.report import paper_table
+    from iiie.planners.none import NonePlanner
+    from iiie.planners.rules import RulePlanner
+    from iiie.protocols import Scored
+
+    ds = SyntheticDataset(n=4, odd_inputs=False)
+    samples = [ds.load(i) for i in ds.ids()]
+    for method, planner, masker in (("iiie", RulePlanner(), OracleMasker()), ("magicbrush", NonePlanner(), NoneMasker())):
+        plans = planner.plan_samples(samples) if method == "magicbrush" else [planner.plan(s.request) for s in samples]
+        items = [Scored(s, p, masker.mask(s.request, p), None) for s, p in zip(samples, plans, strict=True)]
+        scores = [{**a, **b} for a, b in zip(PlanAccuracy().score_batch(items), MaskIoU().score_batch(items), strict=True)]
+        rows = [{"id": s.request.id, "category": s.truth.category.value, **sc} for s, sc in zip(samples, scores, strict=True)]
+        write_results(tmp_path / method, rows, {"config": {"method_name": method}}, method)
+    ours = {r["method"]: r for r in paper_table(tmp_path)}
+    assert ours["iiie"]["category_acc"] == 1.0 and ours["iiie"]["object_match"] == 1.0
+    assert 0.0 < ours["iiie"]["mask_iou"] <= 1.0
+    assert all(ours["magicbrush"][c] is None for c in ("category_acc", "object_match", "mask_iou"))
+    line = next(ln for ln in (tmp_path / "table.md").read_text().splitlines() if ln.startswith("| magicbrush |"))
+    assert line.count("–") >= 3
+    header = (tmp_path / "table.csv").read_text().splitlines()
+    cells = dict(zip(header[0].split(","), next(h for h in header if h.startswith("magicbrush")).split(","), strict=True))
+    assert cells["category_acc"] == cells["mask_iou"] == ""
+
+
+def test_method_sweep_folders_are_the_methods_names():
+    from iiie.run import variant_name
+
+    assert variant_name(["method=tiny/iiie", "experiment=paper_tiny"], 0, method_name="iiie") == "iiie"
+    assert variant_name(["method=magicbrush", "seed=1"], 3, method_name="magicbrush") == "magicbrush,seed=1"
+    assert variant_name(["data.n=5", "method=tiny/iiie"], 0, method_name="iiie") == "iiie,data.n=5"
+    assert variant_name(["editor.remove.method=ns"], 0, method_name="custom") == "editor.remove.method=ns"
+
+
+def _two_variant_sweep(make_cfg, tmp_path):
+    from iiie.gallery import write_comparison
+    from iiie.run import execute
+
+    sweep = tmp_path / "results" / "sweep"
+    for name, method in (("telea", "telea"), ("ns", "ns")):
+        execute(make_cfg("data.n=5", "data.odd_inputs=false", f"editor.remove.method={method}"), out=sweep / name)
+    write_comparison(sweep, collect(sweep))
+    return sweep
+
+
+def test_a_sweep_folder_opens_on_its_comparison_page_linking_every_variant(make_cfg, tmp_path):
+    import re
+
+    sweep = _two_variant_sweep(make_cfg, tmp_path)
+    page = (sweep / "index.html").read_text()
+    assert page == (sweep / "comparison.html").read_text()
+    links = set(re.findall(r'<a href="([^"$]+)/index.html">', page))
+    assert links == {"telea", "ns"} and all((sweep / v / "index.html").is_file() for v in links)

@@ -15,7 +15,7 @@ from iiie.weights import MissingWeightsError
 from iiie.weights.fetch import fetch
 from iiie.weights.lock import LOCK_NAME, read_lock, verify
 from iiie.weights.manifest import entry_for, load_manifest
-from iiie.weights.needs import check, preflight, sweep_preflight, weight_needs
+from iiie.weights.needs import check, preflight, sweep_needs, sweep_preflight, weight_needs
 
 WEIGHTS_REF = re.compile(r"\$\{paths\.weights\}/([^\s'\"#}]+)")
 
@@ -162,7 +162,11 @@ def test_check_lists_every_missing_folder_of_the_paper_experiment(tmp_path):
     missing = {ln.split()[3] for ln in lines if ln.lstrip().startswith("MISSING")}
     assert missing == set(PAPER_FOLDERS) - {"dino-vits16"}
     assert re.search(r"ok .*dino-vits16", out)
-    assert f"{len(PAPER_FOLDERS) - 1} of {len(PAPER_FOLDERS)} missing" in out
+    assert f"{len(PAPER_FOLDERS) - 1} of {len(PAPER_FOLDERS)} missing (2 of them the VLM server's)" in out
+    # the two VLM folders explain why the run's preflight counts two fewer
+    assert f"{len(PAPER_FOLDERS)} weights folder(s) under {tmp_path}/: {len(PAPER_FOLDERS) - 2} read by the run" in lines[0]
+    served = [ln for ln in lines if ln.endswith("(read by the VLM server (make serve-vlm), not by the run)")]
+    assert sorted(ln.split()[3] for ln in served) == ["Qwen2.5-VL-7B-Instruct", "Qwen3-VL-8B-Instruct"]
     assert "python -m iiie.weights fetch experiment=paper" in out
 
 
@@ -181,7 +185,10 @@ def test_preflight_lists_every_missing_folder_in_one_message(tmp_path):
                    "clip-vit-base-patch32", "dino-vits16"):
         assert str(tmp_path / folder) in msg, folder
     assert msg.startswith("7 weights folder(s) missing")
-    assert "Qwen2.5-VL" not in msg  # read by the VLM server, which may run elsewhere
+    # read by the VLM server, which may run elsewhere: not in the list, named as not checked
+    listed, note = msg.split("\nnot checked here: ")
+    assert "Qwen2.5-VL" not in listed
+    assert note.startswith("Qwen2.5-VL-7B-Instruct: read by the VLM server (make serve-vlm), not by the run")
     assert "python -m iiie.weights fetch" in msg
     # in-process VLM: now the run itself reads the model folder
     offline = compose_config([f"paths.weights={tmp_path}", "planner=vlm_offline"])
@@ -202,6 +209,10 @@ def test_sweep_preflight_covers_every_job(tmp_path):
     missing = {n.relpath: n for n in sweep_preflight(head)}
     assert {"grounding-dino-base", "clip-vit-large-patch14"} <= set(missing)
     assert "method=iiie" in missing["grounding-dino-base"].jobs
+    missing_too, served = sweep_needs(head)
+    assert {n.relpath for n in missing_too} == set(missing)
+    assert {n.relpath for n in served} == {"Qwen2.5-VL-7B-Instruct", "Qwen3-VL-8B-Instruct"}
+    assert not {n.relpath for n in served} & set(missing)
 
 
 def compose_config_with_hydra(overrides):

@@ -30,7 +30,10 @@ class InstructPix2PixEditor(DiffusionEditor):
     """Edit with the instruction text through InstructPix2Pix.
 
     The folder checks and the once-per-process loader are :class:`DiffusionEditor`'s; the
-    call (two guidance scales, no size arguments) and the recorded params are its own."""
+    call (two guidance scales, no size arguments) and the recorded params are its own.
+    ``name`` is the model this instance runs: MagicBrush is InstructPix2Pix fine-tuned, run
+    by this same class with ``name: magicbrush`` (conf/editor/magicbrush.yaml), so its edit
+    records, per-sample ``editor`` field, load label and load counter say magicbrush."""
 
     name = "instructpix2pix"
     pipeline_class = "StableDiffusionInstructPix2PixPipeline"
@@ -49,7 +52,11 @@ class InstructPix2PixEditor(DiffusionEditor):
         dtype: str = "float32",
         offload: str = "none",
         config_key: str = "editor.<route>",  # the runner puts the mounted route in errors
+        name: str = "instructpix2pix",
     ) -> None:
+        if not str(name).strip():
+            raise ValueError(f"{config_key}.name must name the model (e.g. magicbrush), got {name!r}")
+        self.name = str(name).strip()
         super().__init__(model_path, steps, resolution, blur, device=device, dtype=dtype,
                          config_key=config_key, offload=offload)
         self.guidance_scale, self.image_guidance_scale = float(guidance_scale), float(image_guidance_scale)

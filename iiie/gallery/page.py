@@ -51,7 +51,11 @@ def write_index(out_dir: Path, title: str, table: list[dict[str, Any]], cards: l
 
 def write_comparison(sweep_dir: Path, rows: list[dict[str, Any]], key: str = "variant", title: str | None = None) -> Path:
     """``sweep_dir/comparison.html``: the comparison table on top, then one row per sample
-    with every variant's result and scores side by side (from each ``<variant>/cards.json``)."""
+    with every variant's result and scores side by side (from each ``<variant>/cards.json``),
+    each variant's name linking to its own ``<variant>/index.html``.
+
+    The same page is the sweep folder's ``index.html``, so that a sweep's folder opens like
+    a run's (``results/<experiment>/index.html``) on the page that leads to every variant."""
     sweep_dir = Path(sweep_dir)
     variants: dict[str, list[dict[str, Any]]] = {}
     for cards_file in sorted(sweep_dir.glob("*/cards.json")):
@@ -78,4 +82,5 @@ def write_comparison(sweep_dir: Path, rows: list[dict[str, Any]], key: str = "va
         categories=sorted({s["category"] for s in samples}),
     )
     atomic_write_bytes(sweep_dir / "comparison.html", html.encode())
+    atomic_write_bytes(sweep_dir / "index.html", html.encode())
     return sweep_dir / "comparison.html"

@@ -8,6 +8,7 @@ identical to the source (infinite PSNR), which would make every mean infinite.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import cv2
@@ -18,7 +19,7 @@ from skimage.metrics import structural_similarity
 from iiie.maskers.oracle import normalise_phrase
 from iiie.masks import iou
 from iiie.protocols import Scored
-from iiie.types import Category
+from iiie.types import Category, MaskResult, Plan
 
 PSNR_CAP = 100.0
 SSIM_RADIUS = 3  # half of scikit-image's default 7x7 window
@@ -83,11 +84,40 @@ def masked_ssim(a: np.ndarray, b: np.ndarray, region: np.ndarray | None = None) 
     return float(smap[use].mean())
 
 
+#: Words that name no object ("the cup on the table" is about a cup and a table).
+_FUNCTION_WORDS = frozenset("a an the this that these those of on in at with and or to from".split())
+
+
+def _forms(word: str) -> set[str]:
+    """A word and the singulars it may be the regular English plural of ("horses" ->
+    horse, "boxes" -> box, "berries" -> berry); which one is right needs a dictionary, so
+    two words name the same thing when their forms meet."""
+    forms = {word}
+    if len(word) > 2 and word.endswith("s") and not word.endswith("ss"):
+        forms.add(word[:-1])
+        if word.endswith("es"):
+            forms.add(word[:-2])
+        if word.endswith("ies"):
+            forms.add(word[:-3] + "y")
+    return forms
+
+
+def content_words(phrase: str) -> list[str]:
+    """The object words of a phrase: normalised (:func:`normalise_phrase`), split into
+    words, function words ("the", "of", ...) dropped."""
+    return [w for w in re.findall(r"[\w-]+", normalise_phrase(phrase)) if w not in _FUNCTION_WORDS]
+
+
+def _all_named(words: list[str], other: list[str]) -> bool:
+    return all(any(_forms(w) & _forms(v) for v in other) for w in words)
+
+
 def object_matches(predicted: str, truth: str) -> bool:
-    """Phrases match after normalisation, or one contains the other ("red circle" ~
-    "the small red circle")."""
-    p, t = normalise_phrase(predicted), normalise_phrase(truth)
-    return bool(p) and bool(t) and (p == t or t in p or p in t)
+    """The phrases name the same object: every content word of one is a word of the other,
+    plurals included ("red circle" ~ "the small red circle", "horses" ~ "horse"). Whole
+    words only: a planner that answers "r" does not match "horse" because "r" is inside it."""
+    p, t = content_words(predicted), content_words(truth)
+    return bool(p) and bool(t) and (_all_named(p, t) or _all_named(t, p))
 
 
 def _put(row: dict[str, float], key: str, value: float | None) -> None:
@@ -95,11 +125,27 @@ def _put(row: dict[str, float], key: str, value: float | None) -> None:
         row[key] = float(value)
 
 
+def planner_made(plan: Plan) -> bool:
+    """Whether a planner decided this plan. ``planner=none`` (the instruction-only methods)
+    copies the benchmark's category and names no object, so scoring its plan against the
+    ground truth would measure the benchmark, not a step the method has."""
+    return not (isinstance(plan.raw, dict) and plan.raw.get("planner") == "none")
+
+
+def masker_made(mask: MaskResult) -> bool:
+    """Whether a masker chose this region. ``masker=none`` gives every sample the whole image
+    (its source is ``none:...``, as each masker's sources start with its name), so its IoU
+    would score the whole image, not a step the method has."""
+    return mask.source.split(":", 1)[0] != "none"
+
+
 class PlanAccuracy:
     """``category_acc`` and ``object_match`` against the dataset's labels.
 
     ``stage = "plan"``: it reads only the plan, so it also scores samples that failed
-    later (a missed detection must not hide the planner's accuracy).
+    later (a missed detection must not hide the planner's accuracy). A plan no planner made
+    (:func:`planner_made`) gets neither column: not applicable, so the tables show a dash
+    (the Metric protocol: a column that does not apply is absent), not a made-up 1.0.
     """
 
     name = "plan"
@@ -110,16 +156,18 @@ class PlanAccuracy:
         for it in items:
             row: dict[str, float] = {}
             truth = it.sample.truth
-            if truth.category is not None:
-                row["category_acc"] = float(it.plan.category == truth.category)
-            if truth.object and truth.category is not Category.GLOBAL:
-                row["object_match"] = float(object_matches(it.plan.object, truth.object))
+            if planner_made(it.plan):
+                if truth.category is not None:
+                    row["category_acc"] = float(it.plan.category == truth.category)
+                if truth.object and truth.category is not Category.GLOBAL:
+                    row["object_match"] = float(object_matches(it.plan.object, truth.object))
             rows.append(row)
         return rows
 
 
 class MaskIoU:
-    """``mask_iou`` of the predicted edit mask against the ground-truth change region."""
+    """``mask_iou`` of the predicted edit mask against the ground-truth change region; absent
+    (a dash in the tables) where no masker chose the region (:func:`masker_made`)."""
 
     name = "mask"
 
@@ -127,7 +175,7 @@ class MaskIoU:
         rows = []
         for it in items:
             gt = it.sample.truth.mask
-            rows.append({"mask_iou": iou(it.mask.mask, gt)} if gt is not None else {})
+            rows.append({"mask_iou": iou(it.mask.mask, gt)} if gt is not None and masker_made(it.mask) else {})
         return rows
 
 

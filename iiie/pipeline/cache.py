@@ -67,6 +67,22 @@ def stable_hash(obj: Any, length: int = 12) -> str:
 _HOST = socket.gethostname().replace(".", "_")
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it
+    (``/proc/self/status``): ``os.umask`` can only be read by setting it, which would race
+    with files other threads create meanwhile."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # The writer's host and pid are in the temp name, so a cleanup in another process
@@ -74,6 +90,10 @@ def _atomic_write(path: Path, write) -> None:
     prefix = f".{path.name}.{_HOST}.{os.getpid()}."
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TMP_SUFFIX, dir=path.parent)
     try:
+        # mkstemp creates 0600 (private temp files); a result file gets the mode a plain
+        # open() would give it, so results and stage records stay readable by the group /
+        # others as the user's umask allows (shared result folders, web servers).
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -29,7 +29,7 @@ class CollectSweep(Callback):
         from iiie.gallery import write_comparison  # the side-by-side pictures of every variant
 
         rows = json.loads((sweep / "comparison.json").read_text()).get("rows", []) if (sweep / "comparison.json").exists() else []
-        print(f"comparison page: {write_comparison(sweep, rows)}")
+        print(f"comparison page: {write_comparison(sweep, rows)} (also {sweep / 'index.html'})")
 
     def _tables(self, config: DictConfig, sweep: Path) -> None:
         from iiie.pipeline.report import collect, paper_table

@@ -39,7 +39,7 @@ COLUMN_DOCS = {
     "failed": "samples that stopped with an error before scoring",
     "noop": "samples whose editor returned the input unchanged (nothing was edited)",
     "category_acc": "planner's category = ground truth (step 1)",
-    "object_match": "planner's object phrase matches the ground-truth object (step 2)",
+    "object_match": "planner's object phrase names the ground-truth object, word by word (step 2)",
     "mask_iou": "IoU of the edit mask with the ground-truth change region (step 3)",
     "l1": "mean |output - target| on [0,1] RGB, whole image (lower is better)",
     "l2": "mean (output - target)^2 on [0,1] RGB, whole image (lower is better)",

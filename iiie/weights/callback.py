@@ -14,10 +14,10 @@ class SweepPreflight(Callback):
     folder any of its jobs lacks; single runs check in :func:`iiie.run.execute`."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from iiie.weights.needs import missing_message, sweep_preflight
+        from iiie.weights.needs import missing_message, sweep_needs
 
-        missing = sweep_preflight(config)
+        missing, served = sweep_needs(config)
         if missing:
             fetch = [o for o in config.hydra.overrides.task if "," not in o] or [n.relpath for n in missing]
-            print("error: " + missing_message(missing, fetch), file=sys.stderr)
+            print("error: " + missing_message(missing, fetch, served), file=sys.stderr)
             sys.exit(2)

@@ -23,6 +23,9 @@ from iiie.weights.lock import read_lock
 from iiie.weights.manifest import CONF_DIR, Entry, entry_for, load_manifest, size_text
 
 _SKIP_TOP = ("paths", "hydra", "vlm")
+#: Why a folder counts in ``check`` but not in the run's preflight.
+SERVER_READS = "read by the VLM server (make serve-vlm)"
+SERVER_NOTE = f"{SERVER_READS}, not by the run"
 _SERVER_ENGINES = ("server", "openai", "None", "")
 
 
@@ -110,12 +113,17 @@ def weight_needs(cfg: DictConfig, entries: dict[str, Entry] | None = None) -> di
 def preflight(cfg: DictConfig) -> None:
     """Raise one :class:`MissingWeightsError` listing every folder this run reads that is
     not on disk (run after ``prepare:``, which may write tiny weights)."""
-    missing = [n for n in weight_needs(cfg).values() if not n.served and not n.present]
+    needs = list(weight_needs(cfg).values())
+    missing = [n for n in needs if not n.served and not n.present]
     if missing:
-        raise MissingWeightsError(missing_message(missing, fetch_args=[n.relpath for n in missing]))
+        raise MissingWeightsError(missing_message(missing, fetch_args=[n.relpath for n in missing],
+                                                  served=[n for n in needs if n.served]))
 
 
-def missing_message(missing: list[Need], fetch_args: list[str]) -> str:
+def missing_message(missing: list[Need], fetch_args: list[str], served: list[Need] = ()) -> str:
+    """The preflight's error. ``served``: the VLM server's folders, which the run does not
+    read and so does not check; named at the end, so that the count here adding up to
+    fewer than ``python -m iiie.weights check`` lists is explained where it is seen."""
     total = sum(n.entry.size_gb for n in missing if n.entry)
     lines = [f"{len(missing)} weights folder(s) missing (about {size_text(total)}):"]
     for n in sorted(missing, key=lambda n: n.relpath):
@@ -124,6 +132,9 @@ def missing_message(missing: list[Need], fetch_args: list[str]) -> str:
         lines.append(f"  {n.path}  [{size}]  from `{n.keys[0]}`  <- {src}")
     lines.append("get them with:  python -m iiie.weights fetch " + " ".join(fetch_args))
     lines.append("(or point paths.weights / IIIE_WEIGHTS at a folder that has them)")
+    if served:
+        names = ", ".join(sorted(n.relpath for n in served))
+        lines.append(f"not checked here: {names}: {SERVER_NOTE} (`python -m iiie.weights check` lists them with the rest)")
     return "\n".join(lines)
 
 
@@ -235,7 +246,10 @@ def check(overrides: list[str], say=print) -> int:
             say(f"note: {n}")
         say(f"{what}: needs no weights")
         return 0
-    say(f"{what}: {len(needs)} weights folder(s) under {root}/")
+    served = sum(1 for n in needs.values() if n.served)
+    split = (f": {len(needs) - served} read by the run (what its preflight checks), "
+             f"{served} {SERVER_READS}") if served else ""
+    say(f"{what}: {len(needs)} weights folder(s) under {root}/{split}")
     missing = []
     n_jobs = len({j for n in needs.values() for j in n.jobs})
     for rel in sorted(needs):
@@ -246,7 +260,7 @@ def check(overrides: list[str], say=print) -> int:
             who = f"all {n_jobs} jobs"
         else:
             who = ",".join(n.jobs) if n.jobs and n.jobs != ["run"] else n.keys[0]
-        extra = "  (read by the VLM server: make serve-vlm)" if n.served else ""
+        extra = f"  ({SERVER_NOTE})" if n.served else ""
         say(f"  {state} {size:>9s}  {rel:45s} {who}{extra}")
         if not n.present:
             missing.append(n)
@@ -258,7 +272,9 @@ def check(overrides: list[str], say=print) -> int:
         say("all present")
         return 0
     total = sum(n.entry.size_gb for n in missing if n.entry)
-    say(f"{len(missing)} of {len(needs)} missing, about {size_text(total)}; get them with:")
+    by_server = sum(1 for n in missing if n.served)
+    of_server = f" ({by_server} of them the VLM server's)" if by_server else ""
+    say(f"{len(missing)} of {len(needs)} missing{of_server}, about {size_text(total)}; get them with:")
     say(f"  python -m iiie.weights fetch {' '.join(overrides) or ' '.join(n.relpath for n in missing)}")
     for n in manual:
         say(f"  {n.relpath}: {' '.join(str(n.entry.manual).split())}")
@@ -272,19 +288,31 @@ def sweep_preflight(config: DictConfig) -> list[Need]:
     ``hydra`` node) is given: the sweep stops before its first job with one list for all
     jobs, not at the first job that lacks one. Jobs with ``prepare:`` steps (tiny weights
     written at run time) and jobs that do not compose are left to their own preflight."""
+    return sweep_needs(config)[0]
+
+
+def sweep_needs(config: DictConfig) -> tuple[list[Need], list[Need]]:
+    """:func:`sweep_preflight`'s missing folders, and the VLM server's folders of those jobs
+    (not checked: the error names them, see :func:`missing_message`)."""
     overrides = list(config.hydra.overrides.task)
     try:
         _, jobs = compose_jobs(overrides)
     except Exception:  # a sweep syntax this expansion does not know: each job checks itself
-        return []
+        return [], []
     missing: dict[str, Need] = {}
+    served: dict[str, Need] = {}
+    by_run: set[str] = set()  # read in-process by some job: checked there
     for job, cfg in jobs:
         if isinstance(cfg, _Failed) or cfg.get("prepare"):
             continue
         label = _label(job, overrides)
         for rel, n in weight_needs(cfg).items():
-            if not n.served and not n.present:
+            if n.served:
+                served.setdefault(rel, n)
+                continue
+            by_run.add(rel)
+            if not n.present:
                 m = missing.setdefault(rel, n)
                 if label not in m.jobs:
                     m.jobs.append(label)
-    return list(missing.values())
+    return list(missing.values()), [n for rel, n in served.items() if rel not in by_run]
