@@ -62,7 +62,8 @@ def _mentions(text: str, phrase: str) -> bool:
 
 
 class DiffusionEditor(dc.SingleFromBatch):
-    """Base class: one diffusers pipeline folder behind the step-4 ``Editor`` protocol."""
+    """Base class: one diffusion pipeline (a diffusers folder by default) behind the step-4
+    ``Editor`` protocol."""
 
     name = "diffusion"
     #: Class name of the pipeline in ``pipeline_module`` (a ``diffusers`` class by default).
@@ -191,7 +192,7 @@ class DiffusionEditor(dc.SingleFromBatch):
     def build_pipeline(self):
         """Load the pipeline from the folder (called once per process per key)."""
         pipe = self.pipeline_type().from_pretrained(str(self.model_path), dtype=self.dtype, **self.load_kwargs(),
-                                   variant=dc.weight_variant(self.model_path))  # fp16-only folders
+                                                    variant=dc.weight_variant(self.model_path))  # fp16-only folders
         pipe.set_progress_bar_config(disable=True)
         return dc.place(pipe, self.device, self.offload, self.config_key)
 
