@@ -121,7 +121,6 @@ def test_offload_hooks_are_installed_and_change_nothing(cache, monkeypatch, name
 
 def _modules(pipe) -> list[torch.nn.Module]:
     """The torch modules of an editor's pipeline (diffusers' or InfEdit's own)."""
-    pipe = getattr(pipe, "pipe", pipe)  # PowerPaint binds its task around the shared pipeline
     parts = getattr(pipe, "components", None) or vars(pipe)
     modules = [m for m in parts.values() if isinstance(m, torch.nn.Module)]
     assert modules
@@ -175,7 +174,6 @@ def test_fp16_variant_folders_load(cache, tmp_path, name, folder, field):
     out = _edit(editor)
     assert out.shape == (56, 72, 3)
     pipe = editor.pipeline()
-    pipe = getattr(pipe, "pipe", pipe)
     assert pipe.unet.dtype == torch.float32  # the half-precision files, loaded as configured
     weights.clear_loaded()
 

@@ -263,6 +263,12 @@ def test_editor_text_guided_route_and_single_load(tiny):
     assert W.LOAD_COUNTS.get("powerpaint-pipeline") == 1
     assert W.LOAD_COUNTS.get("powerpaint") == 1
     assert W.LOAD_COUNTS.get("sd15-base") == 1
+    # One pipeline object for both tasks: each editor's task is its call argument, not a wrapper.
+    from iiie.models.powerpaint.pipeline import PowerPaintPipeline
+
+    assert type(removal.pipeline()) is PowerPaintPipeline and addition.pipeline() is removal.pipeline()
+    assert removal.call_kwargs((64, 48), 2)["task"] == "object-removal"
+    assert addition.call_kwargs((64, 48), 2)["task"] == "text-guided"
 
 
 def test_editor_batch_of_mixed_sizes_and_empty_mask(tiny):

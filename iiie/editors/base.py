@@ -5,7 +5,8 @@ Why: before this base a new diffusion editor copied a hundred lines of conventio
 provenance, ``stats()``). :class:`DiffusionEditor` owns all of them, so a new editor is one
 module that states *what differs*:
 
-* class attributes: ``name``, ``pipeline_class`` (a ``diffusers`` class name),
+* class attributes: ``name``, ``pipeline_class`` (a ``diffusers`` class name, or one of
+  ``pipeline_module``),
   ``model_files`` (what the folder must hold; a tuple inside = any one of them), ``hint``
   (how to get the weights, shown in the missing-folder error), ``multiple`` (16 for
   pipelines that pack 2x2 latent patches over an 8x VAE) and ``inpaint`` (True: the mask is
@@ -13,14 +14,23 @@ module that states *what differs*:
 * :meth:`call_kwargs` (its own pipeline arguments), :meth:`settings` (what to record) and
   :meth:`load_kwargs` (extra ``from_pretrained`` arguments, e.g. no SD1.5 safety checker).
 
+Editors whose weights are not one diffusers folder (BrushNet, PowerPaint: an SD1.5 base
+folder plus a branch checkpoint, assembled into the project's own pipeline) state that too,
+and nothing else: :meth:`weight_folders` (which constructor arguments are folders and what
+each must hold), :meth:`build_pipeline` (how to assemble the pipeline), :meth:`load_key`
+(what else tells two built pipelines apart), :meth:`model_params` (which weights the
+provenance names) and ``pipeline_label`` / ``load_prefixes`` (the load counters).
+
 Editors whose calls differ too much for the shared :meth:`~DiffusionEditor.edit_batch`
 (InstructPix2Pix, LEdits++) still take the construction checks and the once-per-process
 loader from here and override ``edit_batch`` only.
 
-The base then does the rest the same way for every editor: check the folder and settings at
-construction (errors name ``<config_key>.model_path``; the runner fills in the route),
-resolve device/dtype once, load the pipeline once per process per (class, folder, device,
-dtype), bring each sample to the model resolution (long side ``resolution``, aspect kept),
+The base then does the rest the same way for every editor: check the folders and settings at
+construction (errors name ``<config_key>.model_path``, or the folder's own argument; the
+runner fills in the route), resolve device/dtype once, load the pipeline once per process
+per (class, folders, device, dtype), apply the opt-in speed switches (``compile``,
+``channels_last``: :func:`~iiie.editors.diffusion_common.speed_options`) once, right after
+it is built, bring each sample to the model resolution (long side ``resolution``, aspect kept),
 run equal-size samples together (at most ``batch_size`` per call), one seeded CPU generator
 per sample, map the result back to the input size and paste it into the source with the
 feathered mask (:func:`iiie.masks.paste_back`: pixels farther than ``blur`` from the mask
@@ -30,7 +40,7 @@ are the input, bit for bit), and record provenance params and counters.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +62,14 @@ def _mentions(text: str, phrase: str) -> bool:
 
 
 class DiffusionEditor(dc.SingleFromBatch):
-    """Base class: one diffusers pipeline folder behind the step-4 ``Editor`` protocol."""
+    """Base class: one diffusion pipeline (a diffusers folder by default) behind the step-4
+    ``Editor`` protocol."""
 
     name = "diffusion"
-    #: ``diffusers`` class name of the pipeline (``getattr(diffusers, pipeline_class)``).
+    #: Class name of the pipeline in ``pipeline_module`` (a ``diffusers`` class by default).
     pipeline_class = ""
+    #: Module that holds ``pipeline_class`` (the project's own pipelines live in iiie.models).
+    pipeline_module = "diffusers"
     #: Files the model folder must hold (a tuple = any one of them).
     model_files: tuple = ("model_index.json",)
     #: Appended to the missing-folder error: where the weights come from, which tiny writer.
@@ -65,12 +78,27 @@ class DiffusionEditor(dc.SingleFromBatch):
     multiple = 8
     #: Inpainting editor: the mask goes to the pipeline and the prompt is the plan's.
     inpaint = False
+    #: Label of the built pipeline in ``weights.LOAD_COUNTS`` (default: ``name``).
+    pipeline_label = ""
+    #: ``LOAD_COUNTS`` label prefixes :meth:`stats` reports (default: exactly ``pipeline_label``);
+    #: editors that assemble shared parts (an SD1.5 base, a branch) name those labels too.
+    load_prefixes: tuple[str, ...] = ()
 
-    def __init__(self, model_path: str, steps: int, resolution: int, blur: int = 0, batch_size: int | None = None,
-                 max_sequence_length: int | None = None, device: str = "auto", dtype: str = "float32",
-                 config_key: str = "editor.<route>", offload: str = "none") -> None:
+    def __init__(self, model_path: str | None, steps: int, resolution: int, blur: int = 0,
+                 batch_size: int | None = None, max_sequence_length: int | None = None, device: str = "auto",
+                 dtype: str = "float32", config_key: str = "editor.<route>", offload: str = "none",
+                 compile: bool = False, channels_last: bool = False,
+                 folders: Mapping[str, str] | None = None) -> None:
+        """``folders``: {argument: path} of editors with other folders than ``model_path``
+        (:meth:`weight_folders`); each is checked and kept as that attribute."""
         self.config_key = config_key
-        self.model_path = require_files(model_path, self.model_files, f"{config_key}.model_path", self.hint)
+        expected = self.weight_folders()
+        given = dict(folders) if folders is not None else {"model_path": model_path}
+        if set(given) != set(expected):
+            raise TypeError(f"{type(self).__name__}: folders {sorted(given)} differ from "
+                            f"weight_folders() {sorted(expected)}")
+        for arg, (files, hint) in expected.items():  # in weight_folders() order: first error first
+            setattr(self, arg, require_files(given[arg], files, f"{config_key}.{arg}", hint))
         if int(steps) < 1:
             raise ValueError(f"{config_key}.steps must be >= 1, got {steps}")
         if int(resolution) < self.multiple:
@@ -89,6 +117,9 @@ class DiffusionEditor(dc.SingleFromBatch):
         self.dtype = resolve_dtype(dtype, self.device)
         #: runtime.offload: none | model | sequential (diffusers' offload hooks; GPU only)
         self.offload = dc.check_placement(self.device, offload, config_key)
+        #: runtime.compile / runtime.channels_last: speed only (results equal up to float rounding),
+        #: so like ``offload`` they are neither in the params nor in the stage cache key.
+        self.compile, self.channels_last = bool(compile), bool(channels_last)
         self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0}
         if self.inpaint:
             self._counts["prompt_fallbacks"] = 0
@@ -100,6 +131,11 @@ class DiffusionEditor(dc.SingleFromBatch):
         return float(strength)
 
     # -- what a subclass states -------------------------------------------------------
+    def weight_folders(self) -> dict[str, tuple[tuple, str]]:
+        """The weight folders, by constructor argument: (files each must hold, hint for the
+        missing-folder error). Default: one diffusers folder, ``model_path``."""
+        return {"model_path": (self.model_files, self.hint)}
+
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:
         """Pipeline arguments besides prompt/image/mask/generator/steps/size for ``n``
         samples at model size ``size`` (w, h); they override the base's."""
@@ -139,20 +175,40 @@ class DiffusionEditor(dc.SingleFromBatch):
         """Extra ``from_pretrained`` arguments of this pipeline (default: none)."""
         return {}
 
+    def model_params(self) -> dict[str, Any]:
+        """Which weights made a result, for its params (default: the folder and pipeline class)."""
+        return {"model": Path(self.model_path).name, "pipeline": self.pipeline_class}
+
+    def load_key(self) -> tuple:
+        """What tells built pipelines apart: editors with equal keys share one. The speed
+        switches are not in it: they come from ``runtime.*``, the same for every editor."""
+        folders = tuple(str(getattr(self, arg)) for arg in self.weight_folders())
+        return (self.name, self.pipeline_class, *folders, str(self.device), str(self.dtype), self.offload)
+
+    def pipeline_type(self) -> type:
+        """The pipeline class (``pipeline_class`` of ``pipeline_module``)."""
+        return getattr(importlib.import_module(self.pipeline_module), self.pipeline_class)
+
     def build_pipeline(self):
         """Load the pipeline from the folder (called once per process per key)."""
-        cls = getattr(importlib.import_module("diffusers"), self.pipeline_class)
-        pipe = cls.from_pretrained(str(self.model_path), dtype=self.dtype, **self.load_kwargs(),
-                                   variant=dc.weight_variant(self.model_path))  # fp16-only folders
+        pipe = self.pipeline_type().from_pretrained(str(self.model_path), dtype=self.dtype, **self.load_kwargs(),
+                                                    variant=dc.weight_variant(self.model_path))  # fp16-only folders
         pipe.set_progress_bar_config(disable=True)
         return dc.place(pipe, self.device, self.offload, self.config_key)
 
     # -- shared -----------------------------------------------------------------------
     def pipeline(self):
-        """The diffusers pipeline for (class, folder, device, dtype), built once per process."""
-        key = (self.name, self.pipeline_class, str(self.model_path), str(self.device), str(self.dtype), self.offload)
+        """The pipeline for :meth:`load_key`, built once per process, with the speed switches
+        applied once, right after it is built (modules it shares with other pipelines are
+        switched by whichever pipeline is built first; :func:`dc.speed_options` skips a module
+        already compiled)."""
+        def build():
+            pipe = self.build_pipeline()
+            dc.speed_options(pipe, channels_last=self.channels_last, compile=self.compile)
+            return pipe
+
         # Looked up on the module at call time, so a test patching ``weights.load_once`` sees it.
-        return W.load_once(key, self.build_pipeline, label=self.name)
+        return W.load_once(self.load_key(), build, label=self.pipeline_label or self.name)
 
     def edit_batch(self, requests: Sequence[EditRequest], plans: Sequence[Plan], masks: Sequence[MaskResult],
                    seeds: Sequence[int]) -> list[EditResult]:
@@ -189,8 +245,7 @@ class DiffusionEditor(dc.SingleFromBatch):
     def _params(self, prompt: str, size: tuple[int, int] | None, note: str | None = None) -> dict[str, Any]:
         params = {"prompt": prompt, "steps": self.steps, **self.settings(),
                   "resolution": list(size) if size else None, "blur": self.blur,
-                  "model": Path(self.model_path).name, "pipeline": self.pipeline_class,
-                  "dtype": dc.dtype_name(self.dtype)}
+                  **self.model_params(), "dtype": dc.dtype_name(self.dtype)}
         if self.max_sequence_length is not None:
             params["max_sequence_length"] = self.max_sequence_length
         if note:
@@ -201,8 +256,11 @@ class DiffusionEditor(dc.SingleFromBatch):
         """Counters for the run manifest (samples, model batches, empty masks, loads)."""
         from iiie.weights import LOAD_COUNTS
 
+        if self.load_prefixes:
+            return {**self._counts, "loads": dc.load_counts(*self.load_prefixes)}
         # Exact label: ``flux_kontext`` must not count ``flux_kontext_inpaint``'s loads.
-        return {**self._counts, "loads": {k: v for k, v in LOAD_COUNTS.items() if k == self.name}}
+        label = self.pipeline_label or self.name
+        return {**self._counts, "loads": {k: v for k, v in LOAD_COUNTS.items() if k == label}}
 
 
 __all__ = ["DiffusionEditor"]

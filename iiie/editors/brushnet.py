@@ -3,30 +3,32 @@ routes.
 
 For each sample the prompt is ``plan.target_prompt`` (what the masked region should show;
 falls back to ``plan.object``, then the instruction) and the region is the masker's mask
-(True = change). The image and mask are resized to the model resolution (long side
-``resolution``, multiples of 8), the hole is blacked out as in the reference's example
-script (done inside :class:`~iiie.models.brushnet.pipeline.BrushNetInpaintPipeline`,
-``blackout_hole=True``), the pipeline runs on batches of equal resolution with one seeded
-generator per sample, and the result is mapped back to the input size and pasted into the
-input with :func:`iiie.masks.paste_back` (feather ``blur`` pixels), so everything outside the
-feathered mask is the input, bit for bit.
+(True = change). The hole is blacked out as in the reference's example script (done inside
+:class:`~iiie.models.brushnet.pipeline.BrushNetInpaintPipeline`, ``blackout_hole=True``).
+Everything else is :class:`~iiie.editors.base.DiffusionEditor`'s: model resolution (long
+side ``resolution``, multiples of 8), batches of equal resolution with one seeded generator
+per sample, paste-back into the input with :func:`iiie.masks.paste_back` (feather ``blur``
+pixels, so everything outside the feathered mask is the input, bit for bit), provenance,
+counters and the speed switches.
 
-Weights are read from local folders (``base_path``: SD1.5 diffusers folder such as
-realisticVisionV60B1_v51VAE; ``brushnet_path``: ``segmentation_mask_brushnet_ckpt`` or
-``random_mask_brushnet_ckpt``) and loaded once per process: the SD1.5 base is shared by
-every route and editor on it, each branch checkpoint is loaded once.
+What differs from a one-folder diffusers editor: two weight folders (``base_path``: SD1.5
+diffusers folder such as realisticVisionV60B1_v51VAE; ``brushnet_path``:
+``segmentation_mask_brushnet_ckpt`` or ``random_mask_brushnet_ckpt``), and a pipeline
+assembled from them (:meth:`BrushNetEditor.build_pipeline`): the SD1.5 base is loaded once
+per process and shared by every route and editor on it, each branch checkpoint is loaded
+once. PowerPaint (:mod:`iiie.editors.powerpaint`) is this editor with another branch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
 from pathlib import Path
 from typing import Any
 
-from iiie.devices import resolve_device, resolve_dtype
 from iiie.editors import diffusion_common as dc
-from iiie.types import EditRequest, EditResult, MaskResult, Plan
-from iiie.weights import load_once, require_files
+from iiie.editors.base import DiffusionEditor
+from iiie.types import EditRequest, Plan
+from iiie.weights import load_once
 
 _HINT = (
     "BrushNet needs an SD1.5 base in diffusers layout (e.g. realisticVisionV60B1_v51VAE) and a "
@@ -35,14 +37,22 @@ _HINT = (
 )
 
 
-def _names(expected) -> str:
-    return ", ".join(" or ".join(e) if isinstance(e, tuple) else e for e in expected)
+def _expected(files) -> str:
+    names = ", ".join(" or ".join(e) if isinstance(e, tuple) else e for e in files)
+    return f"Expected files: {names}. {_HINT}"
 
 
-class BrushNetEditor(dc.SingleFromBatch):
+class BrushNetEditor(DiffusionEditor):
     """Inpaint the mask with BrushNet, guided by the plan's target prompt."""
 
     name = "brushnet"
+    pipeline_class = "BrushNetInpaintPipeline"
+    pipeline_module = "iiie.models.brushnet.pipeline"
+    pipeline_label = "brushnet-pipeline"
+    load_prefixes = ("brushnet", "sd15")  # the assembled pipelines, the branches, the shared base
+    inpaint = True
+    #: Constructor argument (and config key) of the branch folder.
+    branch_arg = "brushnet_path"
 
     def __init__(
         self,
@@ -59,71 +69,69 @@ class BrushNetEditor(dc.SingleFromBatch):
         dtype: str = "float32",
         offload: str = "none",
         config_key: str = "editor.<route>",
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
+        super().__init__(None, steps, resolution, blur, device=device, dtype=dtype, config_key=config_key,
+                         offload=offload, compile=compile, channels_last=channels_last,
+                         folders={"base_path": base_path, self.branch_arg: brushnet_path})
+        #: The branch checkpoint folder (``brushnet_path``; PowerPaint's ``powerpaint_path``).
+        self.branch_path: Path = getattr(self, self.branch_arg)
+        self.guidance_scale, self.conditioning_scale = float(guidance_scale), float(conditioning_scale)
+        self.negative_prompt, self.scheduler = negative_prompt, scheduler
+
+    def weight_folders(self) -> dict[str, tuple[tuple, str]]:
         from iiie.models.brushnet.pipeline import BASE_FILES, BRUSHNET_FILES
 
-        self.base_path = require_files(base_path, BASE_FILES, f"{config_key}.base_path",
-                                       f"Expected files: {_names(BASE_FILES)}. {_HINT}")
-        self.brushnet_path = require_files(brushnet_path, BRUSHNET_FILES, f"{config_key}.brushnet_path",
-                                           f"Expected files: {_names(BRUSHNET_FILES)}. {_HINT}")
-        if int(steps) < 1:
-            raise ValueError(f"{config_key}.steps must be >= 1, got {steps}")
-        if int(resolution) < 8:
-            raise ValueError(f"{config_key}.resolution must be >= 8, got {resolution}")
-        self.steps, self.guidance_scale = int(steps), float(guidance_scale)
-        self.conditioning_scale, self.negative_prompt = float(conditioning_scale), negative_prompt
-        self.resolution, self.blur, self.scheduler = int(resolution), int(blur), scheduler
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.offload = dc.check_placement(self.device, offload, config_key)
-        self.config_key = config_key
-        self._counts = {"samples": 0, "model_batches": 0, "empty_masks": 0, "prompt_fallbacks": 0}
+        return {"base_path": (BASE_FILES, _expected(BASE_FILES)),
+                "brushnet_path": (BRUSHNET_FILES, _expected(BRUSHNET_FILES))}
 
     # ------------------------------------------------------------------ models
-    def pipeline(self):
-        """The pipeline for this (base, branch, scheduler, device, dtype), built once per process."""
+    def load_key(self) -> tuple:
+        return (*super().load_key(), self.scheduler)
+
+    def load_branch(self, where) -> dict[str, Any]:
+        """The branch modules the pipeline takes besides the SD1.5 base, on ``where``
+        (loaded once per process per folder)."""
         from iiie.models.brushnet.model import BrushNetModel
-        from iiie.models.brushnet.pipeline import BrushNetInpaintPipeline, scheduler_from_config
 
-        where, owner = self.load_place("brushnet")
-
-        def load_branch():
-            model = BrushNetModel.from_pretrained(self.brushnet_path, torch_dtype=self.dtype,
-                                                  variant=dc.weight_variant(self.brushnet_path))
+        def load():
+            model = BrushNetModel.from_pretrained(self.branch_path, torch_dtype=self.dtype,
+                                                  variant=dc.weight_variant(self.branch_path))
             return model.to(where).eval().requires_grad_(False)
 
-        def build():
-            import json
+        _, owner = self.load_place()
+        key = ("brushnet-branch", str(self.branch_path), str(where), str(self.dtype), owner)
+        return {"brushnet": load_once(key, load, label="brushnet")}
 
-            base = dc.load_sd15_base(str(self.base_path), where, self.dtype, owner)
-            branch = load_once(("brushnet-branch", str(self.brushnet_path), str(where), str(self.dtype), owner),
-                               load_branch, label="brushnet")
-            config = json.loads((self.base_path / "scheduler" / "scheduler_config.json").read_text())
-            pipe = BrushNetInpaintPipeline(brushnet=branch, scheduler=scheduler_from_config(self.scheduler, config),
-                                           **base)
-            pipe.set_progress_bar_config(disable=True)
-            return self.placed(pipe)
+    def build_pipeline(self):
+        """The pipeline assembled from the shared SD1.5 base, this editor's branch and its
+        scheduler (configured from the base folder)."""
+        from iiie.models.brushnet.pipeline import scheduler_from_config
 
-        key = ("brushnet-pipeline", str(self.base_path), str(self.brushnet_path), self.scheduler,
-               str(self.device), str(self.dtype), self.offload)
-        return load_once(key, build, label="brushnet-pipeline")
+        where, owner = self.load_place()
+        base = dc.load_sd15_base(str(self.base_path), where, self.dtype, owner)
+        config = json.loads((Path(self.base_path) / "scheduler" / "scheduler_config.json").read_text())
+        pipe = self.pipeline_type()(scheduler=scheduler_from_config(self.scheduler, config), **base,
+                                    **self.load_branch(where))
+        pipe.set_progress_bar_config(disable=True)
+        # The modules are already on ``device`` without offload; with it, the hooks move them.
+        return pipe if self.offload == "none" else dc.place(pipe, self.device, self.offload, self.config_key)
 
-    def load_place(self, owner: str) -> tuple[Any, str | None]:
+    def load_place(self) -> tuple[Any, str | None]:
         """(device the modules load on, owner of a private base copy): the shared base on
         ``device`` without offload; host memory and a copy of its own with offload."""
         from iiie.offload import load_device
 
         if self.offload == "none":
             return self.device, None
-        return load_device(self.device, self.offload), f"{owner}-offload-{self.offload}"
-
-    def placed(self, pipe):
-        """The assembled pipeline with its offload hooks (modules are already on ``device``
-        without offload)."""
-        return pipe if self.offload == "none" else dc.place(pipe, self.device, self.offload, self.config_key)
+        return load_device(self.device, self.offload), f"{self.name}-offload-{self.offload}"
 
     # ------------------------------------------------------------------ editing
-    def _prompt(self, request: EditRequest, plan: Plan) -> str:
+    def prompt(self, request: EditRequest, plan: Plan) -> str:
+        """``plan.target_prompt``, falling back to ``plan.object``, then the instruction, on
+        every route. (Unlike the base's rule, a removal also falls back to the object: kept
+        as BrushNet always did; the rule planner's removals carry a background prompt.)"""
         for text in (plan.target_prompt, plan.object, request.instruction):
             if text and text.strip():
                 if text is not plan.target_prompt:
@@ -131,61 +139,16 @@ class BrushNetEditor(dc.SingleFromBatch):
                 return text.strip()
         return ""
 
-    def edit_batch(
-        self,
-        requests: Sequence[EditRequest],
-        plans: Sequence[Plan],
-        masks: Sequence[MaskResult],
-        seeds: Sequence[int],
-    ) -> list[EditResult]:
-        batch = dc.start_batch(self.name, requests, plans, masks, seeds, self.resolution, self._counts,
-                               empty_params=lambda: self._params("", None, note=dc.EMPTY_NOTE))
-        if not batch.todo:
-            return batch.done()
-        prompts = [self._prompt(requests[i], plans[i]) for i in batch.todo]
-        pipe = self.pipeline()
-        for size, members in batch.groups():
-            out = pipe(
-                prompt=[prompts[k] for k in members],
-                image=[batch.inputs[k].image for k in members],
-                mask_image=[batch.inputs[k].mask for k in members],
-                height=size[1], width=size[0],
-                num_inference_steps=self.steps,
-                guidance_scale=self.guidance_scale,
-                negative_prompt=[self.negative_prompt] * len(members),
-                brushnet_conditioning_scale=self.conditioning_scale,
-                generator=batch.generators(seeds, members),
-                blackout_hole=True,
-                output_type="pil",
-            ).images
-            self._counts["model_batches"] += 1
-            for k, edited in zip(members, out, strict=True):
-                i = batch.todo[k]
-                image = dc.finish(requests[i].image, edited, masks[i].mask, self.blur)
-                batch.results[i] = EditResult(image, self.name, self._params(prompts[k], size), int(seeds[i]))
-        return batch.done()
+    def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:
+        return {"guidance_scale": self.guidance_scale, "negative_prompt": [self.negative_prompt] * n,
+                "brushnet_conditioning_scale": self.conditioning_scale, "blackout_hole": True}
 
-    def _params(self, prompt: str, size: tuple[int, int] | None, note: str | None = None) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "prompt": prompt,
-            "negative_prompt": self.negative_prompt,
-            "steps": self.steps,
-            "guidance_scale": self.guidance_scale,
-            "conditioning_scale": self.conditioning_scale,
-            "scheduler": self.scheduler,
-            "resolution": list(size) if size else None,
-            "blur": self.blur,
-            "base": Path(self.base_path).name,
-            "brushnet": Path(self.brushnet_path).name,
-            "dtype": dc.dtype_name(self.dtype),
-        }
-        if note:
-            params["note"] = note
-        return params
+    def settings(self) -> dict[str, Any]:
+        return {"negative_prompt": self.negative_prompt, "guidance_scale": self.guidance_scale,
+                "conditioning_scale": self.conditioning_scale, "scheduler": self.scheduler}
 
-    def stats(self) -> dict[str, Any]:
-        """Counters for the run manifest (samples, model batches, empty masks, loads)."""
-        return {**self._counts, "loads": dc.load_counts("brushnet", "sd15")}
+    def model_params(self) -> dict[str, Any]:
+        return {"base": Path(self.base_path).name, "brushnet": Path(self.branch_path).name}
 
 
 __all__ = ["BrushNetEditor"]

@@ -246,20 +246,24 @@ def speed_options(pipe: Any, channels_last: bool = False, compile: bool = False)
     """Opt-in speed switches on a loaded pipeline's modules, in place; returns what changed.
 
     ``channels_last``: the convolution-heavy modules (UNet, BrushNet branch, VAE) in NHWC
-    memory format, which cuDNN's fp16 convolutions prefer (results equal to float rounding).
-    ``compile``: ``torch.compile`` of the modules called every step (UNet, branch); the first
-    call pays the compilation. Modules are shared by every editor on the same weights, so
-    the switches apply to all of them.
+    memory format, which cuDNN's fp16 convolutions prefer (results equal to float rounding);
+    a transformer denoiser (Flux, Qwen-Image) has few convolutions and is left as it is.
+    ``compile``: ``torch.compile`` of the modules called every step (UNet or transformer,
+    branch); the first call pays the compilation, which is slow on CPU: it is meant for GPU
+    runs. A module already compiled (shared with a pipeline built before) is not compiled
+    again. Modules are shared by every editor on the same weights, so the switches apply to
+    all of them. DiffusionEditor applies them once, when its pipeline is built
+    (``runtime.compile`` / ``runtime.channels_last``).
     """
     changed = []
-    for name in ("unet", "brushnet", "vae"):
+    for name in ("unet", "transformer", "brushnet", "vae"):
         module = getattr(pipe, name, None)
         if not isinstance(module, torch.nn.Module):
             continue
-        if channels_last:
+        if channels_last and name != "transformer":
             module.to(memory_format=torch.channels_last)
             changed.append(f"{name}:channels_last")
-        if compile and name != "vae":
+        if compile and name != "vae" and getattr(module, "_compiled_call_impl", None) is None:
             module.compile()
             changed.append(f"{name}:compile")
     return changed

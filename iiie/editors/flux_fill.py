@@ -36,9 +36,10 @@ class FluxFillEditor(DiffusionEditor):
     def __init__(self, model_path: str, steps: int = 50, guidance_scale: float = 30.0, resolution: int = 1024,
                  blur: int = 10, batch_size: int | None = None, max_sequence_length: int = 512,
                  device: str = "auto", dtype: str = "float32", config_key: str = "editor.<route>",
-                 offload: str = "none") -> None:
+                 offload: str = "none", compile: bool = False, channels_last: bool = False) -> None:
         super().__init__(model_path, steps, resolution, blur, batch_size, max_sequence_length,
-                         device=device, dtype=dtype, config_key=config_key, offload=offload)
+                         device=device, dtype=dtype, config_key=config_key, offload=offload,
+                         compile=compile, channels_last=channels_last)
         self.guidance_scale = float(guidance_scale)
 
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:

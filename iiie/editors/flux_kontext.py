@@ -33,9 +33,10 @@ class FluxKontextEditor(DiffusionEditor):
     def __init__(self, model_path: str, steps: int = 28, guidance_scale: float = 2.5, resolution: int = 1024,
                  auto_resize: bool = True, blur: int = 0, max_sequence_length: int = 512,
                  device: str = "auto", dtype: str = "float32", config_key: str = "editor.<route>",
-                 offload: str = "none") -> None:
+                 offload: str = "none", compile: bool = False, channels_last: bool = False) -> None:
         super().__init__(model_path, steps, resolution, blur, max_sequence_length=max_sequence_length,
-                         device=device, dtype=dtype, config_key=config_key, offload=offload)
+                         device=device, dtype=dtype, config_key=config_key, offload=offload,
+                         compile=compile, channels_last=channels_last)
         self.guidance_scale, self.auto_resize = float(guidance_scale), bool(auto_resize)
 
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:

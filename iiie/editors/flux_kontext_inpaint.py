@@ -35,9 +35,10 @@ class FluxKontextInpaintEditor(DiffusionEditor):
                  resolution: int = 1024, auto_resize: bool = True, blur: int = 10, batch_size: int | None = None,
                  max_sequence_length: int = 512, device: str = "auto", dtype: str = "float32",
                  config_key: str = "editor.<route>",
-                 offload: str = "none") -> None:
+                 offload: str = "none", compile: bool = False, channels_last: bool = False) -> None:
         super().__init__(model_path, steps, resolution, blur, batch_size, max_sequence_length,
-                         device=device, dtype=dtype, config_key=config_key, offload=offload)
+                         device=device, dtype=dtype, config_key=config_key, offload=offload,
+                         compile=compile, channels_last=channels_last)
         self.strength = self.checked_strength(strength)
         self.guidance_scale, self.auto_resize = float(guidance_scale), bool(auto_resize)
 

@@ -53,12 +53,15 @@ class InstructPix2PixEditor(DiffusionEditor):
         offload: str = "none",
         config_key: str = "editor.<route>",  # the runner puts the mounted route in errors
         name: str = "instructpix2pix",
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         if not str(name).strip():
             raise ValueError(f"{config_key}.name must name the model (e.g. magicbrush), got {name!r}")
         self.name = str(name).strip()
         super().__init__(model_path, steps, resolution, blur, device=device, dtype=dtype,
-                         config_key=config_key, offload=offload)
+                         config_key=config_key, offload=offload,
+                         compile=compile, channels_last=channels_last)
         self.guidance_scale, self.image_guidance_scale = float(guidance_scale), float(image_guidance_scale)
 
     def load_kwargs(self) -> dict[str, Any]:

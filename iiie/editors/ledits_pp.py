@@ -40,11 +40,12 @@ class LEditsPPEditor(DiffusionEditor):
 
     def __init__(self, model_path: str, steps: int = 50, skip: float = 0.2, edit_guidance_scale: float = 10.0,
                  edit_threshold: float = 0.9, resolution: int = 512, device: str = "auto", dtype: str = "float32",
-                 offload: str = "none", config_key: str = "editor.<route>") -> None:
+                 offload: str = "none", config_key: str = "editor.<route>", compile: bool = False,
+                 channels_last: bool = False) -> None:
         if int(steps) < 1 or int(resolution) < 8:  # checked first: its message predates the base's
             raise ValueError(f"{config_key}: steps must be >= 1 and resolution >= 8")
         super().__init__(model_path, steps, resolution, device=device, dtype=dtype, config_key=config_key,
-                         offload=offload)
+                         offload=offload, compile=compile, channels_last=channels_last)
         self.skip = float(skip)
         self.edit_guidance_scale, self.edit_threshold = float(edit_guidance_scale), float(edit_threshold)
 

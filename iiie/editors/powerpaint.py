@@ -9,10 +9,12 @@ uses the plan's caption of the edited scene instead (for captions that describe 
 remaining scene). ``task: text-guided`` (``editor=powerpaint_text``) inpaints
 ``plan.target_prompt`` into the mask, the addition-route ablation against BrushNet.
 
-Everything else is the BrushNet editor: model resolution, batching by size, one seeded
-generator per sample, blacking out the hole, paste-back with a feathered mask so pixels
-outside it equal the input exactly, and one model load per process (the SD1.5 base is
-shared with every BrushNet editor on the same folder).
+Everything else is the BrushNet editor on :class:`~iiie.editors.base.DiffusionEditor`:
+model resolution, batching by size, one seeded generator per sample, blacking out the
+hole, paste-back with a feathered mask so pixels outside it equal the input exactly, and one
+model load per process (the SD1.5 base is shared with every BrushNet editor on the same
+folder). The pipeline object is shared by every PowerPaint editor on the same weights; the
+task and fitting degree are this editor's call arguments (:meth:`PowerPaintEditor.call_kwargs`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from iiie.editors import diffusion_common as dc
 from iiie.editors.brushnet import BrushNetEditor
 from iiie.models.powerpaint.prompts import build_task_prompts, normalize_task
 from iiie.types import EditRequest, Plan
-from iiie.weights import load_once, require_files
+from iiie.weights import load_once
 
 _HINT = (
     "PowerPaint v2 needs the official PowerPaint v2-1 release: its `PowerPaint_Brushnet/` "
@@ -49,27 +51,15 @@ def mentions(text: str, phrase: str) -> bool:
     return any(re.search(rf"\b{re.escape(w)}(e?s)?\b", low) for w in words)
 
 
-class TaskBoundPipeline:
-    """A shared :class:`PowerPaintPipeline` with one editor's task arguments filled in.
-
-    Calls get the bound keyword arguments (explicit ones win); every other attribute is the
-    pipeline's, so code written for a BrushNet pipeline can use it unchanged.
-    """
-
-    def __init__(self, pipe, **bound: Any) -> None:
-        self.pipe, self.bound = pipe, bound
-
-    def __call__(self, *args: Any, **kwargs: Any):
-        return self.pipe(*args, **{**self.bound, **kwargs})
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.pipe, name)
-
-
 class PowerPaintEditor(BrushNetEditor):
     """PowerPaint v2 inpainting for one task (see the module docstring)."""
 
     name = "powerpaint"
+    pipeline_class = "PowerPaintPipeline"
+    pipeline_module = "iiie.models.powerpaint.pipeline"
+    pipeline_label = "powerpaint-pipeline"
+    load_prefixes = ("powerpaint", "sd15")
+    branch_arg = "powerpaint_path"
 
     def __init__(
         self,
@@ -89,13 +79,16 @@ class PowerPaintEditor(BrushNetEditor):
         dtype: str = "float32",
         offload: str = "none",
         config_key: str = "editor.<route>",  # the runner puts the mounted route in errors
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
-        from iiie.models.brushnet.pipeline import BASE_FILES
-        from iiie.models.powerpaint.pipeline import POWERPAINT_FILES
-
-        # Checked here first so that a missing file names *these* config keys.
-        require_files(base_path, BASE_FILES, f"{config_key}.base_path", _HINT)
-        require_files(powerpaint_path, POWERPAINT_FILES, f"{config_key}.powerpaint_path", _HINT)
+        # The folders are checked first (by the base), so a missing file names *these* config keys.
+        super().__init__(
+            base_path=base_path, brushnet_path=powerpaint_path, steps=steps, guidance_scale=guidance_scale,
+            conditioning_scale=conditioning_scale, negative_prompt=negative_prompt, resolution=resolution,
+            blur=blur, scheduler=scheduler, device=device, dtype=dtype, offload=offload, config_key=config_key,
+            compile=compile, channels_last=channels_last,
+        )
         try:
             self.task = normalize_task(task)
         except ValueError as exc:
@@ -104,61 +97,44 @@ class PowerPaintEditor(BrushNetEditor):
             raise ValueError(f"{config_key}.removal_prompt must be one of {_REMOVAL_PROMPTS}, got {removal_prompt!r}")
         if not 0.0 <= float(fitting_degree) <= 1.0:
             raise ValueError(f"{config_key}.fitting_degree must be in [0, 1], got {fitting_degree}")
-        super().__init__(
-            base_path=base_path, brushnet_path=powerpaint_path, steps=steps, guidance_scale=guidance_scale,
-            conditioning_scale=conditioning_scale, negative_prompt=negative_prompt, resolution=resolution,
-            blur=blur, scheduler=scheduler, device=device, dtype=dtype, offload=offload, config_key=config_key,
-        )
-        self.powerpaint_path = self.brushnet_path
         self.removal_prompt = removal_prompt
         self.fitting_degree = float(fitting_degree)
 
+    def weight_folders(self) -> dict[str, tuple[tuple, str]]:
+        from iiie.models.brushnet.pipeline import BASE_FILES
+        from iiie.models.powerpaint.pipeline import POWERPAINT_FILES
+
+        return {"base_path": (BASE_FILES, _HINT), "powerpaint_path": (POWERPAINT_FILES, _HINT)}
+
     # ------------------------------------------------------------------ models
-    def _load_branch(self) -> dict[str, torch.nn.Module]:
-        """BrushNet-CA + the task-token text encoder, strictly from the official folder."""
-        from iiie.models.powerpaint.loading import load_brushnet_ca
-        from iiie.models.powerpaint.text_encoder import load_task_text_encoder
+    def load_branch(self, where) -> dict[str, torch.nn.Module]:
+        """BrushNet-CA + the task-token text encoder, strictly from the official folder
+        (loaded once per process per folder)."""
+        _, owner = self.load_place()
 
-        where, owner = self.load_place("powerpaint")
-        base = dc.load_sd15_base(str(self.base_path), where, self.dtype, owner)
-        brushnet = load_brushnet_ca(self.powerpaint_path, dtype=self.dtype)
-        text_encoder = load_task_text_encoder(
-            Path(self.base_path) / "text_encoder", self.powerpaint_path,
-            first_task_id=len(base["tokenizer"]), dtype=self.dtype,
-        )
-        return {name: m.to(where).eval().requires_grad_(False)
-                for name, m in (("brushnet", brushnet), ("text_encoder_brushnet", text_encoder))}
+        def load() -> dict[str, torch.nn.Module]:
+            from iiie.models.powerpaint.loading import load_brushnet_ca
+            from iiie.models.powerpaint.text_encoder import load_task_text_encoder
 
-    def pipeline(self):
-        """The PowerPaint pipeline (built once per process), bound to this editor's task.
-
-        The pipeline object is shared by every PowerPaint editor on the same weights; the
-        task and fitting degree are bound per editor, so the BrushNet editor's batching code
-        calls it exactly like a BrushNet pipeline (``prompt`` = the user prompt).
-        """
-        import json
-
-        from iiie.models.brushnet.pipeline import scheduler_from_config
-        from iiie.models.powerpaint.pipeline import PowerPaintPipeline
-
-        where, owner = self.load_place("powerpaint")
-
-        def build():
             base = dc.load_sd15_base(str(self.base_path), where, self.dtype, owner)
-            branch = load_once(("powerpaint-branch", str(self.powerpaint_path), str(where), str(self.dtype), owner),
-                               self._load_branch, label="powerpaint")
-            config = json.loads((Path(self.base_path) / "scheduler" / "scheduler_config.json").read_text())
-            pipe = PowerPaintPipeline(scheduler=scheduler_from_config(self.scheduler, config), **base, **branch)
-            pipe.set_progress_bar_config(disable=True)
-            return self.placed(pipe)
+            brushnet = load_brushnet_ca(self.powerpaint_path, dtype=self.dtype)
+            text_encoder = load_task_text_encoder(
+                Path(self.base_path) / "text_encoder", self.powerpaint_path,
+                first_task_id=len(base["tokenizer"]), dtype=self.dtype,
+            )
+            return {name: m.to(where).eval().requires_grad_(False)
+                    for name, m in (("brushnet", brushnet), ("text_encoder_brushnet", text_encoder))}
 
-        key = ("powerpaint-pipeline", str(self.base_path), str(self.powerpaint_path), self.scheduler,
-               str(self.device), str(self.dtype), self.offload)
-        pipe = load_once(key, build, label="powerpaint-pipeline")
-        return TaskBoundPipeline(pipe, task=self.task, fitting_degree=self.fitting_degree)
+        key = ("powerpaint-branch", str(self.powerpaint_path), str(where), str(self.dtype), owner)
+        return load_once(key, load, label="powerpaint")
+
+    def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:
+        """BrushNet's arguments plus this editor's task (``prompt`` stays the user prompt:
+        the pipeline adds the task's suffix and branch prompts itself)."""
+        return {**super().call_kwargs(size, n), "task": self.task, "fitting_degree": self.fitting_degree}
 
     # ------------------------------------------------------------------ prompts
-    def _prompt(self, request: EditRequest, plan: Plan) -> str:
+    def prompt(self, request: EditRequest, plan: Plan) -> str:
         """The user prompt (``promptU``); PowerPaint adds its task suffix itself."""
         if self.task in ("object-removal", "context-aware"):
             caption = (plan.target_caption or "").strip() if self.removal_prompt == "target_caption" else ""
@@ -167,19 +143,20 @@ class PowerPaintEditor(BrushNetEditor):
                 self._counts["prompt_fallbacks"] += 1
                 return ""
             return caption
-        return super()._prompt(request, plan)
+        return super().prompt(request, plan)
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "task": self.task, "fitting_degree": self.fitting_degree,
+                "removal_prompt": self.removal_prompt}
+
+    def model_params(self) -> dict[str, Any]:
+        return {"base": Path(self.base_path).name, "powerpaint": Path(self.powerpaint_path).name}
 
     def _params(self, prompt: str, size: tuple[int, int] | None, note: str | None = None) -> dict[str, Any]:
-        params = super()._params(prompt, size, note)
-        params.pop("brushnet", None)
+        """The base's params plus what the task makes of the prompt (UNet and branch prompts)."""
         built = build_task_prompts(self.task, prompt, self.negative_prompt, self.fitting_degree)
-        params.update(task=self.task, fitting_degree=self.fitting_degree, removal_prompt=self.removal_prompt,
-                      unet_prompt=built.promptU, branch_prompts=[built.promptA, built.promptB],
-                      powerpaint=Path(self.powerpaint_path).name)
-        return params
-
-    def stats(self) -> dict[str, Any]:
-        return {**self._counts, "loads": dc.load_counts("powerpaint", "sd15")}
+        return {**super()._params(prompt, size, note), "unet_prompt": built.promptU,
+                "branch_prompts": [built.promptA, built.promptB]}
 
 
 __all__ = ["PowerPaintEditor"]

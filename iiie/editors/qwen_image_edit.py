@@ -52,9 +52,10 @@ class QwenImageEditEditor(DiffusionEditor):
     def __init__(self, model_path: str, steps: int = 50, true_cfg_scale: float = 4.0, negative_prompt: str = " ",
                  resolution: int = 1024, blur: int = 0, max_sequence_length: int = 512, device: str = "auto",
                  dtype: str = "float32", config_key: str = "editor.<route>",
-                 offload: str = "none") -> None:
+                 offload: str = "none", compile: bool = False, channels_last: bool = False) -> None:
         super().__init__(model_path, steps, resolution, blur, max_sequence_length=max_sequence_length,
-                         device=device, dtype=dtype, config_key=config_key, offload=offload)
+                         device=device, dtype=dtype, config_key=config_key, offload=offload,
+                         compile=compile, channels_last=channels_last)
         self.true_cfg_scale, self.negative_prompt = true_cfg(true_cfg_scale, negative_prompt, config_key)
 
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:

@@ -35,9 +35,10 @@ class SDXLInpaintEditor(DiffusionEditor):
     def __init__(self, model_path: str, steps: int = 20, guidance_scale: float = 8.0, strength: float = 0.99,
                  negative_prompt: str = "", resolution: int = 1024, blur: int = 10, batch_size: int | None = None,
                  device: str = "auto", dtype: str = "float32", config_key: str = "editor.<route>",
-                 offload: str = "none") -> None:
+                 offload: str = "none", compile: bool = False, channels_last: bool = False) -> None:
         super().__init__(model_path, steps, resolution, blur, batch_size, device=device, dtype=dtype,
-                         config_key=config_key, offload=offload)
+                         config_key=config_key, offload=offload,
+                         compile=compile, channels_last=channels_last)
         self.guidance_scale, self.strength = float(guidance_scale), self.checked_strength(strength)
         self.negative_prompt = str(negative_prompt or "")
 

@@ -23,9 +23,10 @@ from iiie.vlm.settings import NON_SEMANTIC_KEYS
 if TYPE_CHECKING:
     from iiie.pipeline.runner import Runner
 
-#: Keys that decide where a component runs (device, offload hooks), not what it computes: left out of cache keys,
-#: so data-parallel processes on different GPUs share one folder.
-PLACEMENT_KEYS = frozenset({"device", "offload"})
+#: Keys that decide where and how fast a component runs (device, offload hooks, the diffusion editors'
+#: torch.compile / channels-last switches), not what it computes: left out of cache keys, so data-parallel
+#: processes on different GPUs share one folder and a run with the speed switches reuses one without.
+PLACEMENT_KEYS = frozenset({"device", "offload", "compile", "channels_last"})
 
 
 class Stage:
