@@ -226,3 +226,42 @@ def free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
+
+
+def check_config_offload(cfg: Any) -> None:
+    """Every ``offload`` setting of a composed config checked against its component's
+    ``device``, before any stage runs (one :class:`OffloadError` naming every key).
+
+    Why: editors check their mode when built and maskers when the mask stage builds them,
+    so without this a ``runtime.offload=model`` on a CPU machine would stop a run only after
+    the plan stage had run. A component is any config node with both ``offload`` and
+    ``device`` keys (editors, maskers, ``vlm.serve``).
+    """
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    from iiie.devices import resolve_device
+
+    bad: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, DictConfig):
+            keys = set(node.keys())
+            if {"offload", "device"} <= keys:
+                key = f"{path}.offload" if path else "offload"
+                try:
+                    check_module_offload(node.offload, resolve_device(node.device), key)
+                except OffloadError as err:
+                    bad.append(str(err))
+            for k in keys:
+                try:
+                    child = None if OmegaConf.is_missing(node, k) else node[k]
+                except Exception:  # noqa: BLE001 -- a value this check cannot resolve is not its business
+                    continue
+                walk(child, f"{path}.{k}" if path else str(k))
+        elif isinstance(node, ListConfig):
+            for i, item in enumerate(node):
+                walk(item, f"{path}[{i}]")
+
+    walk(cfg, "")
+    if bad:
+        raise OffloadError("\n".join(sorted(set(bad))))

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from iiie.errors import IIIEError
 from iiie.gallery import write_gallery
 from iiie.logs import progress_enabled, run_log
+from iiie.offload import check_config_offload
 from iiie.pipeline.cache import stable_hash
 from iiie.pipeline.report import to_markdown, write_results
 from iiie.pipeline.runner import Runner
@@ -103,6 +104,7 @@ def execute(cfg: DictConfig, out: Path | None = None) -> list[dict]:
 def _execute(cfg: DictConfig, out: Path, note: str | None) -> list[dict]:
     run_prepare(cfg)
     preflight(cfg)  # every missing weights folder in one message, before any stage
+    check_config_offload(cfg)  # runtime.offload=model|sequential needs a GPU, for every component
     runner = Runner(cfg, show_progress=progress_enabled(cfg.runtime.get("progress", "auto")))
     log.info("%d samples, stages: %s", len(runner.ids), ", ".join(runner.stages))
     manifest = runner.run()
@@ -150,6 +152,7 @@ def execute_parallel(cfg: DictConfig) -> list[dict]:
     accelerator = "cuda" if str(cfg.runtime.device).startswith("cuda") else "cpu"
     run_prepare(cfg)  # once, before the workers start
     preflight(cfg)
+    check_config_offload(cfg)
     fabric = Fabric(accelerator=accelerator, devices=devices, strategy="ddp_spawn")
     # Unresolved, so that `device: ${runtime.device}` in every component follows the
     # device each worker sets for itself.

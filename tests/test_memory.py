@@ -252,3 +252,19 @@ def test_fp16_editors_on_cuda(cache, mode):
             assert all(next(m.parameters()).device.type == "cpu" for m in _modules(editor.pipeline())), name
     weights.clear_loaded()
     offload.free_memory()
+
+
+def test_offload_on_cpu_stops_the_run_before_any_stage(make_cfg):
+    """runtime.offload=model on a CPU run names every component that would take it (the
+    editors, the Grounded-SAM masker, the VLM engine) in one error, before the plan stage
+    runs: the masker alone would only check when the mask stage builds it."""
+    from iiie.offload import OffloadError, check_config_offload
+
+    cfg = make_cfg("experiment=tiny", "masker=tiny/grounded_sam", "runtime.device=cpu", "runtime.offload=model")
+    with pytest.raises(OffloadError) as err:
+        check_config_offload(cfg)
+    text = str(err.value)
+    assert "editor.local.offload=model needs a GPU" in text
+    assert "masker.offload=model needs a GPU" in text
+    assert "vlm.serve.offload=model needs a GPU" in text
+    check_config_offload(make_cfg("experiment=tiny", "runtime.device=cpu"))  # offload=none passes

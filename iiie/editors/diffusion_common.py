@@ -20,7 +20,6 @@ from PIL import Image
 
 from iiie import masks as M
 from iiie.batching import chunks
-from iiie.errors import ConfigurationError
 from iiie.types import EditRequest, EditResult, MaskResult, Plan
 
 log = logging.getLogger(__name__)
@@ -184,27 +183,13 @@ def load_sd15_base(base_path: str, device: torch.device, dtype: torch.dtype, own
     return load_once(key, load, label="sd15-base")
 
 
-class PlacementError(ConfigurationError, ValueError):
-    """A device / offload setting the editor cannot honour (stops the run before any stage)."""
-
-
 def check_placement(device: torch.device, offload: str | None, config_key: str) -> str:
-    """The editor's ``offload`` mode, checked when the editor is built (before any stage).
+    """The editor's ``offload`` mode, checked when the editor is built (before any stage):
+    :func:`iiie.offload.check_module_offload` on ``<config_key>.offload``, the same check the
+    maskers and the in-process VLM use (``model``/``sequential`` on CPU is a clear error)."""
+    from iiie.offload import check_module_offload
 
-    ``model``/``sequential`` on a CPU device is a clear error, not a silent no-op: the hooks
-    exist to move weights *to* an accelerator, so asking for them on CPU is a config mistake
-    (a CPU run's memory is host memory either way).
-    """
-    from iiie.offload import check_offload
-
-    try:
-        mode = check_offload(offload, f"{config_key}.offload")
-    except ValueError as exc:
-        raise PlacementError(str(exc)) from None
-    if mode != "none" and torch.device(device).type == "cpu":
-        raise PlacementError(f"{config_key}.offload={mode} needs a GPU device (runtime.device is {device}); "
-                             "use runtime.offload=none on CPU")
-    return mode
+    return check_module_offload(offload, device, f"{config_key}.offload")
 
 
 def place(pipe: Any, device: torch.device, offload: str, config_key: str) -> Any:
