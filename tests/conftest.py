@@ -54,3 +54,11 @@ def make_cfg(tmp_path):
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_lcm(tmp_path_factory) -> Path:
+    """A tiny LCM SD1.5 folder in the official LCM_Dreamshaper_v7 layout (InfEdit's model)."""
+    from iiie.tiny_weights.infedit import ensure
+
+    return ensure(tmp_path_factory.mktemp("tiny_infedit"))

@@ -33,13 +33,6 @@ TGT = "a dog sitting on the table"
 
 
 @pytest.fixture(scope="session")
-def tiny_lcm(tmp_path_factory) -> Path:
-    from iiie.tiny_weights.infedit import ensure
-
-    return ensure(tmp_path_factory.mktemp("tiny_infedit"))
-
-
-@pytest.fixture(scope="session")
 def pipe(tiny_lcm) -> InfEditPipeline:
     pipe = InfEditPipeline.from_pretrained(tiny_lcm)
     pipe.set_progress_bar_config(disable=True)

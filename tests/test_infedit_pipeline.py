@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,13 +17,6 @@ from iiie.models.infedit import InfEditPipeline, InfEditPipelineOutput, InfEditS
 
 SRC, TGT = "a cat sitting on the table", "a dog sitting on the table"
 FAST = InfEditSettings(num_inference_steps=2, local="dog", mutual="table")
-
-
-@pytest.fixture(scope="module")
-def tiny_lcm(tmp_path_factory) -> Path:
-    from iiie.tiny_weights.infedit import ensure
-
-    return ensure(tmp_path_factory.mktemp("tiny_infedit"))
 
 
 @pytest.fixture(scope="module")
