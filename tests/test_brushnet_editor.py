@@ -60,6 +60,12 @@ def test_routes_share_one_base_and_outputs_keep_input_outside_mask(make_cfg, tin
     again = local.edit_batch(reqs[2:3], plans[2:3], masks[2:3], [3])[0]
     assert np.abs(np.asarray(again.image).astype(int) - np.asarray(out[2].image)).max() <= 1
 
+    # the remove_brushnet ablation: an empty removal prompt never falls back to the object
+    from iiie.planners.rules_prompts import REMOVE_PROMPT
+
+    removal = local.edit_batch(reqs[:1], [Plan(Category.REMOVE, "cat", "")], masks[:1], [0])[0]
+    assert removal.params["prompt"] == REMOVE_PROMPT
+
     background.edit_batch(reqs[:1], [Plan(Category.BACKGROUND, "cat", "a beach")], masks[:1], [0])
     res = addition.edit_batch(reqs[:1], [Plan(Category.ADDITION, "hat", "a hat")], masks[:1], [0])[0]
     assert res.params["brushnet"] == tiny.RANDOM

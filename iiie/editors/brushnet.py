@@ -2,7 +2,9 @@
 routes.
 
 For each sample the prompt is ``plan.target_prompt`` (what the masked region should show;
-falls back to ``plan.object``, then the instruction) and the region is the masker's mask
+falls back to ``plan.object``, then the instruction; a removal -- the ``remove_brushnet``
+ablation -- never falls back to the object's name, which would paint it back, but to the
+planner's neutral background prompt: the base's rule) and the region is the masker's mask
 (True = change). The hole is blacked out as in the reference's example script (done inside
 :class:`~iiie.models.brushnet.pipeline.BrushNetInpaintPipeline`, ``blackout_hole=True``).
 Everything else is :class:`~iiie.editors.base.DiffusionEditor`'s: model resolution (long
@@ -27,7 +29,6 @@ from typing import Any
 
 from iiie.editors import diffusion_common as dc
 from iiie.editors.base import DiffusionEditor
-from iiie.types import EditRequest, Plan
 from iiie.weights import load_once
 
 _HINT = (
@@ -128,17 +129,6 @@ class BrushNetEditor(DiffusionEditor):
         return load_device(self.device, self.offload), f"{self.name}-offload-{self.offload}"
 
     # ------------------------------------------------------------------ editing
-    def prompt(self, request: EditRequest, plan: Plan) -> str:
-        """``plan.target_prompt``, falling back to ``plan.object``, then the instruction, on
-        every route. (Unlike the base's rule, a removal also falls back to the object: kept
-        as BrushNet always did; the rule planner's removals carry a background prompt.)"""
-        for text in (plan.target_prompt, plan.object, request.instruction):
-            if text and text.strip():
-                if text is not plan.target_prompt:
-                    self._counts["prompt_fallbacks"] += 1
-                return text.strip()
-        return ""
-
     def call_kwargs(self, size: tuple[int, int], n: int) -> dict[str, Any]:
         return {"guidance_scale": self.guidance_scale, "negative_prompt": [self.negative_prompt] * n,
                 "brushnet_conditioning_scale": self.conditioning_scale, "blackout_hole": True}
