@@ -235,7 +235,9 @@ def check_config_offload(cfg: Any) -> None:
     Why: editors check their mode when built and maskers when the mask stage builds them,
     so without this a ``runtime.offload=model`` on a CPU machine would stop a run only after
     the plan stage had run. A component is any config node with both ``offload`` and
-    ``device`` keys (editors, maskers, ``vlm.serve``).
+    ``device`` keys (editors, maskers, ``vlm.serve``); ``vlm.serve`` counts only when the
+    in-process transformers engine reads it (``vlm.engine=transformers``: a server or vLLM
+    has its own memory settings, and a rule-planner run builds no VLM at all).
     """
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -246,6 +248,8 @@ def check_config_offload(cfg: Any) -> None:
     def walk(node: Any, path: str) -> None:
         if isinstance(node, DictConfig):
             keys = set(node.keys())
+            if path == "vlm" and node.get("engine") != "transformers":
+                return
             if {"offload", "device"} <= keys:
                 key = f"{path}.offload" if path else "offload"
                 try:

@@ -260,11 +260,13 @@ def test_offload_on_cpu_stops_the_run_before_any_stage(make_cfg):
     runs: the masker alone would only check when the mask stage builds it."""
     from iiie.offload import OffloadError, check_config_offload
 
-    cfg = make_cfg("experiment=tiny", "masker=tiny/grounded_sam", "runtime.device=cpu", "runtime.offload=model")
+    base = ("experiment=tiny", "masker=tiny/grounded_sam", "runtime.device=cpu", "runtime.offload=model")
     with pytest.raises(OffloadError) as err:
-        check_config_offload(cfg)
+        check_config_offload(make_cfg(*base))
     text = str(err.value)
     assert "editor.local.offload=model needs a GPU" in text
     assert "masker.offload=model needs a GPU" in text
-    assert "vlm.serve.offload=model needs a GPU" in text
+    assert "vlm.serve" not in text  # engine=server: the run builds no in-process VLM
+    with pytest.raises(OffloadError, match=r"vlm\.serve\.offload=model needs a GPU"):
+        check_config_offload(make_cfg(*base, "vlm.engine=transformers"))
     check_config_offload(make_cfg("experiment=tiny", "runtime.device=cpu"))  # offload=none passes
