@@ -71,6 +71,7 @@ def test_tiny_route_sweep_marks_default_shows_deltas_and_plans_once(tmp_path):
     rows = {r["variant"]: r for r in data["rows"]}
     assert set(rows) == {"default", "one_inpainter"} and rows["default"]["default"] is True
     assert "| default **default** |" in md and "#### Per category" in md and "`remove`" in md
+    assert "| variant | n | failed | noop |" in md and isinstance(rows["default"]["noop"], int)
     one = rows["one_inpainter"]
     assert one["delta_l1"] == pytest.approx(one["l1"] - rows["default"]["l1"])
     assert f"{one['delta_l1']:+.4f}" in md

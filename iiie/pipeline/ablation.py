@@ -129,7 +129,8 @@ def ablation_table(sweep_dir: Path, default: str = "default", skipped: dict[str,
             else:
                 per_cat.append({"category": r["category"], **row})
     metrics = [c for c in metric_columns(overall) if c not in calls and c not in ("n", "failed")]
-    cols = ["n", "failed", *metrics, *calls]
+    counts = ["n", "failed", "noop"]  # noop: samples returned unedited (as in every results table)
+    cols = [*counts, *metrics, *calls]
     overall = [{"variant": r["variant"], "default": r["variant"] == default, **{c: r.get(c) for c in cols}} for r in overall]
     overall.sort(key=lambda r: not r["default"])  # the default first, the rest as found
     per_cat.sort(key=lambda r: r["variant"] != default)
@@ -139,7 +140,7 @@ def ablation_table(sweep_dir: Path, default: str = "default", skipped: dict[str,
     for cat in dict.fromkeys(r["category"] for r in per_cat):
         rows = [r for r in per_cat if r["category"] == cat]
         cbase = next((r for r in rows if r["variant"] == default), None)
-        cat_rows += with_deltas([{"category": cat, "variant": r["variant"], **{c: r.get(c) for c in ["n", "failed", *metrics]}} for r in rows], cbase)
+        cat_rows += with_deltas([{"category": cat, "variant": r["variant"], **{c: r.get(c) for c in [*counts, *metrics]}} for r in rows], cbase)
     skipped = dict(skipped or {})
     totals = stage_totals(runs)
 
@@ -154,7 +155,7 @@ def ablation_table(sweep_dir: Path, default: str = "default", skipped: dict[str,
                *[f"| {k} | {v} |" for k, v in skipped.items()], ""]
     md += ["#### Per category", ""]
     for cat in dict.fromkeys(r["category"] for r in cat_rows):
-        md += [f"`{cat}`", "", _markdown([r for r in cat_rows if r["category"] == cat], ["n", "failed", *metrics], default)]
+        md += [f"`{cat}`", "", _markdown([r for r in cat_rows if r["category"] == cat], [*counts, *metrics], default)]
     md += ["#### Stage calls over the sweep", "",
            "Variants share one run folder: a stage is computed once per distinct config "
            "(`distinct_configs`); every other variant finds it cached.", "",
