@@ -28,7 +28,8 @@ Sections of the JSON written to ``--out/gpu_bench.json`` (and a Markdown table, 
     editors); on CPU the peak resident set size sampled every few milliseconds instead.
 ``d_tiny_pipeline``
     ``python -m iiie.run experiment=tiny`` as a separate process: wall seconds, the
-    runner's per-stage seconds, and the overhead = wall minus the edit stage's seconds.
+    runner's per-stage seconds, and the overhead = wall minus the seconds spent inside
+    editor calls (each edit record's share of its model batch).
 
 The weights are written once under ``--weights`` (default: a temp folder) and reused.
 """
@@ -511,8 +512,8 @@ def markdown(res: dict) -> str:
     lines += ["", f"ratio ours / diffusers: **{a['ratio_ours_over_diffusers']}**; branch forward / UNet forward: "
               f"time {a['branch_time_fraction']}"
               + (f", FLOPs {a['branch_flop_fraction']} (expected ratio ≈ {a['expected_ratio_from_flops']})"
-                 if "branch_flop_fraction" in a else ""),
-              f"; FLOPs per step at these shapes (meta device): UNet {a['flops_per_step_meta']['unet_flops'] / 1e12:.3f} T, "
+                 if "branch_flop_fraction" in a else ""), "",
+              f"FLOPs per step at these shapes (meta device): UNet {a['flops_per_step_meta']['unet_flops'] / 1e9:.3f} GFLOP, "
               f"BrushNet branch +{a['flops_per_step_meta']['brushnet']['fraction']}, "
               f"PowerPaint BrushNet-CA branch +{a['flops_per_step_meta']['brushnet_ca']['fraction']}", "",
               f"## (b) step-4 throughput (BrushNet, {b['steps']} steps)", "",
