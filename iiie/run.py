@@ -17,10 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 from iiie.errors import IIIEError
 from iiie.gallery import write_gallery
 from iiie.logs import progress_enabled, run_log
-from iiie.offload import check_config_offload
 from iiie.pipeline.cache import stable_hash
 from iiie.pipeline.report import to_markdown, write_results
 from iiie.pipeline.runner import Runner
+from iiie.placement import check_config_offload
 from iiie.weights import MissingWeightsError
 from iiie.weights.needs import preflight
 

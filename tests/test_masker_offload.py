@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from iiie import offload
+from iiie import offload, placement
 from iiie import weights as W
 from iiie.maskers import tiny
 from iiie.pipeline.runner import build as build_node
@@ -191,4 +191,4 @@ def test_grounded_sam_offload_on_cuda_gives_the_same_masks(root, fresh, mode):
         assert np.array_equal(a.mask, b.mask) and a.boxes == b.boxes
     if mode == "model":  # after the batch both models are back in host memory
         assert all(next(m.parameters()).device.type == "cpu" for m in models(masker))
-    offload.free_memory()
+    placement.free_memory()

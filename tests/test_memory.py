@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from iiie import offload, weights
+from iiie import offload, placement, weights
 from iiie.types import Category, EditRequest, MaskResult, Plan
 from tests.conftest import compose_config
 
@@ -251,14 +251,15 @@ def test_fp16_editors_on_cuda(cache, mode):
         if mode == "model":  # after the call every model is back in host memory
             assert all(next(m.parameters()).device.type == "cpu" for m in _modules(editor.pipeline())), name
     weights.clear_loaded()
-    offload.free_memory()
+    placement.free_memory()
 
 
 def test_offload_on_cpu_stops_the_run_before_any_stage(make_cfg):
     """runtime.offload=model on a CPU run names every component that would take it (the
     editors, the Grounded-SAM masker, the VLM engine) in one error, before the plan stage
     runs: the masker alone would only check when the mask stage builds it."""
-    from iiie.offload import OffloadError, check_config_offload
+    from iiie.offload import OffloadError
+    from iiie.placement import check_config_offload
 
     base = ("experiment=tiny", "masker=tiny/grounded_sam", "runtime.device=cpu", "runtime.offload=model")
     with pytest.raises(OffloadError) as err:
@@ -270,3 +271,22 @@ def test_offload_on_cpu_stops_the_run_before_any_stage(make_cfg):
     with pytest.raises(OffloadError, match=r"vlm\.serve\.offload=model needs a GPU"):
         check_config_offload(make_cfg(*base, "vlm.engine=transformers"))
     check_config_offload(make_cfg("experiment=tiny", "runtime.device=cpu"))  # offload=none passes
+
+
+def test_a_cpu_smoke_run_does_not_import_torch(tmp_path):
+    """A CPU smoke run (rule planner, oracle masks, classical editors) needs no torch: the
+    run's module, its before-any-stage checks and the release of models between stages must
+    not pull it in (about 600 MB of the run's memory otherwise)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from conftest import compose_config; from iiie.run import execute; "
+        f"execute(compose_config(['experiment=smoke', 'data.n=12', 'runtime.progress=false', "
+        f"'paths.runs={tmp_path}/runs', 'paths.results={tmp_path}/results', 'paths.cache={tmp_path}/cache'])); "
+        "assert 'torch' not in sys.modules, 'the smoke run imported torch'"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-2000:]

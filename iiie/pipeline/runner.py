@@ -298,7 +298,7 @@ class Runner:
         after that check. A later stage that needs a released component (verify re-edits
         with the route's editor, score its metrics) builds it again.
         """
-        from iiie.offload import free_memory
+        from iiie.placement import free_memory
 
         built, loaded = resident
         for key in set(self._built) - built:
