@@ -24,18 +24,10 @@ from typing import Any
 import torch
 
 from iiie.errors import ConfigurationError
+from iiie.placement import OFFLOAD_MODES, check_offload  # noqa: F401 -- re-exported: the modes live with the run's check
 
-OFFLOAD_MODES = ("none", "model", "sequential")
 _WEIGHT_NAMES = ("diffusion_pytorch_model", "model")
 _WEIGHT_EXTS = (".safetensors", ".bin")
-
-
-def check_offload(mode: str | None, config_key: str = "runtime.offload") -> str:
-    """The offload mode as one of :data:`OFFLOAD_MODES` (``None`` means ``"none"``)."""
-    mode = "none" if mode in (None, "", False) else str(mode)
-    if mode not in OFFLOAD_MODES:
-        raise ValueError(f"{config_key}={mode!r}: choose one of {', '.join(OFFLOAD_MODES)}")
-    return mode
 
 
 def detect_variant(folder: str | Path, components: tuple[str, ...] = ("unet", "vae", "text_encoder")) -> str | None:
@@ -67,12 +59,10 @@ def apply_offload(pipe: Any, mode: str, device: torch.device, config_key: str = 
     Offload needs an accelerator (the hooks move weights *to* it): asking for it with a CPU
     device is a clear error rather than a silent no-op.
     """
-    mode = check_offload(mode, config_key)
+    mode = check_module_offload(mode, device, config_key)
     if mode == "none":
         return pipe
     device = torch.device(device)
-    if device.type == "cpu":
-        raise ValueError(f"{config_key}={mode} needs a GPU device (got {device}); use offload=none on CPU")
     method = "enable_model_cpu_offload" if mode == "model" else "enable_sequential_cpu_offload"
     if not hasattr(pipe, method):
         raise ValueError(f"{config_key}={mode}: {type(pipe).__name__} has no {method}; use offload=none")

@@ -16,6 +16,25 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+#: ``runtime.offload`` (and every component's ``offload``): none | model | sequential.
+OFFLOAD_MODES = ("none", "model", "sequential")
+
+
+def check_offload(mode: str | None, config_key: str = "runtime.offload") -> str:
+    """The offload mode as one of :data:`OFFLOAD_MODES` (``None``/empty means ``"none"``)."""
+    mode = "none" if mode in (None, "", False) else str(mode)
+    if mode not in OFFLOAD_MODES:
+        raise ValueError(f"{config_key}={mode!r}: choose one of {', '.join(OFFLOAD_MODES)}")
+    return mode
+
+
+def _asks_for_offload(mode: Any) -> bool:
+    """True for ``model``/``sequential`` and for a misspelt mode (reported by the check)."""
+    try:
+        return check_offload(mode) != "none"
+    except ValueError:
+        return True
+
 
 def offload_settings(cfg: DictConfig) -> list[tuple[str, Any, Any]]:
     """``(config key, mode, device)`` of every component that asks for offload (a config
@@ -29,7 +48,7 @@ def offload_settings(cfg: DictConfig) -> list[tuple[str, Any, Any]]:
             keys = list(node.keys())
             if path == "vlm" and node.get("engine") != "transformers":
                 return
-            if {"offload", "device"} <= set(keys) and node.get("offload") not in (None, "", False, "none"):
+            if {"offload", "device"} <= set(keys) and _asks_for_offload(node.offload):
                 found.append((f"{path}.offload" if path else "offload", node.offload, node.device))
             for k in keys:
                 try:
