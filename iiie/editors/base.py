@@ -190,11 +190,10 @@ class DiffusionEditor(dc.SingleFromBatch):
         return getattr(importlib.import_module(self.pipeline_module), self.pipeline_class)
 
     def build_pipeline(self):
-        """Load the pipeline from the folder (called once per process per key)."""
-        pipe = self.pipeline_type().from_pretrained(str(self.model_path), dtype=self.dtype, **self.load_kwargs(),
+        """Load the pipeline from the folder (called once per process per key; :meth:`pipeline`
+        then places it and applies the speed switches)."""
+        return self.pipeline_type().from_pretrained(str(self.model_path), dtype=self.dtype, **self.load_kwargs(),
                                                     variant=dc.weight_variant(self.model_path))  # fp16-only folders
-        pipe.set_progress_bar_config(disable=True)
-        return dc.place(pipe, self.device, self.offload, self.config_key)
 
     # -- shared -----------------------------------------------------------------------
     def pipeline(self):
@@ -203,9 +202,8 @@ class DiffusionEditor(dc.SingleFromBatch):
         switched by whichever pipeline is built first; :func:`dc.speed_options` skips a module
         already compiled)."""
         def build():
-            pipe = self.build_pipeline()
-            dc.speed_options(pipe, channels_last=self.channels_last, compile=self.compile)
-            return pipe
+            return dc.ready(self.build_pipeline(), self.device, self.offload, self.config_key,
+                            channels_last=self.channels_last, compile=self.compile)
 
         # Looked up on the module at call time, so a test patching ``weights.load_once`` sees it.
         return W.load_once(self.load_key(), build, label=self.pipeline_label or self.name)

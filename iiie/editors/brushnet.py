@@ -76,10 +76,13 @@ class BrushNetEditor(DiffusionEditor):
         super().__init__(None, steps, resolution, blur, device=device, dtype=dtype, config_key=config_key,
                          offload=offload, compile=compile, channels_last=channels_last,
                          folders={"base_path": base_path, self.branch_arg: brushnet_path})
-        #: The branch checkpoint folder (``brushnet_path``; PowerPaint's ``powerpaint_path``).
-        self.branch_path: Path = getattr(self, self.branch_arg)
         self.guidance_scale, self.conditioning_scale = float(guidance_scale), float(conditioning_scale)
         self.negative_prompt, self.scheduler = negative_prompt, scheduler
+
+    @property
+    def branch_path(self) -> Path:
+        """The branch checkpoint folder (``brushnet_path``; PowerPaint's ``powerpaint_path``)."""
+        return getattr(self, self.branch_arg)
 
     def weight_folders(self) -> dict[str, tuple[tuple, str]]:
         from iiie.models.brushnet.pipeline import BASE_FILES, BRUSHNET_FILES
@@ -113,11 +116,10 @@ class BrushNetEditor(DiffusionEditor):
         where, owner = self.load_place()
         base = dc.load_sd15_base(str(self.base_path), where, self.dtype, owner)
         config = json.loads((Path(self.base_path) / "scheduler" / "scheduler_config.json").read_text())
-        pipe = self.pipeline_type()(scheduler=scheduler_from_config(self.scheduler, config), **base,
+        # Without offload the modules are already on ``device`` (placing them again is a no-op);
+        # with it, they are this pipeline's own host copies for the hooks to move.
+        return self.pipeline_type()(scheduler=scheduler_from_config(self.scheduler, config), **base,
                                     **self.load_branch(where))
-        pipe.set_progress_bar_config(disable=True)
-        # The modules are already on ``device`` without offload; with it, the hooks move them.
-        return pipe if self.offload == "none" else dc.place(pipe, self.device, self.offload, self.config_key)
 
     def load_place(self) -> tuple[Any, str | None]:
         """(device the modules load on, owner of a private base copy): the shared base on

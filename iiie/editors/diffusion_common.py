@@ -203,6 +203,17 @@ def place(pipe: Any, device: torch.device, offload: str, config_key: str) -> Any
     return apply_offload(pipe, offload, device, f"{config_key}.offload")
 
 
+def ready(pipe: Any, device: torch.device, offload: str, config_key: str, channels_last: bool = False,
+          compile: bool = False) -> Any:
+    """A freshly built pipeline made ready to run, the same way for every diffusion editor:
+    no progress bar (the runner shows its own), placed (:func:`place`), then the opt-in speed
+    switches (:func:`speed_options`)."""
+    pipe.set_progress_bar_config(disable=True)
+    pipe = place(pipe, device, offload, config_key)
+    speed_options(pipe, channels_last=channels_last, compile=compile)
+    return pipe
+
+
 #: What an SD1.5-family diffusers folder (InstructPix2Pix, LEdits++ on SD1.5) must hold.
 SD15_FILES = ("model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
               "vae/config.json", "text_encoder/config.json", "tokenizer/vocab.json")

@@ -108,10 +108,8 @@ class InfEditEditor(dc.SingleFromBatch):
         def build():
             pipe = InfEditPipeline.from_pretrained(str(self.model_path), dtype=self.dtype,
                                                    variant=dc.weight_variant(self.model_path))
-            pipe.set_progress_bar_config(disable=True)
-            pipe = dc.place(pipe, self.device, self.offload, self.config_key)
-            dc.speed_options(pipe, channels_last=self.channels_last, compile=self.compile)
-            return pipe
+            return dc.ready(pipe, self.device, self.offload, self.config_key,
+                            channels_last=self.channels_last, compile=self.compile)
 
         key = ("infedit", str(self.model_path), str(self.device), str(self.dtype), self.offload)
         return load_once(key, build, label="infedit")
